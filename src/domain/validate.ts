@@ -1,0 +1,150 @@
+import { Code } from "@connectrpc/connect";
+import { ConvType, Receive, type ConvKey, type ReceiveOpt, type Settings, type ValidUpdate } from "./conversation.js";
+import type { Limits } from "./limits.js";
+import { isValidMark, maskOf } from "./marks.js";
+
+/** Why one item was refused; the code is a gRPC code so every entry point can map it. */
+export class Failure {
+  constructor(
+    readonly code: Code,
+    readonly message: string,
+  ) {}
+}
+
+export function failure(code: Code, message: string): Failure {
+  return new Failure(code, message);
+}
+
+export function isFailure(x: unknown): x is Failure {
+  return x instanceof Failure;
+}
+
+/** Structural view of convmark.v1.ConversationKey (generated messages satisfy it). */
+export interface KeyInput {
+  ownerUserId: string;
+  type: number;
+  conversationId: string;
+}
+
+export interface SettingsInput {
+  pinned?: boolean;
+  receiveOption?: number;
+  privateChat?: boolean;
+  burnDurationSeconds?: number;
+  attachedInfo?: string;
+  ex?: string;
+}
+
+/** Structural view of convmark.v1.ConversationUpdate. */
+export interface UpdateInput {
+  key?: KeyInput;
+  setMarks: readonly number[];
+  clearMarks: readonly number[];
+  customMark?: string;
+  addLabels: readonly string[];
+  removeLabels: readonly string[];
+  settings?: SettingsInput;
+}
+
+const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8");
+
+function checkString(what: string, s: string, maxBytes: number, minBytes: number): Failure | undefined {
+  if (!s.isWellFormed()) return failure(Code.InvalidArgument, `${what} is not valid UTF-8`);
+  const n = utf8Bytes(s);
+  if (n < minBytes) return failure(Code.InvalidArgument, `${what} must not be empty`);
+  if (n > maxBytes) return failure(Code.InvalidArgument, `${what} is ${n} bytes, at most ${maxBytes} allowed`);
+  return undefined;
+}
+
+export function validateKey(k: KeyInput | undefined, limits: Limits): ConvKey | Failure {
+  if (!k) return failure(Code.InvalidArgument, "key is required");
+  const owner = checkString("key.owner_user_id", k.ownerUserId, limits.maxIdBytes, 1);
+  if (owner) return owner;
+  const conv = checkString("key.conversation_id", k.conversationId, limits.maxIdBytes, 1);
+  if (conv) return conv;
+  if (k.type !== ConvType.Direct && k.type !== ConvType.Group) {
+    return failure(Code.InvalidArgument, `key.type must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got ${k.type}`);
+  }
+  return { owner: k.ownerUserId, type: k.type, conversationId: k.conversationId };
+}
+
+function markMask(field: string, marks: readonly number[]): bigint | Failure {
+  for (const m of marks) {
+    if (!isValidMark(m)) return failure(Code.InvalidArgument, `${field}: mark ${m} is outside 1..64`);
+  }
+  return maskOf(marks);
+}
+
+function labelSet(field: string, labels: readonly string[], limits: Limits): string[] | Failure {
+  for (const l of labels) {
+    const bad = checkString(`${field} label`, l, limits.maxLabelBytes, 1);
+    if (bad) return bad;
+  }
+  return [...new Set(labels)];
+}
+
+export function validateSettings(s: SettingsInput | undefined, limits: Limits): Settings | Failure {
+  const out: Settings = {};
+  if (!s) return out;
+  if (s.pinned !== undefined) out.pinned = s.pinned;
+  if (s.privateChat !== undefined) out.privateChat = s.privateChat;
+  if (s.receiveOption !== undefined) {
+    const r = s.receiveOption;
+    if (r !== Receive.Receive && r !== Receive.DoNotReceive && r !== Receive.ReceiveSilently) {
+      return failure(Code.InvalidArgument, `settings.receive_option must be RECEIVE, DO_NOT_RECEIVE or RECEIVE_SILENTLY, got ${r}`);
+    }
+    out.receiveOption = r as ReceiveOpt;
+  }
+  if (s.burnDurationSeconds !== undefined) {
+    if (!Number.isInteger(s.burnDurationSeconds) || s.burnDurationSeconds < 0) {
+      return failure(Code.InvalidArgument, "settings.burn_duration_seconds must be a non-negative integer");
+    }
+    out.burnDurationSeconds = s.burnDurationSeconds;
+  }
+  for (const f of ["attachedInfo", "ex"] as const) {
+    const v = s[f];
+    if (v === undefined) continue;
+    const bad = checkString(`settings.${f === "ex" ? "ex" : "attached_info"}`, v, limits.maxSettingStringBytes, 0);
+    if (bad) return bad;
+    out[f] = v;
+  }
+  return out;
+}
+
+/** Validates one update; a failure concerns this update alone. */
+export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Failure {
+  const key = validateKey(u.key, limits);
+  if (isFailure(key)) return key;
+  const setMask = markMask("set_marks", u.setMarks);
+  if (isFailure(setMask)) return setMask;
+  const clearMask = markMask("clear_marks", u.clearMarks);
+  if (isFailure(clearMask)) return clearMask;
+  if ((setMask & clearMask) !== 0n) {
+    return failure(Code.InvalidArgument, "a mark cannot be in both set_marks and clear_marks");
+  }
+  if (u.customMark !== undefined) {
+    const bad = checkString("custom_mark", u.customMark, limits.maxCustomMarkBytes, 0);
+    if (bad) return bad;
+  }
+  const addLabels = labelSet("add_labels", u.addLabels, limits);
+  if (isFailure(addLabels)) return addLabels;
+  const removeLabels = labelSet("remove_labels", u.removeLabels, limits);
+  if (isFailure(removeLabels)) return removeLabels;
+  if (addLabels.some((l) => removeLabels.includes(l))) {
+    return failure(Code.InvalidArgument, "a label cannot be in both add_labels and remove_labels");
+  }
+  if (addLabels.length > limits.maxLabelsPerConversation) {
+    return failure(Code.InvalidArgument, `add_labels has ${addLabels.length} labels, at most ${limits.maxLabelsPerConversation} allowed`);
+  }
+  const settings = validateSettings(u.settings, limits);
+  if (isFailure(settings)) return settings;
+  return {
+    key,
+    setMask,
+    clearMask,
+    ...(u.customMark !== undefined ? { customMark: u.customMark } : {}),
+    addLabels,
+    removeLabels,
+    settings,
+  };
+}
