@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { ConvType, Receive, type ConvKey, type ReceiveOpt, type Settings, type ValidUpdate } from "./conversation.js";
 import type { Limits } from "./limits.js";
+import type { Reason } from "./reasons.js";
 import { isValidMark, maskOf } from "./marks.js";
 
 /** Why one item was refused; the code is a gRPC code so every entry point can map it. */
@@ -8,11 +9,12 @@ export class Failure {
   constructor(
     readonly code: Code,
     readonly message: string,
+    readonly reason?: Reason,
   ) {}
 }
 
-export function failure(code: Code, message: string): Failure {
-  return new Failure(code, message);
+export function failure(code: Code, message: string, reason?: Reason): Failure {
+  return new Failure(code, message, reason);
 }
 
 export function isFailure(x: unknown): x is Failure {

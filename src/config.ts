@@ -1,0 +1,62 @@
+/** Core configuration from the environment, validated at start so a bad value stops the server with a clear message. */
+import { z } from "zod";
+import { DEFAULT_LIMITS, type Limits } from "./domain/limits.js";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  CONVMARK_DATA_DIR: z.string().min(1).default("./data"),
+  MONGODB_URI: z.string().url().optional(),
+  MONGODB_DB: z.string().min(1).default("convmark"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  CONVMARK_READ_MAX_BYTES: int(1024, 1 << 30).default(32 << 20),
+  CONVMARK_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  CONVMARK_MAX_UPDATES_PER_REQUEST: int(1, 1_000_000).default(DEFAULT_LIMITS.maxUpdatesPerRequest),
+  CONVMARK_MAX_MARKED_PER_OWNER: int(1, 10_000_000).default(DEFAULT_LIMITS.maxMarkedPerOwner),
+  CONVMARK_MAX_LABELS_PER_CONVERSATION: int(1, 10_000).default(DEFAULT_LIMITS.maxLabelsPerConversation),
+  CONVMARK_MAX_PAGE_SIZE: int(1, 100_000).default(DEFAULT_LIMITS.maxPageSize),
+});
+
+export interface CoreConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly mongo?: { readonly uri: string; readonly dbName: string };
+  readonly logLevel: string;
+  readonly readMaxBytes: number;
+  readonly shutdownGraceMs: number;
+  readonly limits: Limits;
+}
+
+/** Thrown for invalid configuration; main prints it and exits non-zero. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export function zodProblems(e: z.ZodError): string {
+  return e.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+}
+
+export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${zodProblems(parsed.error)}`);
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.CONVMARK_DATA_DIR,
+    ...(e.MONGODB_URI ? { mongo: { uri: e.MONGODB_URI, dbName: e.MONGODB_DB } } : {}),
+    logLevel: e.LOG_LEVEL,
+    readMaxBytes: e.CONVMARK_READ_MAX_BYTES,
+    shutdownGraceMs: e.CONVMARK_SHUTDOWN_GRACE_MS,
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxUpdatesPerRequest: e.CONVMARK_MAX_UPDATES_PER_REQUEST,
+      maxMarkedPerOwner: e.CONVMARK_MAX_MARKED_PER_OWNER,
+      maxLabelsPerConversation: e.CONVMARK_MAX_LABELS_PER_CONVERSATION,
+      maxPageSize: e.CONVMARK_MAX_PAGE_SIZE,
+    },
+  };
+}

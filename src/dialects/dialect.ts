@@ -1,0 +1,34 @@
+/** What a vendor dialect plugs into the server: vendor-shaped proto services plus a REST gateway. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Client, ConnectRouter } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
+import type { DirectoryLookup } from "../directory/directory.js";
+
+export type GatewayRequest = IncomingMessage | Http2ServerRequest;
+export type GatewayResponse = ServerResponse | Http2ServerResponse;
+
+export interface DialectDeps {
+  /** MarkService through an in-process transport: validation, caps, logging and metrics apply once. */
+  readonly marks: Client<typeof MarkService>;
+  readonly directory: DirectoryLookup;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Largest request body a gateway route reads before answering with the vendor's error. */
+  readonly maxBodyBytes: number;
+}
+
+export interface Dialect {
+  readonly name: string;
+  /** The vendor proto services, for reflection (their implementations are registered by `routes`). */
+  readonly services: readonly DescService[];
+  /** Registers the vendor proto services on the Connect router (gRPC, gRPC-Web, Connect). */
+  routes(router: ConnectRouter): void;
+  /**
+   * REST gateway: handles the request and returns true when the path is this vendor's (even to
+   * answer with the vendor's own error); returns false to let the next handler try.
+   */
+  handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean>;
+}

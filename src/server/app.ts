@@ -1,0 +1,180 @@
+// Wires the Connect handler (gRPC, gRPC-Web, Connect), health, reflection, logging, metrics and the
+// dual-protocol listener into one app with a graceful shutdown.
+import type { DescFile, DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { createHealthRegistry, createHealthService, type HealthRegistry } from "./health.js";
+import { createLoggingInterceptor, createMetricsInterceptor, withMetricsEndpoint } from "./interceptors.js";
+import {
+  createDualProtocolServer,
+  type DualProtocolServerOptions,
+  type NodeHandlerFn,
+  type NodeServerRequest,
+  type NodeServerResponse,
+} from "./listener.js";
+import { registerReflection, ServerReflectionV1, ServerReflectionV1alpha } from "./reflection.js";
+
+export interface BuildAppOptions {
+  /** Registers the application's services, e.g. `(r) => r.service(MarkService, impl)`. */
+  routes: (router: ConnectRouter) => void;
+  /** Descriptors of every service `routes` registers; used for health names and reflection. */
+  services: readonly DescService[];
+  logger: Logger;
+  metricsRegistry: Registry;
+  /** Maximum request message size. Default 32 MiB. */
+  readMaxBytes?: number;
+  /** Extra interceptors, run inside logging and metrics (so those see their errors). */
+  interceptors?: Interceptor[];
+  /** Timeouts of the listener. */
+  listener?: DualProtocolServerOptions;
+  /** Default grace period of close(). Default 10 s. */
+  shutdownGraceMs?: number;
+  /** Time between reporting NOT_SERVING and closing the listener, so load balancers can notice. Default 0. */
+  drainDelayMs?: number;
+  /** Path of the Prometheus endpoint, or false for none. Default "/metrics". */
+  metricsPath?: string | false;
+  /** Files reflection should describe beyond those of the services (e.g. extensions). */
+  reflectionExtraFiles?: readonly DescFile[];
+  /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
+  gateway?: (req: NodeServerRequest, res: NodeServerResponse) => Promise<boolean>;
+}
+
+export interface App {
+  /** The request handler (metrics route + Connect), usable with any http/http2 server. */
+  readonly handler: NodeHandlerFn;
+  readonly health: HealthRegistry;
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Reports NOT_SERVING, waits drainDelayMs, then closes the listener gracefully. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function buildApp(opts: BuildAppOptions): Promise<App> {
+  // Health and reflection describe themselves too, as grpc-go does.
+  const served = dedupe([...opts.services, Health, ServerReflectionV1, ServerReflectionV1alpha]);
+  const health = createHealthRegistry(served.map((s) => s.typeName));
+
+  const connectHandler = connectNodeAdapter({
+    grpc: true,
+    grpcWeb: true,
+    connect: true,
+    readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
+    interceptors: [
+      createLoggingInterceptor(opts.logger),
+      createMetricsInterceptor(opts.metricsRegistry),
+      ...(opts.interceptors ?? []),
+    ],
+    routes(router) {
+      opts.routes(router);
+      router.service(Health, createHealthService(health));
+      registerReflection(router, served, opts.reflectionExtraFiles);
+    },
+  });
+  const metricsPath = opts.metricsPath ?? "/metrics";
+  const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
+  const handler = opts.gateway ? withGateway(withMetrics, opts.gateway, opts.logger) : withMetrics;
+  const server = createDualProtocolServer(handler, opts.listener);
+
+  let closing: Promise<void> | undefined;
+  return {
+    handler,
+    health,
+    listen: (port, host) => server.listen(port, host),
+    close(graceMs = opts.shutdownGraceMs ?? 10_000) {
+      closing ??= (async () => {
+        health.shutdown();
+        if (opts.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, opts.drainDelayMs));
+        await server.close(graceMs);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Lets the gateway answer first; a gateway that throws gets a bare 500 rather than a crashed process. */
+function withGateway(next: NodeHandlerFn, gateway: NonNullable<BuildAppOptions["gateway"]>, logger: Logger): NodeHandlerFn {
+  return (req, res) => {
+    gateway(req, res).then(
+      (handled) => {
+        if (!handled) next(req, res);
+      },
+      (err: unknown) => {
+        logger.error({ err, url: req.url }, "gateway failed");
+        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+        res.end("internal error\n");
+      },
+    );
+  };
+}
+
+function dedupe(services: readonly DescService[]): DescService[] {
+  const byName = new Map<string, DescService>();
+  for (const s of services) byName.set(s.typeName, s);
+  return [...byName.values()];
+}
+
+/** The parts of `process` the shutdown handlers use; injectable for tests. */
+export interface ShutdownProcess {
+  on(signal: NodeJS.Signals, listener: () => void): unknown;
+  off(signal: NodeJS.Signals, listener: () => void): unknown;
+  exit(code: number): void;
+}
+
+export interface ShutdownOptions {
+  logger?: Logger;
+  signals?: NodeJS.Signals[];
+  process?: ShutdownProcess;
+}
+
+/**
+ * First SIGTERM/SIGINT: health goes NOT_SERVING, the server closes gracefully (in-flight requests
+ * finish), then onClosed runs (close the store there), then exit 0 (1 if any step failed).
+ * A second signal exits 1 immediately. Returns a function that removes the handlers.
+ */
+export function installShutdownHandlers(
+  app: Pick<App, "close">,
+  onClosed: () => void | Promise<void>,
+  opts: ShutdownOptions = {},
+): () => void {
+  const proc: ShutdownProcess = opts.process ?? process;
+  const signals = opts.signals ?? ["SIGTERM", "SIGINT"];
+  const log = opts.logger;
+  let shuttingDown = false;
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      log?.warn({ signal }, "second signal, exiting immediately");
+      proc.exit(1);
+      return;
+    }
+    shuttingDown = true;
+    log?.info({ signal }, "shutting down");
+    void (async () => {
+      let code = 0;
+      try {
+        await app.close();
+      } catch (err) {
+        code = 1;
+        log?.error({ err }, "closing the server failed");
+      }
+      try {
+        await onClosed();
+      } catch (err) {
+        code = 1;
+        log?.error({ err }, "shutdown hook failed");
+      }
+      log?.info({ code }, "shutdown complete");
+      proc.exit(code);
+    })();
+  };
+
+  const handlers = new Map(signals.map((s) => [s, () => onSignal(s)] as const));
+  // Stay subscribed after the first signal: the second one must reach us, not the default action.
+  for (const [s, h] of handlers) proc.on(s, h);
+  return () => {
+    for (const [s, h] of handlers) proc.off(s, h);
+  };
+}
