@@ -7,6 +7,7 @@ import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { coreConfigFromEnv, type CoreConfig } from "./config.js";
+import { anyTypeRegistry } from "./service/json-registry.js";
 import { createMarkService } from "./service/mark-service.js";
 import { buildApp, type App } from "./server/app.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
@@ -49,7 +50,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const markService = createMarkService({ store, limits: config.limits });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
-    const marks = createClient(MarkService, createRouterTransport(markRoutes, { router: { interceptors, readMaxBytes: config.readMaxBytes } }));
+    const marks = createClient(MarkService, createRouterTransport(markRoutes, { router: { interceptors, readMaxBytes: config.readMaxBytes, jsonOptions: { registry: anyTypeRegistry } } }));
     void marks;
 
     const services: DescService[] = [MarkService];
@@ -61,6 +62,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       logger,
       metricsRegistry,
       readMaxBytes: config.readMaxBytes,
+      jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: config.shutdownGraceMs,
     });
     const address = await app.listen(config.port, config.host);

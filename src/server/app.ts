@@ -1,6 +1,6 @@
 // Wires the Connect handler (gRPC, gRPC-Web, Connect), health, reflection, logging, metrics and the
 // dual-protocol listener into one app with a graceful shutdown.
-import type { DescFile, DescService } from "@bufbuild/protobuf";
+import type { DescFile, DescService, Registry as Registry_ } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
@@ -39,6 +39,8 @@ export interface BuildAppOptions {
   metricsPath?: string | false;
   /** Files reflection should describe beyond those of the services (e.g. extensions). */
   reflectionExtraFiles?: readonly DescFile[];
+  /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
+  jsonRegistry?: Registry_;
   /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
   gateway?: (req: NodeServerRequest, res: NodeServerResponse) => Promise<boolean>;
 }
@@ -62,6 +64,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     grpcWeb: true,
     connect: true,
     readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
+    ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
     interceptors: [
       createLoggingInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricsRegistry),

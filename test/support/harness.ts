@@ -7,6 +7,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { startConvmark, type RunningConvmark } from "../../src/bootstrap.js";
+import { anyTypeRegistry } from "../../src/service/json-registry.js";
 
 export interface TestServer {
   readonly url: string;
@@ -25,7 +26,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
     { PORT: "0", HOST: "127.0.0.1", CONVMARK_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...env },
     { logger: pino({ level: env.LOG_LEVEL ?? "silent" }) },
   );
-  const transport = createConnectTransport({ baseUrl: running.url, httpVersion: "1.1", useBinaryFormat: false });
+  const transport = createConnectTransport({ baseUrl: running.url, httpVersion: "1.1", useBinaryFormat: false, jsonOptions: { registry: anyTypeRegistry } });
   return {
     url: running.url,
     port: running.port,
