@@ -1,0 +1,75 @@
+/** convmark as an operator runs it: `npm start` (tsx src/main.ts) in its own process. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConversationType, MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
+import { HealthCheckResponse_ServingStatus, HealthCheckRequestSchema, HealthCheckResponseSchema, Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { grpcClient } from "../support/grpc.js";
+
+const dataDir = mkdtempSync(join(tmpdir(), "convmark-proc-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function start(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, HOST: "127.0.0.1", CONVMARK_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("the convmark process", () => {
+  it("serves, shuts down gracefully on SIGTERM (exit 0), and keeps its data for the next start", async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const first = start({ PORT: String(port) });
+    await waitFor(() => first.output().includes("convmark listening"));
+    const g = grpcClient(url);
+    const health = await g.unary(Health, "Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service: "convmark.v1.MarkService" });
+    expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    g.close();
+    const marks = createClient(MarkService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
+    const key = { ownerUserId: "proc", type: ConversationType.GROUP, conversationId: "g" };
+    await marks.updateConversations({ updates: [{ key, setMarks: [7] }] });
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain("shutdown complete");
+
+    const second = start({ PORT: String(port) });
+    await waitFor(() => second.output().includes("convmark listening"));
+    expect((await marks.getConversation({ key })).conversation?.marks).toEqual([7]);
+    second.child.kill("SIGINT");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("refuses to start on invalid configuration with a clear message", async () => {
+    const bad = start({ PORT: "not-a-port" });
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/invalid configuration: PORT/);
+  });
+});
