@@ -12,6 +12,7 @@ import {
   type ValidUpdate,
 } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
+import { Reason } from "../domain/reasons.js";
 import { failure } from "../domain/validate.js";
 import type { ApplyOutcome, ListFilter, ListPage, ListQuery, MarkStore, StoreLimits } from "./store.js";
 
@@ -160,7 +161,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     if (next.labels.length > maxLabelsPerConversation) {
       return {
         ok: false,
-        failure: failure(Code.ResourceExhausted, `a conversation carries at most ${maxLabelsPerConversation} labels`),
+        failure: failure(Code.ResourceExhausted, `a conversation carries at most ${maxLabelsPerConversation} labels`, Reason.LabelLimit),
       };
     }
     const owner = ownerState(owners, u.key.owner);
@@ -172,6 +173,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
         failure: failure(
           Code.ResourceExhausted,
           `user ${u.key.owner} already has ${owner.markedCount} marked conversations (limit ${maxMarkedPerOwner})`,
+          Reason.OwnerMarkedLimit,
         ),
       };
     }
