@@ -1,0 +1,319 @@
+/**
+ * Pure builders for the MongoDB adapter (src/store/mongo-store.ts): filters, update documents, the
+ * per-owner batch plan, and the document <-> record mapping. Nothing here talks to a server, so all
+ * of it is unit-tested in test/store/mongo-updates.test.ts.
+ *
+ * Collections (see mongo-store.ts for indexes and sharding):
+ *
+ *   conversations: { owner, type (1|2), cid,
+ *                    marks: Long            signed 64-bit form of the unsigned mask (toSigned64)
+ *                    customMark: string, labels: string[] (unique; stored unsorted, sorted on read)
+ *                    settings: { pinned?, receiveOption?, privateChat?, burnDurationSeconds?,
+ *                                attachedInfo?, ex? }   only the fields that were ever set
+ *                    version: Long, updateTime: Date, position: Long,
+ *                    marked: boolean            isMarked() of the stored state (the per-owner cap) }
+ *   owners:        { _id: owner, position: Long (last stream position used), marked: number }
+ */
+import { Code } from "@connectrpc/connect";
+import { Long, type AnyBulkWriteOperation, type Document } from "mongodb";
+import {
+  SETTING_FIELDS,
+  applyUpdate,
+  isMarked,
+  keyString,
+  type ConvKey,
+  type ConvType,
+  type ConversationRecord,
+  type Settings,
+  type ValidUpdate,
+} from "../domain/conversation.js";
+import { fromSigned64, toSigned64 } from "../domain/marks.js";
+import { Reason } from "../domain/reasons.js";
+import { failure } from "../domain/validate.js";
+import type { ApplyOutcome, ListQuery, StoreLimits } from "./store.js";
+
+export const CONVERSATIONS = "conversations";
+export const OWNERS = "owners";
+
+const MASK64 = (1n << 64n) - 1n;
+
+/** A 64-bit unsigned mask as the BSON Long MongoDB stores and $bit operates on. */
+export function maskToLong(mask: bigint): Long {
+  return Long.fromBigInt(toSigned64(mask & MASK64));
+}
+
+/** Any integral BSON value the driver may hand back (Long, bigint with useBigInt64, number, Int32). */
+export function toBigInt(v: unknown): bigint {
+  if (v === undefined || v === null) return 0n;
+  if (typeof v === "bigint") return v;
+  if (typeof v === "number") return BigInt(Math.trunc(v));
+  if (Long.isLong(v)) return v.toBigInt();
+  if (typeof v === "object" && "valueOf" in v) {
+    const n = (v as { valueOf(): unknown }).valueOf(); // Int32, Double
+    if (typeof n === "number" || typeof n === "bigint") return toBigInt(n);
+  }
+  throw new TypeError(`not an integer: ${String(v)}`);
+}
+
+/** The unique key of a conversation document; also the filter of its update documents. */
+export function conversationFilter(key: ConvKey): { owner: string; type: ConvType; cid: string } {
+  return { owner: key.owner, type: key.type, cid: key.conversationId };
+}
+
+/**
+ * Filter for the documents of some keys of one owner: at most one $or branch per type, each an
+ * index range on {owner, type, cid}.
+ */
+export function ownerKeysFilter(owner: string, keys: readonly ConvKey[]): Document {
+  const byType = new Map<ConvType, string[]>();
+  for (const k of keys) {
+    if (k.owner !== owner) throw new Error(`key of owner ${k.owner} in a batch of owner ${owner}`);
+    let ids = byType.get(k.type);
+    if (!ids) byType.set(k.type, (ids = []));
+    if (!ids.includes(k.conversationId)) ids.push(k.conversationId);
+  }
+  const branches = [...byType].sort(([a], [b]) => a - b).map(([type, ids]) => ({ type, cid: { $in: ids } }));
+  if (branches.length === 1) return { owner, ...branches[0] };
+  return { owner, $or: branches };
+}
+
+/** Per-write facts the store decides (not derived from the update itself). */
+export interface WriteMeta {
+  readonly position: bigint;
+  readonly updateTimeMs: number;
+  /** isMarked() of the state after the update, kept on the document for the cap. */
+  readonly marked: boolean;
+}
+
+/**
+ * The update document for one effective update, built from the ValidUpdate (a delta), not from the
+ * computed state: $bit or/and for marks, $addToSet for added labels, $set for the custom mark, the
+ * present settings and the store's bookkeeping, $inc for the version. Fields the update does not
+ * touch get $setOnInsert defaults so an upserted document is always complete ($bitsAllClear never
+ * matches a missing field, so `marks` in particular must exist).
+ *
+ * Removed labels are here ($pull) only when no labels are added: $addToSet and $pull on the same
+ * path in one update document fail with "Updating the path 'labels' would create a conflict"; see
+ * buildConversationWrites for the other case.
+ */
+export function buildConversationUpdate(u: ValidUpdate, meta: WriteMeta): Document {
+  const update: Document = {};
+  const set: Document = {};
+  const setOnInsert: Document = {};
+
+  if (u.setMask !== 0n || u.clearMask !== 0n) {
+    // Server applies the operations in document order starting from the stored value (Int32 0 when
+    // missing; int32 op int64 gives int64). or-then-and mirrors applyUpdate, and since validation
+    // makes set and clear disjoint the order would not matter anyway.
+    const bit: Document = {};
+    if (u.setMask !== 0n) bit.or = maskToLong(u.setMask);
+    if (u.clearMask !== 0n) bit.and = maskToLong(~u.clearMask & MASK64);
+    update.$bit = { marks: bit };
+  } else {
+    setOnInsert.marks = Long.ZERO;
+  }
+
+  if (u.addLabels.length > 0) {
+    update.$addToSet = { labels: { $each: [...u.addLabels] } };
+  } else if (u.removeLabels.length > 0) {
+    update.$pull = { labels: { $in: [...u.removeLabels] } };
+  } else {
+    setOnInsert.labels = [];
+  }
+
+  if (u.customMark !== undefined) set.customMark = u.customMark;
+  else setOnInsert.customMark = "";
+
+  let anySetting = false;
+  for (const f of SETTING_FIELDS) {
+    const v = u.settings[f];
+    if (v !== undefined) {
+      set[`settings.${f}`] = v;
+      anySetting = true;
+    }
+  }
+  if (!anySetting) setOnInsert.settings = {};
+
+  set.updateTime = new Date(meta.updateTimeMs);
+  set.position = Long.fromBigInt(meta.position);
+  set.marked = meta.marked;
+
+  update.$set = set;
+  update.$inc = { version: Long.ONE };
+  if (Object.keys(setOnInsert).length > 0) update.$setOnInsert = setOnInsert;
+  return update;
+}
+
+/**
+ * The bulkWrite operations for one effective update, in order: one upserting updateOne, plus a
+ * second `$pull` updateOne only when the update both adds and removes labels.
+ *
+ * Why two operations rather than `$set: {labels: <final array>}`: MongoDB rejects $addToSet and
+ * $pull on the same path in one update document. Both operations run in the same transaction as
+ * the rest of the batch, so they commit together; and because add and remove are disjoint after
+ * validation, add-then-remove equals applyUpdate's result. Keeping them as deltas of the
+ * ValidUpdate (like $bit for marks) means the write never depends on the state we read: it is
+ * correct on whatever the document holds when it is applied, and snapshot conflicts are left to
+ * the transaction's write-conflict detection and retry.
+ */
+export function buildConversationWrites(u: ValidUpdate, meta: WriteMeta): AnyBulkWriteOperation<Document>[] {
+  const filter = conversationFilter(u.key);
+  const both = u.addLabels.length > 0 && u.removeLabels.length > 0;
+  const ops: AnyBulkWriteOperation<Document>[] = [
+    { updateOne: { filter, update: buildConversationUpdate(u, meta), upsert: true } },
+  ];
+  if (both) {
+    const pull: Document = { $pull: { labels: { $in: [...u.removeLabels] } } };
+    ops.push({ updateOne: { filter: { ...filter }, update: pull } });
+  }
+  return ops;
+}
+
+/** The owners-document update closing a batch that changed something. */
+export function buildOwnerUpdate(lastPosition: bigint, markedDelta: number): Document {
+  return { $set: { position: Long.fromBigInt(lastPosition) }, $inc: { marked: markedDelta } };
+}
+
+/** Bit positions (0..63) set in a mask, for $bitsAllSet/$bitsAnySet/$bitsAllClear (works for bit 63). */
+export function bitPositions(mask: bigint): number[] {
+  const out: number[] = [];
+  let m = mask & MASK64;
+  for (let bit = 0; m !== 0n; bit++, m >>= 1n) {
+    if (m & 1n) out.push(bit);
+  }
+  return out;
+}
+
+/** The find() filter of a list query (sort {position: -1}, served by the {owner, position} index). */
+export function buildListFilter(q: Pick<ListQuery, "owner" | "filter" | "before">): Document {
+  const f = q.filter;
+  const filter: Document = { owner: q.owner };
+  if (f.type !== undefined) filter.type = f.type;
+  const marks: Document = {};
+  if (f.marksAll !== 0n) marks.$bitsAllSet = bitPositions(f.marksAll);
+  if (f.marksAny !== 0n) marks.$bitsAnySet = bitPositions(f.marksAny);
+  if (f.marksNone !== 0n) marks.$bitsAllClear = bitPositions(f.marksNone);
+  if (Object.keys(marks).length > 0) filter.marks = marks;
+  if (f.labelsAny.length > 0) filter.labels = { $in: [...f.labelsAny] };
+  if (f.pinned === true) filter["settings.pinned"] = true;
+  else if (f.pinned === false) filter["settings.pinned"] = { $ne: true };
+  if (q.before !== undefined) filter.position = { $lt: Long.fromBigInt(q.before) };
+  return filter;
+}
+
+/** A stored conversation document back to the domain record (labels sorted, settings as present). */
+export function docToRecord(doc: Document): ConversationRecord {
+  const settings: Settings = {};
+  const s = (doc.settings ?? {}) as Record<string, unknown>;
+  for (const f of SETTING_FIELDS) {
+    if (s[f] !== undefined && s[f] !== null) {
+      const v = s[f];
+      // Numbers may come back as number, Int32/Long or bigint depending on how they were stored.
+      (settings as Record<string, unknown>)[f] =
+        f === "receiveOption" || f === "burnDurationSeconds" ? Number(toBigInt(v)) : v;
+    }
+  }
+  const t = doc.updateTime;
+  return {
+    key: { owner: String(doc.owner), type: Number(doc.type) as ConvType, conversationId: String(doc.cid) },
+    marks: fromSigned64(toBigInt(doc.marks)),
+    customMark: typeof doc.customMark === "string" ? doc.customMark : "",
+    labels: Array.isArray(doc.labels) ? (doc.labels as string[]).map(String).sort() : [],
+    settings,
+    version: toBigInt(doc.version),
+    updateTimeMs: t instanceof Date ? t.getTime() : Number(toBigInt(t)),
+    position: toBigInt(doc.position),
+  };
+}
+
+/** The owners document as the planner needs it (missing: nothing written yet). */
+export interface OwnerState {
+  readonly position: bigint;
+  readonly marked: number;
+}
+
+export function ownerStateOf(doc: Document | null | undefined): OwnerState {
+  if (!doc) return { position: 0n, marked: 0 };
+  return { position: toBigInt(doc.position), marked: Number(toBigInt(doc.marked)) };
+}
+
+export interface OwnerPlan {
+  /** One outcome per input update, in order. */
+  readonly outcomes: ApplyOutcome[];
+  /** Ordered bulkWrite operations on `conversations` (empty: nothing changed, write nothing). */
+  readonly writes: AnyBulkWriteOperation<Document>[];
+  /** Update of the owners document; absent when nothing changed. */
+  readonly ownerUpdate?: Document;
+  readonly ownerAfter: OwnerState;
+}
+
+/** Same wording as the SQLite store, so both adapters fail identically. */
+export function capFailureMessage(owner: string, marked: number, limit: number): string {
+  return `user ${owner} already has ${marked} marked conversations (limit ${limit})`;
+}
+
+export function labelsFailureMessage(limit: number): string {
+  return `a conversation carries at most ${limit} labels`;
+}
+
+/**
+ * Plans one owner's updates against the state read inside the transaction: each update in order
+ * through the shared applyUpdate (so semantics equal the SQLite store's, including the order of the
+ * checks), failures decided per item before anything is written, each effective change taking the
+ * next position. `current` maps keyString(key) to the stored records of (at least) the updated keys.
+ */
+export function planOwnerBatch(
+  owner: string,
+  ownerState: OwnerState,
+  current: ReadonlyMap<string, ConversationRecord>,
+  updates: readonly ValidUpdate[],
+  limits: StoreLimits,
+  nowMs: number,
+): OwnerPlan {
+  const state = new Map(current);
+  let position = ownerState.position;
+  let marked = ownerState.marked;
+  const outcomes: ApplyOutcome[] = [];
+  const writes: AnyBulkWriteOperation<Document>[] = [];
+
+  for (const u of updates) {
+    if (u.key.owner !== owner) throw new Error(`update of owner ${u.key.owner} in a batch of owner ${owner}`);
+    const ks = keyString(u.key);
+    const cur = state.get(ks);
+    const { next, changed } = applyUpdate(cur, u, nowMs);
+    if (!changed) {
+      outcomes.push({ ok: true, record: next, changed: false });
+      continue;
+    }
+    if (next.labels.length > limits.maxLabelsPerConversation) {
+      outcomes.push({
+        ok: false,
+        failure: failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit),
+      });
+      continue;
+    }
+    const was = cur !== undefined && isMarked(cur);
+    const is = isMarked(next);
+    if (is && !was && marked >= limits.maxMarkedPerOwner) {
+      outcomes.push({
+        ok: false,
+        failure: failure(
+          Code.ResourceExhausted,
+          capFailureMessage(owner, marked, limits.maxMarkedPerOwner),
+          Reason.OwnerMarkedLimit,
+        ),
+      });
+      continue;
+    }
+    position += 1n;
+    const record: ConversationRecord = { ...next, position };
+    writes.push(...buildConversationWrites(u, { position, updateTimeMs: nowMs, marked: is }));
+    state.set(ks, record);
+    marked += Number(is) - Number(was);
+    outcomes.push({ ok: true, record, changed: true });
+  }
+
+  const ownerAfter = { position, marked };
+  if (writes.length === 0) return { outcomes, writes, ownerAfter };
+  return { outcomes, writes, ownerUpdate: buildOwnerUpdate(position, marked - ownerState.marked), ownerAfter };
+}
