@@ -1,0 +1,198 @@
+/**
+ * The two OpenIM operations, shared by the REST gateway and the Connect/gRPC services: rate limit,
+ * auth, validation and translation to MarkService. Every outcome is an OpenIM envelope message.
+ */
+import { timingSafeEqual, createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { ConvType } from "../../domain/conversation.js";
+import { Reason } from "../../domain/reasons.js";
+import { reasonOf } from "../../service/convert.js";
+import type { DialectDeps } from "../dialect.js";
+import {
+  GetAdminTokenDataSchema,
+  GetAdminTokenResponseSchema,
+  type GetAdminTokenRequest,
+  type GetAdminTokenResponse,
+} from "../../../gen/vendor/openim/v1/auth_service_pb.js";
+import {
+  SetConversationsDataSchema,
+  SetConversationsResponseSchema,
+  type SetConversationsRequest,
+  type SetConversationsResponse,
+} from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import type { OpenimConfig } from "./config.js";
+import { isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { ADMIN_PLATFORM_ID, mintToken, verifyToken } from "./token.js";
+import { planSetConversations, type SetPlan } from "./translate.js";
+
+/** What travels outside the body: headers `operationID` and `token` (REST) or metadata `operationid`, `token`. */
+export interface OpenimAuth {
+  readonly operationId?: string | undefined;
+  readonly token?: string | undefined;
+}
+
+export interface OpenimCore {
+  /** `request` is the parsed body, or the ArgsError its parsing produced (answered after the header checks, as OpenIM does). */
+  getAdminToken(auth: OpenimAuth, request: GetAdminTokenRequest | OpenimError): Promise<GetAdminTokenResponse>;
+  setConversations(auth: OpenimAuth, request: SetConversationsRequest | OpenimError): Promise<SetConversationsResponse>;
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
+function secretMatches(given: string, expected: string): boolean {
+  return timingSafeEqual(sha256(given), sha256(expected));
+}
+
+const REASON_CODES: Record<string, OpenimCode> = {
+  [Reason.UserNotFound]: OpenimCode.UserIDNotFoundError,
+  [Reason.PeerNotFound]: OpenimCode.UserIDNotFoundError,
+  [Reason.GroupNotFound]: OpenimCode.GroupIDNotFoundError,
+  [Reason.GroupDismissed]: OpenimCode.DismissedAlreadyError,
+  [Reason.NotGroupMember]: OpenimCode.NotInGroupYetError,
+};
+
+function codeOfStatus(code: number, reason: string | undefined): OpenimCode {
+  if (reason !== undefined && REASON_CODES[reason] !== undefined) return REASON_CODES[reason];
+  if (code === Code.InvalidArgument) return OpenimCode.ArgsError;
+  if (code === Code.NotFound) return OpenimCode.RecordNotFoundError;
+  return OpenimCode.ServerInternalError;
+}
+
+function list(ids: readonly string[]): string {
+  const shown = ids.slice(0, 10).map((id) => JSON.stringify(id));
+  return `[${shown.join(", ")}${ids.length > 10 ? `, … ${ids.length - 10} more` : ""}]`;
+}
+
+export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): OpenimCore {
+  const limiter = config.rateLimitPerSecond > 0 ? new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1 }) : undefined;
+  const admins = new Set(config.adminUserIds);
+
+  async function rateLimited(): Promise<OpenimError | undefined> {
+    if (!limiter) return undefined;
+    try {
+      await limiter.consume("openim");
+      return undefined;
+    } catch (e) {
+      if (e instanceof RateLimiterRes) return openimError(OpenimCode.TooManyRequests, `rate limit of ${config.rateLimitPerSecond} calls per second exceeded`);
+      deps.logger.error({ err: e }, "openim: rate limiter failed");
+      return openimError(OpenimCode.ServerInternalError, "rate limiter failed");
+    }
+  }
+
+  /** mw.GinParseOperationID: every POST needs the operationID header. */
+  function operationIdMissing(auth: OpenimAuth): OpenimError | undefined {
+    return auth.operationId ? undefined : openimError(OpenimCode.ArgsError, "header must have operationID");
+  }
+
+  /** Strict directory: the refusals OpenIM itself would make, all checked before anything is written. */
+  async function directoryRefusal(plan: SetPlan): Promise<OpenimError | undefined> {
+    const dir = deps.directory;
+    if (!dir.strict) return undefined;
+    if (plan.type === ConvType.Group && plan.groupId !== undefined) {
+      const [group] = await dir.groups([plan.groupId]);
+      if (!group) return openimError(OpenimCode.GroupIDNotFoundError, `group ${JSON.stringify(plan.groupId)} not found`);
+      if (group.dismissed) return openimError(OpenimCode.DismissedAlreadyError, "group dismissed");
+    }
+    const exists = await dir.usersExist(plan.userIdsToCheck);
+    const unknown = plan.userIdsToCheck.filter((_, i) => !exists[i]);
+    if (unknown.length > 0) return openimError(OpenimCode.UserIDNotFoundError, `userIDs ${list(unknown)} not found`);
+    if (plan.type === ConvType.Group && plan.groupId !== undefined) {
+      const members = await dir.areMembers(plan.groupId, plan.owners);
+      const outside = plan.owners.filter((_, i) => !members[i]);
+      if (outside.length > 0) {
+        return openimError(OpenimCode.NotInGroupYetError, `userIDs ${list(outside)} are not members of group ${JSON.stringify(plan.groupId)}`);
+      }
+    }
+    return undefined;
+  }
+
+  async function apply(plan: SetPlan, operationId: string): Promise<OpenimError | undefined> {
+    let results;
+    try {
+      const resp = await deps.marks.updateConversations({
+        updates: plan.updates.map((u) => ({ key: u.key, settings: u.settings })),
+      });
+      results = resp.results;
+    } catch (e) {
+      const err = ConnectError.from(e);
+      if (err.code === Code.InvalidArgument) return openimError(OpenimCode.ArgsError, err.rawMessage);
+      deps.logger.error({ err, operationID: operationId }, "openim: UpdateConversations failed");
+      return openimError(OpenimCode.ServerInternalError, "the update could not be applied");
+    }
+    const failed: { owner: string; code: OpenimCode; message: string }[] = [];
+    results.forEach((r, i) => {
+      const status = r.status;
+      if (status && status.code !== 0) {
+        failed.push({ owner: plan.updates[i]!.key.ownerUserId, code: codeOfStatus(status.code, reasonOf(status)), message: status.message });
+      }
+    });
+    if (failed.length === 0) return undefined;
+    const first = failed[0]!;
+    if (first.code === OpenimCode.ServerInternalError) {
+      deps.logger.error({ operationID: operationId, failed: failed.length, message: first.message }, "openim: set_conversations partly failed");
+    }
+    const applied = plan.updates.length - failed.length;
+    return openimError(
+      first.code,
+      `not applied for userIDs ${list(failed.map((f) => f.owner))}: ${first.message}; ` +
+        `${applied} of ${plan.updates.length} users were applied`,
+    );
+  }
+
+  const adminTokenFailure = (e: OpenimError) => create(GetAdminTokenResponseSchema, e);
+  const setFailure = (e: OpenimError) => create(SetConversationsResponseSchema, e);
+
+  return {
+    async getAdminToken(auth, request) {
+      const pre = (await rateLimited()) ?? operationIdMissing(auth);
+      if (pre) return adminTokenFailure(pre);
+      if (isOpenimError(request)) return adminTokenFailure(request);
+      // internal/rpc/auth GetAdminToken: the secret first (ErrNoPermission "secret invalid"), then the admin list (ErrArgs).
+      if (config.secret === undefined || !secretMatches(request.secret, config.secret)) {
+        return adminTokenFailure(openimError(OpenimCode.NoPermissionError, "secret invalid"));
+      }
+      if (!admins.has(request.userId)) {
+        return adminTokenFailure(openimError(OpenimCode.ArgsError, `userID is error: ${JSON.stringify(request.userId)} is not an admin user ID`));
+      }
+      const token = await mintToken(config.secret, request.userId, ADMIN_PLATFORM_ID, deps.now(), config.tokenTtlSeconds);
+      return create(GetAdminTokenResponseSchema, {
+        errCode: 0,
+        errMsg: "",
+        errDlt: "",
+        data: create(GetAdminTokenDataSchema, { token, expireTimeSeconds: BigInt(config.tokenTtlSeconds) }),
+      });
+    },
+
+    async setConversations(auth, request) {
+      const pre = (await rateLimited()) ?? operationIdMissing(auth);
+      if (pre) return setFailure(pre);
+      if (config.secret === undefined) {
+        return setFailure(openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid"));
+      }
+      // GinParseToken: a missing token header is an ArgsError; a bad token is the token's own error.
+      if (!auth.token) return setFailure(openimError(OpenimCode.ArgsError, "header must have token"));
+      const claims = await verifyToken(auth.token, config.secret, deps.now());
+      if (isOpenimError(claims)) return setFailure(claims);
+      if (isOpenimError(request)) return setFailure(request);
+      // authverify.CheckAdmin: only an admin may set other users' conversations.
+      if (!admins.has(claims.userId)) {
+        return setFailure(openimError(OpenimCode.NoPermissionError, `user ${claims.userId} is not admin userID`));
+      }
+      const plan = planSetConversations(request, { maxUserIds: config.maxUserIds });
+      if (isOpenimError(plan)) return setFailure(plan);
+      const operationId = auth.operationId ?? "";
+      let refused: OpenimError | undefined;
+      try {
+        refused = await directoryRefusal(plan);
+      } catch (e) {
+        deps.logger.error({ err: e, operationID: operationId }, "openim: directory lookup failed");
+        refused = openimError(OpenimCode.ServerInternalError, "directory lookup failed");
+      }
+      if (refused) return setFailure(refused);
+      const failed = await apply(plan, operationId);
+      if (failed) return setFailure(failed);
+      return create(SetConversationsResponseSchema, { errCode: 0, errMsg: "", errDlt: "", data: create(SetConversationsDataSchema) });
+    },
+  };
+}

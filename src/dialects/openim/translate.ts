@@ -1,0 +1,168 @@
+/**
+ * Pure translation of OpenIM's SetConversationsReq into convmark updates. Everything OpenIM would
+ * refuse, and everything MarkService would refuse per item, is refused here first, so a request is
+ * applied whole or not at all (OpenIM's set_conversations is all-or-nothing).
+ */
+import { ConvType, Receive } from "../../domain/conversation.js";
+import { DEFAULT_LIMITS, type Limits } from "../../domain/limits.js";
+import { isFailure, validateKey, validateSettings, type SettingsInput } from "../../domain/validate.js";
+import type { SetConversationsRequest } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+
+/** openimsdk/protocol constant: SessionType values. */
+export const SessionType = { SingleChat: 1, WriteGroupChat: 2, ReadGroupChat: 3, NotificationChat: 4 } as const;
+
+/** OpenIM recvMsgOpt (constant.ReceiveMessage/NotReceiveMessage/ReceiveNotNotifyMessage) → convmark ReceiveOption. */
+const RECV_MSG_OPT: Record<number, number> = { 0: Receive.Receive, 1: Receive.DoNotReceive, 2: Receive.ReceiveSilently };
+
+export interface PlannedUpdate {
+  readonly key: { readonly ownerUserId: string; readonly type: number; readonly conversationId: string };
+  readonly settings: SettingsInput;
+}
+
+export interface SetPlan {
+  /** The owners, deduplicated, in first-seen order. */
+  readonly owners: readonly string[];
+  readonly type: ConvType;
+  /** The group (type 3) or undefined. */
+  readonly groupId?: string;
+  /** Every user ID that must be a registered user (owners and, for a single chat, the peers). */
+  readonly userIdsToCheck: readonly string[];
+  readonly updates: readonly PlannedUpdate[];
+}
+
+export interface PlanOptions {
+  readonly maxUserIds: number;
+  readonly limits?: Pick<Limits, "maxIdBytes" | "maxSettingStringBytes">;
+}
+
+const argsError = (detail: string) => openimError(OpenimCode.ArgsError, detail);
+
+/** Go's sort.Strings order: byte-wise over UTF-8. */
+function byteLess(a: string, b: string): boolean {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8")) < 0;
+}
+
+/** msgprocessor.GetConversationIDBySessionType(SingleChatType, a, b): "si_" + the two IDs sorted, joined by "_". */
+export function singleChatConversationId(a: string, b: string): string {
+  return byteLess(b, a) ? `si_${b}_${a}` : `si_${a}_${b}`;
+}
+
+/** msgprocessor.GetConversationIDBySessionType(ReadGroupChatType, groupID). */
+export function groupChatConversationId(groupId: string): string {
+  return `sg_${groupId}`;
+}
+
+/**
+ * The other participant of the single chat `conversationId` when one participant is `userId`, or
+ * undefined when the ID does not name a chat with `userId` (or names it ambiguously).
+ */
+export function otherParticipant(conversationId: string, userId: string): string | undefined {
+  if (!conversationId.startsWith("si_")) return undefined;
+  const rest = conversationId.slice(3);
+  const candidates = new Set<string>();
+  if (rest.startsWith(`${userId}_`)) candidates.add(rest.slice(userId.length + 1));
+  if (rest.endsWith(`_${userId}`)) candidates.add(rest.slice(0, rest.length - userId.length - 1));
+  const valid = [...candidates].filter((x) => singleChatConversationId(x, userId) === conversationId);
+  return valid.length === 1 ? valid[0] : undefined;
+}
+
+function quoteList(ids: readonly string[]): string {
+  const shown = ids.slice(0, 10).map((id) => JSON.stringify(id));
+  return `[${shown.join(", ")}${ids.length > 10 ? `, … ${ids.length - 10} more` : ""}]`;
+}
+
+export function planSetConversations(req: SetConversationsRequest, opts: PlanOptions): SetPlan | OpenimError {
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  // The checks of SetConversationsReq.Check() (openimsdk/protocol conversation/conversation.go), in its order.
+  if (req.userIds.length === 0) return argsError("userIDs is empty");
+  const c = req.conversation;
+  if (!c) return argsError("conversation is empty");
+  if (c.conversationType === 0) return argsError("conversationType is invalid");
+  if (c.conversationType === SessionType.SingleChat && c.userId === "") return argsError("userID is empty");
+  if (c.conversationType === SessionType.ReadGroupChat && c.groupId === "") return argsError("groupID is empty");
+
+  if (c.conversationType !== SessionType.SingleChat && c.conversationType !== SessionType.ReadGroupChat) {
+    return argsError(`conversationType ${c.conversationType} is not supported: 1 (single chat) or 3 (group chat)`);
+  }
+  if (c.conversationId === "") return argsError("conversationID is empty");
+
+  for (const id of req.userIds) {
+    const bytes = Buffer.byteLength(id, "utf8");
+    if (id === "") return argsError("userIDs contains an empty user ID");
+    if (!id.isWellFormed()) return argsError("userIDs contains a user ID that is not valid UTF-8");
+    if (bytes > limits.maxIdBytes) return argsError(`userIDs contains a user ID of ${bytes} bytes, at most ${limits.maxIdBytes} allowed`);
+  }
+  const owners = [...new Set(req.userIds)];
+  if (owners.length > opts.maxUserIds) {
+    return argsError(`userIDs has ${owners.length} distinct user IDs, at most ${opts.maxUserIds} allowed`);
+  }
+
+  // Settings: only the fields present; OpenIM ignores isPrivateChat for group chats.
+  const input: SettingsInput = {};
+  if (c.isPinned !== undefined) input.pinned = c.isPinned;
+  if (c.recvMsgOpt !== undefined) {
+    const opt = RECV_MSG_OPT[c.recvMsgOpt];
+    if (opt === undefined) return argsError(`recvMsgOpt ${c.recvMsgOpt} is invalid: 0 (receive), 1 (do not receive) or 2 (receive without notification)`);
+    input.receiveOption = opt;
+  }
+  if (c.isPrivateChat !== undefined && c.conversationType === SessionType.SingleChat) input.privateChat = c.isPrivateChat;
+  if (c.burnDuration !== undefined) input.burnDurationSeconds = c.burnDuration;
+  if (c.attachedInfo !== undefined) input.attachedInfo = c.attachedInfo;
+  if (c.ex !== undefined) input.ex = c.ex;
+  const settings = validateSettings(input, limits);
+  if (isFailure(settings)) {
+    return argsError(
+      settings.message
+        .replace("settings.receive_option", "recvMsgOpt")
+        .replace("settings.burn_duration_seconds", "burnDuration")
+        .replace("settings.attached_info", "attachedInfo")
+        .replace("settings.ex", "ex"),
+    );
+  }
+
+  let type: ConvType;
+  let groupId: string | undefined;
+  const peers = new Map<string, string>();
+  if (c.conversationType === SessionType.ReadGroupChat) {
+    type = ConvType.Group;
+    groupId = c.groupId;
+    const expected = groupChatConversationId(c.groupId);
+    if (c.conversationId !== expected) {
+      return argsError(`conversationID ${JSON.stringify(c.conversationId)} does not match groupID ${JSON.stringify(c.groupId)}: expected ${JSON.stringify(expected)}`);
+    }
+  } else {
+    type = ConvType.Direct;
+    // The single chat si_<x>_<userID> is the same conversation for both participants: owner x sees
+    // peer userID, owner userID sees peer x. Any other owner would imply a different conversation ID.
+    const x = otherParticipant(c.conversationId, c.userId);
+    if (x === undefined) {
+      return argsError(
+        `conversationID ${JSON.stringify(c.conversationId)} does not name a single chat with userID ${JSON.stringify(c.userId)}: expected si_<a>_<b> with the two user IDs sorted`,
+      );
+    }
+    const outside: string[] = [];
+    for (const owner of owners) {
+      if (owner === x) peers.set(owner, c.userId);
+      else if (owner === c.userId) peers.set(owner, x);
+      else outside.push(owner);
+    }
+    if (outside.length > 0) {
+      return argsError(
+        `userIDs ${quoteList(outside)} are not participants of ${JSON.stringify(c.conversationId)}: each owner's single chat with ${JSON.stringify(c.userId)} has another conversationID`,
+      );
+    }
+  }
+
+  const updates: PlannedUpdate[] = [];
+  for (const owner of owners) {
+    const key = { ownerUserId: owner, type, conversationId: type === ConvType.Group ? c.groupId : peers.get(owner)! };
+    const valid = validateKey(key, limits);
+    if (isFailure(valid)) {
+      return argsError(valid.message.replace("key.owner_user_id", "userID").replace("key.conversation_id", type === ConvType.Group ? "groupID" : "userID"));
+    }
+    updates.push({ key, settings });
+  }
+  const userIdsToCheck = type === ConvType.Direct ? [...new Set([...owners, ...peers.values()])] : owners;
+  return { owners, type, ...(groupId !== undefined ? { groupId } : {}), userIdsToCheck, updates };
+}
