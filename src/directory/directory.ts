@@ -7,6 +7,14 @@ export interface GroupInfo {
   readonly dismissed: boolean;
 }
 
+/**
+ * Read access for MarkService's guard and the dialects. Every method answers a whole batch with one
+ * store query (no N+1), in input order.
+ *
+ * When `strict` is false every answer is permissive and the store is not read: every user exists,
+ * every group exists and is not dismissed, everyone is a member. So a dialect may ask without first
+ * checking `strict`, and strict mode off means "any well-formed ID is accepted".
+ */
 export interface DirectoryLookup {
   /** CONVMARK_STRICT_DIRECTORY=1: refuse IDs the directory does not know. Off: any well-formed ID is accepted. */
   readonly strict: boolean;
@@ -16,4 +24,10 @@ export interface DirectoryLookup {
   groups(groupIds: readonly string[]): Promise<(GroupInfo | undefined)[]>;
   /** One boolean per user, in order: is the user a member of the group? */
   areMembers(groupId: string, userIds: readonly string[]): Promise<boolean[]>;
+  /**
+   * One boolean per (group, user) pair, in order, across many groups in one query. Optional so that
+   * hand-written lookups (test fakes) need not implement it; createDirectoryLookup always does, and
+   * callers fall back to areMembers per group without it.
+   */
+  memberships?(pairs: readonly { readonly groupId: string; readonly userId: string }[]): Promise<boolean[]>;
 }
