@@ -119,3 +119,11 @@ export function applyUpdate(current: ConversationRecord | undefined, u: ValidUpd
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+/**
+ * An update breaks the label limit only if it leaves more labels than allowed AND more than before:
+ * a conversation already over a since-lowered limit can still be changed in every other way.
+ */
+export function exceedsLabelLimit(current: ConversationRecord | undefined, next: ConversationRecord, max: number): boolean {
+  return next.labels.length > max && next.labels.length > (current?.labels.length ?? 0);
+}

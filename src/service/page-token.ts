@@ -13,7 +13,9 @@ export function encodePageToken(owner: string, f: ListFilter, before: bigint): s
 }
 
 export function decodePageToken(token: string, owner: string, f: ListFilter): bigint {
-  const m = /^v1\.(\d{1,20})\.([A-Za-z0-9_-]{16})$/.exec(Buffer.from(token, "base64url").toString());
+  const raw = Buffer.from(token, "base64url");
+  // Buffer's base64url decoder is lenient (skips junk); only the exact spelling we issued is accepted.
+  const m = raw.toString("base64url") === token ? /^v1\.(\d{1,20})\.([A-Za-z0-9_-]{16})$/.exec(raw.toString()) : null;
   if (!m || !m[1] || !m[2]) throw new ConnectError("page_token is not a token this service issued", Code.InvalidArgument);
   if (m[2] !== fingerprint(owner, f)) {
     throw new ConnectError("page_token was issued for another owner or filter", Code.InvalidArgument);

@@ -26,6 +26,7 @@ import {
   type ConversationRecord,
   type Settings,
   type ValidUpdate,
+  exceedsLabelLimit,
 } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
 import { Reason } from "../domain/reasons.js";
@@ -285,7 +286,7 @@ export function planOwnerBatch(
       outcomes.push({ ok: true, record: next, changed: false });
       continue;
     }
-    if (next.labels.length > limits.maxLabelsPerConversation) {
+    if (exceedsLabelLimit(cur, next, limits.maxLabelsPerConversation)) {
       outcomes.push({
         ok: false,
         failure: failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit),

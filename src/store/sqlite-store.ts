@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import {
   applyUpdate,
+  exceedsLabelLimit,
 
   isMarked,
   type ConvKey,
@@ -158,7 +159,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     const cur = row ? rowToRecord(row) : undefined;
     const { next, changed } = applyUpdate(cur, u, nowMs);
     if (!changed) return { ok: true, record: next, changed: false };
-    if (next.labels.length > maxLabelsPerConversation) {
+    if (exceedsLabelLimit(cur, next, maxLabelsPerConversation)) {
       return {
         ok: false,
         failure: failure(Code.ResourceExhausted, `a conversation carries at most ${maxLabelsPerConversation} labels`, Reason.LabelLimit),
