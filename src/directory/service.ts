@@ -41,7 +41,8 @@ export function idProblem(id: string, maxBytes: number = DEFAULT_LIMITS.maxIdByt
   return undefined;
 }
 
-const OK = () => create(StatusSchema, { code: 0, message: "" });
+// One shared OK status for every successful item (messages are plain data; nothing mutates it).
+const OK_STATUS = create(StatusSchema, { code: 0, message: "" });
 
 function reasonError(message: string, code: Code, reason: Reason): ConnectError {
   return new ConnectError(message, code, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain: REASON_DOMAIN } }]);
@@ -105,7 +106,7 @@ export function createDirectoryService(store: DirectoryStore, opts: DirectorySer
       }
     });
     const changed = valid.length > 0 ? await apply(valid) : [];
-    at.forEach((i, j) => (results[i] = create(IdResultSchema, { id: ids[i]!, status: OK(), changed: changed[j] === true })));
+    at.forEach((i, j) => (results[i] = create(IdResultSchema, { id: ids[i]!, status: OK_STATUS, changed: changed[j] === true })));
     return results;
   };
   const groupRefused = (groupId: string, o: Exclude<MembersOutcome, { ok: true }>): ConnectError => {

@@ -61,15 +61,15 @@ export function openSqliteDirectory(opts: SqliteDirectoryOptions): DirectoryStor
   db.exec(SCHEMA);
   const now = opts.now ?? Date.now;
 
-  // json_each drives every batch read (LEFT JOIN keeps it the outer loop), so each input costs one
-  // primary-key probe and the answer comes back keyed by the input's array index.
-  const selectUsers = db.prepare<[string], { i: number; register_time: number | null }>(
+  // json_each drives every batch read (CROSS JOIN keeps it the outer loop), so each input costs one
+  // primary-key probe, and the rows found come back keyed by the input's array index.
+  const selectUsers = db.prepare<[string], { i: number; register_time: number }>(
     `SELECT j.key AS i, u.register_time FROM json_each(?) AS j
-     LEFT JOIN directory_users AS u ON u.user_id = j.value`,
+     CROSS JOIN directory_users AS u ON u.user_id = j.value`,
   );
-  const selectGroups = db.prepare<[string], { i: number } & Partial<GroupRow>>(
-    `SELECT j.key AS i, g.group_id, g.dismissed, g.member_count, g.create_time, g.dismiss_time FROM json_each(?) AS j
-     LEFT JOIN directory_groups AS g ON g.group_id = j.value`,
+  const selectGroups = db.prepare<[string], { i: number } & GroupRow>(
+    `SELECT j.key AS i, g.* FROM json_each(?) AS j
+     CROSS JOIN directory_groups AS g ON g.group_id = j.value`,
   );
   const selectMemberships = db.prepare<[string], { i: number }>(
     `SELECT j.key AS i FROM json_each(?) AS j
@@ -150,9 +150,7 @@ export function openSqliteDirectory(opts: SqliteDirectoryOptions): DirectoryStor
       ensureOpen();
       const out: (UserRecord | undefined)[] = new Array(ids.length).fill(undefined);
       if (ids.length === 0) return out;
-      for (const r of selectUsers.all(JSON.stringify(ids))) {
-        if (r.register_time !== null) out[r.i] = { userId: ids[r.i]!, registerTimeMs: r.register_time };
-      }
+      for (const r of selectUsers.all(JSON.stringify(ids))) out[r.i] = { userId: ids[r.i]!, registerTimeMs: r.register_time };
       return out;
     },
     async createGroup(groupId, members) {
@@ -175,9 +173,7 @@ export function openSqliteDirectory(opts: SqliteDirectoryOptions): DirectoryStor
       ensureOpen();
       const out: (GroupRecord | undefined)[] = new Array(ids.length).fill(undefined);
       if (ids.length === 0) return out;
-      for (const r of selectGroups.all(JSON.stringify(ids))) {
-        if (r.group_id != null) out[r.i] = groupOf(r as GroupRow);
-      }
+      for (const r of selectGroups.all(JSON.stringify(ids))) out[r.i] = groupOf(r);
       return out;
     },
     async getMembers(groupId) {
