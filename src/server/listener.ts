@@ -1,0 +1,230 @@
+// One TCP port for plaintext HTTP/2 (h2c with prior knowledge, what gRPC clients speak) and HTTP/1.1.
+// Node's `allowHTTP1` needs TLS/ALPN, so we sniff the first bytes of every connection ourselves.
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+
+/** What connectNodeAdapter returns: a request listener for both http and http2 (connect-node does not export the type). */
+export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
+export type NodeServerRequest = Parameters<NodeHandlerFn>[0];
+export type NodeServerResponse = Parameters<NodeHandlerFn>[1];
+
+/** The client connection preface every HTTP/2 prior-knowledge connection starts with (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+export interface DualProtocolServerOptions {
+  /** A new connection must send enough bytes to tell the protocol apart within this time. Default 10 s. */
+  sniffTimeoutMs?: number;
+  /** HTTP/1.1: all request headers must arrive within this time (slowloris). Default 15 s. */
+  headersTimeoutMs?: number;
+  /** HTTP/1.1: the whole request (headers and body) must arrive within this time. Default 120 s. */
+  requestTimeoutMs?: number;
+  /** HTTP/1.1: close a keep-alive socket idle for this long between requests. Default 65 s (above common LB idle timeouts). */
+  keepAliveTimeoutMs?: number;
+  /** HTTP/1.1: destroy a socket with no traffic either way for this long, also mid-request. Default 300 s. */
+  socketIdleTimeoutMs?: number;
+  /** HTTP/2: GOAWAY a session without open streams and without traffic for this long. Default 300 s. */
+  http2IdleTimeoutMs?: number;
+  /** Extra HTTP/2 server options (settings, maxSessionMemory, ...). */
+  http2Options?: http2.ServerOptions;
+}
+
+export interface DualProtocolServer {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Stops accepting connections, sends GOAWAY on HTTP/2 sessions, closes idle HTTP/1.1 connections,
+   * lets in-flight requests finish for up to graceMs (default 10 s), then destroys what is left.
+   */
+  close(graceMs?: number): Promise<void>;
+  /** Requests currently being served, both protocols. */
+  readonly inFlight: number;
+}
+
+export function createDualProtocolServer(
+  handler: NodeHandlerFn,
+  opts: DualProtocolServerOptions = {},
+): DualProtocolServer {
+  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
+  const http2IdleTimeoutMs = opts.http2IdleTimeoutMs ?? 300_000;
+
+  const sockets = new Set<net.Socket>();
+  const sniffing = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const h1Responses = new Set<http.ServerResponse>(); // in flight, to mark "connection: close" when draining
+  let closing = false;
+  let closed: Promise<void> | undefined;
+  let inFlight = 0;
+
+  const h1 = http.createServer(
+    {
+      headersTimeout: opts.headersTimeoutMs ?? 15_000,
+      requestTimeout: opts.requestTimeoutMs ?? 120_000,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
+      // headers/request timeouts are checked on this tick only; Node's 30 s default is too coarse.
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => serve(req, res),
+  );
+  h1.setTimeout(opts.socketIdleTimeoutMs ?? 300_000);
+  // h1 never listens itself, but Node only starts connection tracking (headersTimeout, requestTimeout,
+  // closeIdleConnections) on 'listening'.
+  h1.emit("listening");
+
+  const h2 = http2.createServer(
+    {
+      ...opts.http2Options,
+      // Bound what one connection can hold open; Node's default is effectively unlimited.
+      settings: { maxConcurrentStreams: 1000, ...opts.http2Options?.settings },
+    },
+    (req, res) => serve(req, res),
+  );
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    let openStreams = 0;
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      openStreams++;
+      stream.once("close", () => openStreams--);
+    });
+    // Only reap sessions without open streams: long-lived streams (Health.Watch) may be quiet for long.
+    session.setTimeout(http2IdleTimeoutMs, () => {
+      if (openStreams === 0) session.close();
+    });
+    if (closing) session.close();
+  });
+  // Bad frames and resets only end their own session (Node sends GOAWAY and destroys it); not fatal.
+  h2.on("sessionError", () => {});
+
+  function serve(req: NodeServerRequest, res: NodeServerResponse): void {
+    inFlight++;
+    const h1res = req.httpVersionMajor === 1 ? (res as http.ServerResponse) : undefined;
+    if (h1res) {
+      if (closing) noKeepAlive(h1res);
+      else h1Responses.add(h1res);
+    }
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      inFlight--;
+      if (h1res) h1Responses.delete(h1res);
+      // Its keep-alive socket may be idle now; close it if we are draining.
+      if (closing) setImmediate(() => h1.closeIdleConnections());
+    };
+    res.once("finish", finish);
+    res.once("close", finish);
+    handler(req, res);
+  }
+
+  /** Draining: the HTTP/1.1 client must not reuse this connection (Node closes it after the response). */
+  function noKeepAlive(res: http.ServerResponse): void {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  }
+
+  // noDelay as http.Server would set it: small gRPC frames must not wait for Nagle.
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    // ECONNRESET and friends must never become uncaught exceptions; the owning server cleans up.
+    socket.on("error", () => {});
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    sniff(socket);
+  });
+
+  function sniff(socket: net.Socket): void {
+    sniffing.add(socket);
+    socket.once("close", () => sniffing.delete(socket));
+    const chunks: Buffer[] = [];
+    let seen = 0;
+    const drop = (): void => {
+      socket.destroy();
+    };
+    socket.setTimeout(sniffTimeoutMs);
+    socket.once("timeout", drop);
+    socket.once("end", drop);
+    const onData = (chunk: Buffer): void => {
+      // Compare only the new bytes with the matching slice of the preface, so a short first chunk
+      // (even a lone "P") stays undecided instead of being misrouted.
+      const n = Math.min(chunk.length, H2_PREFACE.length - seen);
+      const matches = chunk.subarray(0, n).equals(H2_PREFACE.subarray(seen, seen + n));
+      chunks.push(chunk);
+      seen += chunk.length;
+      if (matches && seen < H2_PREFACE.length) return;
+      socket.off("data", onData);
+      socket.off("end", drop);
+      socket.off("timeout", drop);
+      socket.setTimeout(0);
+      sniffing.delete(socket);
+      socket.pause();
+      socket.unshift(Buffer.concat(chunks));
+      if (matches) {
+        // Http2Session drains the socket's readable buffer into nghttp2 when it takes the handle over.
+        h2.emit("connection", socket);
+      } else {
+        // The HTTP/1 parser reads the native handle directly; what we unshifted only reaches it as a
+        // 'data' event, emitted (before any new bytes from libuv) once the socket flows again.
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  async function shutdown(graceMs: number): Promise<void> {
+    closing = true;
+    // Stop accepting; the callback fires once every accepted socket is gone.
+    const drained = new Promise<void>((resolve) => tcp.close(() => resolve()));
+    // GOAWAY: open streams finish, no new ones are accepted, then the session ends.
+    for (const s of sessions) s.close();
+    // Connections still being sniffed have not even sent a request.
+    for (const s of sniffing) s.destroy();
+    h1.closeIdleConnections();
+    for (const res of h1Responses) noKeepAlive(res);
+    h1Responses.clear();
+    const timer = setTimeout(() => {
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+    }, graceMs);
+    try {
+      await drained;
+    } finally {
+      clearTimeout(timer);
+    }
+    // Neither listens; this stops h1's connection-checking interval.
+    h1.close();
+    h2.close();
+  }
+
+  return {
+    get inFlight() {
+      return inFlight;
+    },
+
+    listen(port: number, host?: string): Promise<AddressInfo> {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => reject(err);
+        tcp.once("error", onError);
+        tcp.listen(port, host, () => {
+          tcp.off("error", onError);
+          resolve(tcp.address() as AddressInfo);
+        });
+      });
+    },
+
+    close(graceMs = 10_000): Promise<void> {
+      closed ??= tcp.listening
+        ? shutdown(graceMs)
+        : Promise.resolve().then(() => {
+            closing = true;
+            h1.close();
+            h2.close();
+          });
+      return closed;
+    },
+  };
+}
