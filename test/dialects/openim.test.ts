@@ -362,6 +362,7 @@ describe("POST /conversation/set_conversations", () => {
       ["malformed JSON", '{"userIDs": ["6965946400"', "not valid JSON"],
       ["empty body", "", "not valid JSON"],
       ["body is an array", "[1]", "JSON object"],
+      ["body is null (an empty request, as Go decodes it)", "null", "userIDs is empty"],
       ["isPinned a string", { userIDs: ["6965946400"], conversation: { ...conv, isPinned: "yes" } }, "request body is invalid"],
       ["userIDs a string", { userIDs: "6965946400", conversation: conv }, "request body is invalid"],
       ["burnDuration a fraction", { userIDs: ["6965946400"], conversation: { ...conv, burnDuration: 1.5 } }, "request body is invalid"],
@@ -373,6 +374,18 @@ describe("POST /conversation/set_conversations", () => {
       const token = await h.adminToken();
       expectError(await h.post("/conversation/set_conversations", body, { operationID: "1", token }), 1001, "ArgsError", detail);
       expect(await versionOf(h, directKey("6965946400", "4365007572"))).toBe(0n);
+    });
+
+    it("a body that is not UTF-8 → 1001", async () => {
+      const h = await start();
+      const token = await h.adminToken();
+      const res = await fetch(`${h.url}/conversation/set_conversations`, {
+        method: "POST",
+        headers: { operationID: "1", token },
+        body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+        signal: AbortSignal.timeout(10_000),
+      });
+      expectError({ status: res.status, json: (await res.json()) as Record<string, unknown> }, 1001, "ArgsError", "UTF-8");
     });
 
     it("oversized body → 1001", async () => {
