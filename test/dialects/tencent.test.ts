@@ -1,15 +1,20 @@
 // The Tencent dialect in process: real MarkService over in-memory SQLite, the gateway behind a real
 // node:http server on 127.0.0.1:0, UserSigs made with Tencent's own tls-sig-api-v2 package.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { PassThrough } from "node:stream";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
 import { pino } from "pino";
-import { ConversationType, MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { ConversationType, MarkService, UpdateResultSchema } from "../../gen/convmark/v1/mark_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { RecentContactService } from "../../gen/vendor/tencent/v1/recent_contact_pb.js";
 import type { DialectDeps } from "../../src/dialects/dialect.js";
 import { createTencentDialect, type TencentDialect } from "../../src/dialects/tencent/dialect.js";
+import { codeOfResult } from "../../src/dialects/tencent/translate.js";
 import type { TencentConfig } from "../../src/dialects/tencent/config.js";
 import type { DirectoryLookup, GroupInfo } from "../../src/directory/directory.js";
 import { createDirectoryGuard } from "../../src/directory/guard.js";
@@ -542,5 +547,69 @@ describe("gRPC/Connect: RecentContactService.MarkContact with metadata auth", ()
     expect(await client.markContact(req, { headers: headers({ usersig: tls.genUserSig("admin2", 60) }) })).toMatchObject({ errorCode: 70013 });
     expect(await client.markContact({ fromAccount: "grpc_owner", markItem: [] }, { headers: headers() })).toMatchObject({ errorCode: 51006, resultItem: [] });
     expect(await client.markContact({ markItem: req.markItem }, { headers: headers() })).toMatchObject({ errorCode: 50002 });
+  });
+});
+
+describe("internal errors", () => {
+  class BrokenDirectory extends FakeDirectory {
+    constructor(private readonly brokenCall: "usersExist" | "groups") {
+      super(true, new Set(["alice"]));
+    }
+    override usersExist(ids: readonly string[]) {
+      return this.brokenCall === "usersExist" ? Promise.reject(new Error("directory down")) : super.usersExist(ids);
+    }
+    override groups(ids: readonly string[]) {
+      return this.brokenCall === "groups" ? Promise.reject(new Error("directory down")) : super.groups(ids);
+    }
+  }
+
+  it("50004 when the directory fails (the dialect's From_Account check or MarkService's guard); nothing applied", async () => {
+    const a = await startEnv({}, new BrokenDirectory("usersExist"));
+    expectFail(await post(markUrl(a.url), { From_Account: "alice", MarkItem: [item("bob")] }), 50004);
+    const b = await startEnv({}, new BrokenDirectory("groups"));
+    const body = { From_Account: "alice", MarkItem: [{ OptType: 1, ContactItem: { Type: 2, ToGroupId: "g" }, SetMark: [1] }] };
+    expectFail(await post(markUrl(b.url), body), 50004);
+    expect(await getConv(b.marks, "alice", "g", ConversationType.GROUP)).toBeUndefined();
+  });
+
+  it("per-item result codes from MarkService statuses", () => {
+    const failed = (code: number, reason?: string) => {
+      const status = { code, message: "m", details: reason ? [anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain: "convmark" }))] : [] };
+      return create(UpdateResultSchema, { status });
+    };
+    expect(codeOfResult(create(UpdateResultSchema, { status: { code: 0 } })).code).toBe(0);
+    expect(codeOfResult(failed(Code.Internal)).code).toBe(50004);
+    expect(codeOfResult(failed(Code.Unavailable)).code).toBe(50004);
+    expect(codeOfResult(undefined).code).toBe(50004);
+    expect(codeOfResult(failed(Code.InvalidArgument)).code).toBe(50002);
+    expect(codeOfResult(failed(Code.ResourceExhausted, "OWNER_MARKED_LIMIT")).code).toBe(51008);
+    expect(codeOfResult(failed(Code.NotFound, "USER_NOT_FOUND")).code).toBe(50001);
+    expect(codeOfResult(failed(Code.NotFound, "PEER_NOT_FOUND")).code).toBe(50001);
+    expect(codeOfResult(failed(Code.NotFound, "GROUP_NOT_FOUND")).code).toBe(51007);
+    expect(codeOfResult(failed(Code.FailedPrecondition, "GROUP_DISMISSED")).code).toBe(51007);
+    expect(codeOfResult(failed(Code.PermissionDenied, "NOT_GROUP_MEMBER")).code).toBe(10007);
+  });
+
+  it("60008 when the request body cannot be read (client gone)", async () => {
+    const env = await startEnv();
+    const req = Object.assign(new PassThrough(), { method: "POST", headers: {} as Record<string, string> });
+    let status = 0;
+    let text = "";
+    const res = {
+      writeHead(s: number) {
+        status = s;
+        return this;
+      },
+      end(t: string) {
+        text = t;
+      },
+    };
+    const url = new URL(markUrl("http://x"));
+    const done = env.dialect.handle(req as unknown as IncomingMessage, res as unknown as ServerResponse, url);
+    req.write('{"From_Account":"gone","MarkItem":[');
+    setTimeout(() => req.destroy(new Error("socket hang up")), 20);
+    expect(await done).toBe(true);
+    expect(status).toBe(200);
+    expect(JSON.parse(text)).toMatchObject(fail(60008));
   });
 });
