@@ -1,4 +1,4 @@
-/** The composition root: configuration → store → services → dialects → one listening port. */
+/** The composition root: configuration → stores → services → dialects → one listening port. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
@@ -7,10 +7,16 @@ import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { coreConfigFromEnv, type CoreConfig } from "./config.js";
-import { anyTypeRegistry } from "./service/json-registry.js";
-import { createMarkService } from "./service/mark-service.js";
+import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
+import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
+import { createTencentDialect, tencentConfigFromEnv } from "./dialects/tencent/index.js";
+import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
+import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
+import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
+import { anyTypeRegistry } from "./service/json-registry.js";
+import { createMarkService } from "./service/mark-service.js";
 import { openMongoStore } from "./store/mongo-store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import type { MarkStore } from "./store/store.js";
@@ -22,7 +28,7 @@ export interface RunningConvmark {
   readonly url: string;
   readonly config: CoreConfig;
   readonly logger: Logger;
-  /** Closes the listener gracefully, then the store. Idempotent. */
+  /** Closes the listener gracefully, then the stores. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -30,64 +36,115 @@ export interface StartOptions {
   readonly logger?: Logger;
 }
 
-async function openStore(config: CoreConfig): Promise<MarkStore> {
-  const limits = { maxMarkedPerOwner: config.limits.maxMarkedPerOwner, maxLabelsPerConversation: config.limits.maxLabelsPerConversation };
-  if (config.mongo) return openMongoStore({ uri: config.mongo.uri, dbName: config.mongo.dbName, limits });
-  mkdirSync(config.dataDir, { recursive: true });
-  return openSqliteStore({ path: join(resolve(config.dataDir), "convmark.db"), limits });
+/** Every piece of configuration, parsed before anything opens: a bad value stops the start with ConfigError. */
+function configFromEnv(env: NodeJS.ProcessEnv) {
+  return {
+    core: coreConfigFromEnv(env),
+    directory: directoryConfigFromEnv(env),
+    zego: zegoConfigFromEnv(env),
+    tencent: tencentConfigFromEnv(env),
+    openim: openimConfigFromEnv(env),
+  };
 }
 
-/** Validates all configuration first (a bad value throws ConfigError before anything opens), then starts. */
+async function openStores(config: CoreConfig, strict: boolean): Promise<{ store: MarkStore; directory: Directory }> {
+  const limits = { maxMarkedPerOwner: config.limits.maxMarkedPerOwner, maxLabelsPerConversation: config.limits.maxLabelsPerConversation };
+  if (config.mongo) {
+    const store = await openMongoStore({ uri: config.mongo.uri, dbName: config.mongo.dbName, limits });
+    const directory = await openDirectory({ strict, mongo: config.mongo }).catch(async (e: unknown) => {
+      await store.close();
+      throw e;
+    });
+    return { store, directory };
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  // One file: the directory keeps its own tables beside the marks.
+  const path = join(resolve(config.dataDir), "convmark.db");
+  const store = openSqliteStore({ path, limits });
+  const directory = await openDirectory({ strict, sqlitePath: path });
+  return { store, directory };
+}
+
+/** Validates all configuration first, then opens the stores and starts listening. */
 export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions = {}): Promise<RunningConvmark> {
-  const config = coreConfigFromEnv(env);
-  const logger = opts.logger ?? pino({ level: config.logLevel });
-  const store = await openStore(config);
+  const config = configFromEnv(env);
+  const core = config.core;
+  const logger = opts.logger ?? pino({ level: core.logLevel });
+  const { store, directory } = await openStores(core, config.directory.strict);
+  const closeStores = async () => {
+    await Promise.allSettled([directory.close(), store.close()]);
+  };
   try {
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
 
-    const markService = createMarkService({ store, limits: config.limits });
+    const markService = createMarkService({ store, limits: core.limits, guard: directory.guard });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
-    const marks = createClient(MarkService, createRouterTransport(markRoutes, { router: { interceptors, readMaxBytes: config.readMaxBytes, jsonOptions: { registry: anyTypeRegistry } } }));
-    void marks;
+    const marks = createClient(
+      MarkService,
+      createRouterTransport(markRoutes, { router: { interceptors, readMaxBytes: core.readMaxBytes, jsonOptions: { registry: anyTypeRegistry } } }),
+    );
+    const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes };
+    const dialects: Dialect[] = [
+      createZegoDialect(deps, config.zego),
+      createTencentDialect(deps, config.tencent),
+      createOpenimDialect(deps, config.openim),
+    ];
+    const services: DescService[] = [MarkService, DirectoryService, ...dialects.flatMap((d) => d.services)];
 
-    const services: DescService[] = [MarkService];
     const app = await buildApp({
       routes: (router) => {
         markRoutes(router);
+        directory.routes(router);
+        for (const d of dialects) d.routes(router);
       },
       services,
       logger,
       metricsRegistry,
-      readMaxBytes: config.readMaxBytes,
+      readMaxBytes: core.readMaxBytes,
       jsonRegistry: anyTypeRegistry,
-      shutdownGraceMs: config.shutdownGraceMs,
+      shutdownGraceMs: core.shutdownGraceMs,
+      gateway: (req, res) => routeToDialects(dialects, req, res),
     });
-    const address = await app.listen(config.port, config.host);
-    const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
-    logger.info({ port: address.port, host: config.host, store: config.mongo ? "mongodb" : "sqlite" }, "convmark listening");
+    const address = await app.listen(core.port, core.host);
+    const host = core.host === "0.0.0.0" || core.host === "::" ? "127.0.0.1" : core.host;
+    logger.info(
+      { port: address.port, host: core.host, store: core.mongo ? "mongodb" : "sqlite", strictDirectory: config.directory.strict },
+      "convmark listening",
+    );
     let closing: Promise<void> | undefined;
     return {
       app,
       port: address.port,
       url: `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`,
-      config,
+      config: core,
       logger,
       close() {
         closing ??= (async () => {
           try {
             await app.close();
           } finally {
-            await store.close();
+            await closeStores();
           }
         })();
         return closing;
       },
     };
   } catch (e) {
-    await store.close();
+    await closeStores();
     throw e;
   }
+}
+
+/** Vendor REST routes: each dialect claims its own paths; Connect procedures (/pkg.Service/Method) fall through. */
+async function routeToDialects(dialects: readonly Dialect[], req: NodeServerRequest, res: NodeServerResponse): Promise<boolean> {
+  const url = new URL(req.url ?? "/", "http://convmark.invalid");
+  // connect-node narrows the http2 response's write() signature; the object is Node's own response.
+  const response = res as GatewayResponse;
+  for (const d of dialects) {
+    if (await d.handle(req, response, url)) return true;
+  }
+  return false;
 }

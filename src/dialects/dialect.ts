@@ -32,3 +32,9 @@ export interface Dialect {
    */
   handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean>;
 }
+
+/**
+ * Handler options for the vendor proto services: vendors always print every field (ErrorCode 0,
+ * ResultCode 0, ...), and clients check them, so JSON over Connect emits zero values too.
+ */
+export const VENDOR_SERVICE_OPTIONS = { jsonOptions: { alwaysEmitImplicit: true } } as const;

@@ -4,7 +4,7 @@
  */
 import { fromJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import type { Dialect, DialectDeps, GatewayRequest, GatewayResponse } from "../dialect.js";
+import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import { AuthService, GetAdminTokenRequestSchema } from "../../../gen/vendor/openim/v1/auth_service_pb.js";
 import { ConversationService, SetConversationsRequestSchema } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
@@ -78,10 +78,10 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
     routes(router: ConnectRouter) {
       router.service(AuthService, {
         getAdminToken: (req, ctx) => core.getAdminToken(metadataAuth(ctx), req),
-      });
+      }, VENDOR_SERVICE_OPTIONS);
       router.service(ConversationService, {
         setConversations: (req, ctx) => core.setConversations(metadataAuth(ctx), req),
-      });
+      }, VENDOR_SERVICE_OPTIONS);
     },
 
     async handle(req, res, url) {

@@ -13,7 +13,7 @@ import {
   type MarkContactResponse,
 } from "../../../gen/vendor/tencent/v1/recent_contact_pb.js";
 import type { ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
-import type { Dialect, DialectDeps, GatewayRequest, GatewayResponse } from "../dialect.js";
+import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import type { TencentConfig } from "./config.js";
 import { TencentCode, TencentError } from "./errors.js";
@@ -205,7 +205,7 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
             () => Promise.resolve(req),
           );
         },
-      });
+      }, VENDOR_SERVICE_OPTIONS);
     },
 
     async handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean> {

@@ -16,7 +16,7 @@ import {
   type SetConvMarkRequest,
   type SetConvMarkResponse,
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
-import type { Dialect, DialectDeps, GatewayRequest, GatewayResponse } from "../dialect.js";
+import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import { createVerifier, type ZegoAuthParams, type ZegoError } from "./auth.js";
 import { ZegoCode } from "./codes.js";
@@ -166,7 +166,7 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
         async setConvMark(req, ctx) {
           return setConvMark(authParams((n) => ctx.requestHeader.get(n), AUTH_METADATA), async () => req);
         },
-      });
+      }, VENDOR_SERVICE_OPTIONS);
     },
 
     async handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean> {
