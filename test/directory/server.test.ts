@@ -1,9 +1,4 @@
-/**
- * End-to-end over the REAL server (test/support/harness.ts) once the composition root wires the
- * directory (see docs/directory.md, "Wiring"). Not picked up by vitest yet (its name does not end in
- * .test.ts) because it fails until that wiring exists: the lead renames it to server.test.ts when
- * wiring src/bootstrap.ts.
- */
+/** End-to-end over the REAL server (test/support/harness.ts): the directory as src/bootstrap.ts wires it. */
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
