@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { MongoClient } from "mongodb";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
@@ -47,22 +48,41 @@ function configFromEnv(env: NodeJS.ProcessEnv) {
   };
 }
 
-async function openStores(config: CoreConfig, strict: boolean): Promise<{ store: MarkStore; directory: Directory }> {
+async function openStores(
+  config: CoreConfig,
+  strict: boolean,
+): Promise<{ store: MarkStore; directory: Directory; close(): Promise<void> }> {
   const limits = { maxMarkedPerOwner: config.limits.maxMarkedPerOwner, maxLabelsPerConversation: config.limits.maxLabelsPerConversation };
   if (config.mongo) {
-    const store = await openMongoStore({ uri: config.mongo.uri, dbName: config.mongo.dbName, limits });
-    const directory = await openDirectory({ strict, mongo: config.mongo }).catch(async (e: unknown) => {
-      await store.close();
+    // One client (one connection pool) for the marks and the directory.
+    const client = await new MongoClient(config.mongo.uri).connect();
+    const opened: { close(): Promise<void> }[] = [];
+    const closeAll = async () => {
+      await Promise.allSettled(opened.map((o) => o.close()));
+      await client.close();
+    };
+    try {
+      const store = await openMongoStore({ uri: config.mongo.uri, dbName: config.mongo.dbName, limits, client });
+      opened.push(store);
+      const directory = await openDirectory({ strict, mongo: { uri: config.mongo.uri, dbName: config.mongo.dbName, client } });
+      opened.push(directory);
+      return { store, directory, close: closeAll };
+    } catch (e) {
+      await closeAll();
       throw e;
-    });
-    return { store, directory };
+    }
   }
   mkdirSync(config.dataDir, { recursive: true });
   // One file: the directory keeps its own tables beside the marks.
   const path = join(resolve(config.dataDir), "convmark.db");
   const store = openSqliteStore({ path, limits });
-  const directory = await openDirectory({ strict, sqlitePath: path });
-  return { store, directory };
+  try {
+    const directory = await openDirectory({ strict, sqlitePath: path });
+    return { store, directory, close: async () => void (await Promise.allSettled([directory.close(), store.close()])) };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
 }
 
 /** Validates all configuration first, then opens the stores and starts listening. */
@@ -70,10 +90,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   const config = configFromEnv(env);
   const core = config.core;
   const logger = opts.logger ?? pino({ level: core.logLevel });
-  const { store, directory } = await openStores(core, config.directory.strict);
-  const closeStores = async () => {
-    await Promise.allSettled([directory.close(), store.close()]);
-  };
+  const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
   try {
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
