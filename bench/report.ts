@@ -1,0 +1,366 @@
+/** The results: bench/results.json and the printed table with ratios and targets. */
+import { readFileSync } from "node:fs";
+import * as os from "node:os";
+import { round, type RowTotals } from "./stats.js";
+
+export type RowId =
+  | "echo_grpc"
+  | "echo_connect"
+  | "update1_grpc"
+  | "update1_connect"
+  | "update100_grpc"
+  | "storage100"
+  | "zego"
+  | "tencent"
+  | "openim"
+  | "bulk"
+  | "list";
+
+interface RowMeta {
+  readonly label: string;
+  readonly protocol: string;
+  /** "updates": the row's throughput is counted in updates, not requests. */
+  readonly unit: "requests" | "updates";
+}
+
+const ROWS: Record<RowId, RowMeta> = {
+  echo_grpc: { label: "Health/Check (echo)", protocol: "gRPC h2c", unit: "requests" },
+  echo_connect: { label: "Health/Check (echo)", protocol: "Connect JSON h1", unit: "requests" },
+  update1_grpc: { label: "UpdateConversations x1", protocol: "gRPC h2c", unit: "requests" },
+  update1_connect: { label: "UpdateConversations x1", protocol: "Connect JSON h1", unit: "requests" },
+  update100_grpc: { label: "UpdateConversations x100", protocol: "gRPC h2c", unit: "updates" },
+  storage100: { label: "store.applyUpdates x100", protocol: "in process", unit: "updates" },
+  zego: { label: "ZEGO SetConvMark", protocol: "REST JSON h1", unit: "requests" },
+  tencent: { label: "Tencent mark_contact", protocol: "REST JSON h1", unit: "requests" },
+  openim: { label: "OpenIM set_conversations", protocol: "REST JSON h1", unit: "requests" },
+  bulk: { label: "bulk load x10000", protocol: "gRPC h2c", unit: "updates" },
+  list: { label: "ListConversations marks_any", protocol: "gRPC h2c", unit: "requests" },
+};
+
+const SKIPPED = "not measured in this run";
+
+export interface RowInfo {
+  readonly totals: RowTotals | undefined;
+  /** Why the row could not be measured (a vendor route not served yet). */
+  readonly unavailable: string | undefined;
+}
+
+export interface Machine {
+  readonly os: string;
+  readonly cpu_model: string;
+  readonly cores: number;
+  readonly cpu_quota?: string;
+  readonly node: string;
+  readonly mem_total_gb: number;
+  readonly loadavg_at_start: number[];
+}
+
+export function machineInfo(): Machine {
+  let distro = "";
+  try {
+    distro = /^PRETTY_NAME="?([^"\n]*)"?/m.exec(readFileSync("/etc/os-release", "utf8"))?.[1] ?? "";
+  } catch {
+    // not Linux, or no os-release
+  }
+  let quota: string | undefined;
+  try {
+    const max = readFileSync("/sys/fs/cgroup/cpu.max", "utf8").trim();
+    if (!max.startsWith("max")) {
+      const [q, p] = max.split(" ").map(Number);
+      quota = `${(q! / p!).toFixed(2)} CPUs (cgroup)`;
+    }
+  } catch {
+    // no cgroup v2 limit visible
+  }
+  return {
+    os: `${distro ? `${distro}, ` : ""}${os.type()} ${os.release()} ${os.arch()}`,
+    cpu_model: os.cpus()[0]?.model ?? "unknown",
+    cores: os.availableParallelism(),
+    ...(quota ? { cpu_quota: quota } : {}),
+    node: process.version,
+    mem_total_gb: round(os.totalmem() / 2 ** 30, 1),
+    loadavg_at_start: os.loadavg().map((x) => round(x, 2)),
+  };
+}
+
+interface HeapFigures {
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+}
+
+/** Server resident memory (MiB, /proc/<pid>/status) at points of the run. */
+export interface MemoryFigures {
+  readonly startMb: number;
+  readonly beforeBulkMb: number;
+  /** After the bulk load and 2 s idle: the RSS target's figure. */
+  readonly afterBulkMb: number;
+  /** VmHWM after the bulk load. */
+  readonly peakMb: number;
+  /** After the List row (the end of the load). */
+  readonly endMb: number;
+  /** After two forced full GCs at the end: the live footprint. */
+  readonly afterGcMb?: number;
+  readonly heap?: HeapFigures;
+  readonly heapAfterGc?: HeapFigures;
+}
+
+export interface ResultRow {
+  readonly label: string;
+  readonly protocol: string;
+  readonly available: boolean;
+  readonly reason?: string;
+  readonly requests_per_s?: number;
+  readonly updates_per_s?: number;
+  readonly p50_ms?: number;
+  readonly p99_ms?: number;
+  readonly requests?: number;
+  readonly errors?: number;
+  readonly first_error?: string;
+  readonly seconds?: number;
+  /** Server CPU over the row's slices, in % of one core. */
+  readonly server_cpu_pct?: number;
+  /** Load generator (this process) CPU, in % of one core. */
+  readonly load_cpu_pct?: number;
+  /**
+   * Requests (updates for update rows) per CPU second of the process doing the work: the server, or
+   * this process for the in-process store row. Less sensitive to CPU stolen by other processes.
+   */
+  readonly per_cpu_s?: number;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly value: number | null;
+  /** For ratio targets: the ratio per CPU second (diagnostic). */
+  readonly per_cpu_s?: number | null;
+  readonly op: ">=" | "<=";
+  readonly target: number;
+  /** null: not measured. */
+  readonly pass: boolean | null;
+}
+
+export interface Results {
+  readonly quick: boolean;
+  readonly profiled: boolean;
+  readonly date: string;
+  readonly machine: Machine & { loadavg_at_end: number[] };
+  readonly settings: Record<string, number | boolean | string>;
+  readonly stored_conversations: number;
+  readonly rows: Record<RowId, ResultRow>;
+  readonly ratios: {
+    update1_vs_echo_grpc: number | null;
+    update1_vs_echo_connect: number | null;
+    update100_vs_storage: number | null;
+    zego_vs_echo: number | null;
+    tencent_vs_echo: number | null;
+    openim_vs_echo: number | null;
+  };
+  /** The same ratios per CPU second of the working process (diagnostic; the targets use `ratios`). */
+  readonly ratios_per_cpu_s: Results["ratios"];
+  readonly list_p50_ms_1m: number | null;
+  readonly list_p99_ms_1m: number | null;
+  readonly rss_mb_1m: number | null;
+  readonly memory_mb: null | {
+    rss_at_start: number;
+    rss_before_bulk: number;
+    rss_after_bulk: number;
+    rss_peak: number;
+    rss_at_end: number;
+    rss_after_full_gc: number | null;
+    heap_used_after_bulk: number | null;
+    heap_total_after_bulk: number | null;
+    external_after_bulk: number | null;
+    heap_used_after_full_gc: number | null;
+  };
+  readonly targets: Target[];
+  readonly duration_s: number;
+}
+
+function resultRow(id: RowId, info: RowInfo): ResultRow {
+  const meta = ROWS[id];
+  const t = info.totals;
+  if (!t) return { label: meta.label, protocol: meta.protocol, available: false, reason: info.unavailable ?? SKIPPED };
+  const cpu = t.hasServerCpu ? t.serverCpuSeconds : t.loadCpuSeconds;
+  const perCpu = cpu > 0 ? t.units / cpu : undefined;
+  const okRequests = meta.unit === "updates" ? t.rps * (t.requests > 0 ? (t.requests - t.errors) / t.requests : 0) : t.unitsPerSecond;
+  return {
+    label: meta.label,
+    protocol: meta.protocol,
+    available: true,
+    requests_per_s: round(okRequests, 1),
+    ...(meta.unit === "updates" ? { updates_per_s: round(t.unitsPerSecond, 0) } : {}),
+    p50_ms: round(t.latencies.percentile(50), 3),
+    p99_ms: round(t.latencies.percentile(99), 3),
+    requests: t.requests,
+    errors: t.errors,
+    ...(t.firstError ? { first_error: t.firstError } : {}),
+    seconds: round(t.seconds, 2),
+    ...(t.hasServerCpu ? { server_cpu_pct: round((100 * t.serverCpuSeconds) / t.seconds, 0) } : {}),
+    load_cpu_pct: round((100 * t.loadCpuSeconds) / t.seconds, 0),
+    ...(perCpu !== undefined ? { per_cpu_s: round(perCpu, 0) } : {}),
+  };
+}
+
+const ratio = (a: number | undefined, b: number | undefined): number | null =>
+  a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : null;
+
+export function buildResults(input: {
+  settings: Record<string, number | boolean | string>;
+  machine: Machine;
+  rows: Record<RowId, RowInfo>;
+  stored: number;
+  memory: MemoryFigures | undefined;
+  seconds: number;
+}): Results {
+  const rows = Object.fromEntries(Object.entries(input.rows).map(([id, info]) => [id, resultRow(id as RowId, info)])) as Record<RowId, ResultRow>;
+  const rps = (id: RowId) => rows[id].requests_per_s;
+  const ratios = {
+    update1_vs_echo_grpc: ratio(rps("update1_grpc"), rps("echo_grpc")),
+    update1_vs_echo_connect: ratio(rps("update1_connect"), rps("echo_connect")),
+    update100_vs_storage: ratio(rows.update100_grpc.updates_per_s, rows.storage100.updates_per_s),
+    zego_vs_echo: ratio(rps("zego"), rps("echo_connect")),
+    tencent_vs_echo: ratio(rps("tencent"), rps("echo_connect")),
+    openim_vs_echo: ratio(rps("openim"), rps("echo_connect")),
+  };
+  const cpuRate = (id: RowId) => rows[id].per_cpu_s;
+  const ratiosPerCpu = {
+    update1_vs_echo_grpc: ratio(cpuRate("update1_grpc"), cpuRate("echo_grpc")),
+    update1_vs_echo_connect: ratio(cpuRate("update1_connect"), cpuRate("echo_connect")),
+    update100_vs_storage: ratio(cpuRate("update100_grpc"), cpuRate("storage100")),
+    zego_vs_echo: ratio(cpuRate("zego"), cpuRate("echo_connect")),
+    tencent_vs_echo: ratio(cpuRate("tencent"), cpuRate("echo_connect")),
+    openim_vs_echo: ratio(cpuRate("openim"), cpuRate("echo_connect")),
+  };
+  const listP99 = rows.list.p99_ms ?? null;
+  const mem = input.memory;
+  const rss = mem ? round(mem.afterBulkMb, 1) : null;
+  const mb = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? null : round(x, 1));
+  const target = (name: string, value: number | null, op: ">=" | "<=", t: number, perCpu?: number | null): Target => ({
+    name,
+    value,
+    ...(perCpu !== undefined ? { per_cpu_s: perCpu } : {}),
+    op,
+    target: t,
+    pass: value === null || Number.isNaN(value) ? null : op === ">=" ? value >= t : value <= t,
+  });
+  const stored = input.stored.toLocaleString("en-US");
+  return {
+    quick: input.settings.quick === true,
+    profiled: input.settings.profile === true,
+    date: new Date().toISOString(),
+    machine: { ...input.machine, loadavg_at_end: os.loadavg().map((x) => round(x, 2)) },
+    settings: input.settings,
+    stored_conversations: input.stored,
+    rows,
+    ratios,
+    ratios_per_cpu_s: ratiosPerCpu,
+    list_p50_ms_1m: rows.list.p50_ms ?? null,
+    list_p99_ms_1m: listP99,
+    rss_mb_1m: rss,
+    memory_mb: !mem ? null : {
+      rss_at_start: round(mem.startMb, 1),
+      rss_before_bulk: round(mem.beforeBulkMb, 1),
+      rss_after_bulk: round(mem.afterBulkMb, 1),
+      rss_peak: round(mem.peakMb, 1),
+      rss_at_end: round(mem.endMb, 1),
+      rss_after_full_gc: mb(mem.afterGcMb),
+      heap_used_after_bulk: mb(mem.heap?.heapUsedMb),
+      heap_total_after_bulk: mb(mem.heap?.heapTotalMb),
+      external_after_bulk: mb(mem.heap?.externalMb),
+      heap_used_after_full_gc: mb(mem.heapAfterGc?.heapUsedMb),
+    },
+    targets: [
+      target("UpdateConversations(1) / echo, gRPC", ratios.update1_vs_echo_grpc, ">=", 0.7, ratiosPerCpu.update1_vs_echo_grpc),
+      target("UpdateConversations(1) / echo, Connect JSON", ratios.update1_vs_echo_connect, ">=", 0.7, ratiosPerCpu.update1_vs_echo_connect),
+      target("UpdateConversations(100) / storage ceiling", ratios.update100_vs_storage, ">=", 0.5, ratiosPerCpu.update100_vs_storage),
+      target("ZEGO SetConvMark / Connect JSON echo", ratios.zego_vs_echo, ">=", 0.5, ratiosPerCpu.zego_vs_echo),
+      target("Tencent mark_contact / Connect JSON echo", ratios.tencent_vs_echo, ">=", 0.5, ratiosPerCpu.tencent_vs_echo),
+      target("OpenIM set_conversations / Connect JSON echo", ratios.openim_vs_echo, ">=", 0.5, ratiosPerCpu.openim_vs_echo),
+      target(`List p99 ms, ${stored} stored`, listP99, "<=", 10),
+      target(`server RSS MB, ${stored} stored`, rss, "<=", 250),
+    ],
+    duration_s: round(input.seconds, 1),
+  };
+}
+
+const num = (x: number | undefined, digits = 0) =>
+  x === undefined || Number.isNaN(x) ? "-" : x.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function table(header: string[], body: string[][], rightAlign: boolean[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/** Markdown-friendly text: the rows, the ratios and the targets. */
+export function formatReport(r: Results): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(
+    `convmark bench${r.quick ? " (QUICK: fewer stored conversations, shorter phases)" : ""}${r.profiled ? " (PROFILED: slower)" : ""}, ${r.date}`,
+    `machine: ${m.os}; ${m.cpu_model}, ${m.cores} cores${m.cpu_quota ? `, ${m.cpu_quota}` : ""}; Node ${m.node}; load average at start ${m.loadavg_at_start.join(" ")}`,
+    `settings: ${r.settings.concurrency} in flight, ${r.settings.rounds} x ${r.settings.sliceSeconds} s per row after ${r.settings.warmupSeconds} s warm-up; ${r.stored_conversations.toLocaleString("en-US")} conversations stored for List/RSS`,
+    "",
+  );
+  const ids = Object.keys(r.rows) as RowId[];
+  out.push(
+    table(
+      ["row", "protocol", "req/s", "updates/s", "p50 ms", "p99 ms", "errors", "server CPU", "load CPU", "per CPU-s"],
+      ids.map((id) => {
+        const row = r.rows[id];
+        if (!row.available) return [row.label, row.protocol, row.reason === SKIPPED ? "skipped" : "not available", "", "", "", "", "", "", ""];
+        return [
+          row.label,
+          row.protocol,
+          num(row.requests_per_s),
+          num(row.updates_per_s),
+          num(row.p50_ms, 2),
+          num(row.p99_ms, 2),
+          num(row.errors),
+          row.server_cpu_pct === undefined ? "-" : `${row.server_cpu_pct}%`,
+          `${row.load_cpu_pct}%`,
+          num(row.per_cpu_s),
+        ];
+      }),
+      [false, false, true, true, true, true, true, true, true, true],
+    ),
+  );
+  const missing = ids.filter((id) => !r.rows[id].available && r.rows[id].reason !== SKIPPED);
+  for (const id of missing) out.push(`  ${r.rows[id].label}: not available: ${r.rows[id].reason}`);
+  for (const id of ids) {
+    const row = r.rows[id];
+    if (row.available && row.errors) out.push(`  ${row.label} (${row.protocol}): ${row.errors} errors, first: ${row.first_error ?? "?"}`);
+  }
+  out.push(
+    "",
+    r.memory_mb
+      ? `server RSS (MB): ${num(r.memory_mb.rss_at_start, 1)} at start, ${num(r.memory_mb.rss_before_bulk, 1)} before the bulk load, ` +
+        `${num(r.memory_mb.rss_after_bulk, 1)} after it (peak ${num(r.memory_mb.rss_peak, 1)}), ${num(r.memory_mb.rss_at_end, 1)} at the end; ` +
+        `V8 heap after it ${num(r.memory_mb.heap_used_after_bulk ?? undefined, 1)} used of ${num(r.memory_mb.heap_total_after_bulk ?? undefined, 1)}, ` +
+        `external ${num(r.memory_mb.external_after_bulk ?? undefined, 1)}; ` +
+        `after a forced full GC: RSS ${num(r.memory_mb.rss_after_full_gc ?? undefined, 1)}, V8 heap used ${num(r.memory_mb.heap_used_after_full_gc ?? undefined, 1)}`
+      : "server RSS: not measured (no bulk load in this run)",
+    "",
+    table(
+      ["target", "value", "goal", "result", "per CPU-s"],
+      r.targets.map((t) => [
+        t.name,
+        t.value === null ? "n/a" : num(t.value, t.name.includes("MB") || t.name.includes(" ms") ? 1 : 2),
+        `${t.op} ${t.target}`,
+        t.pass === null ? "n/a" : t.pass ? "PASS" : "MISS",
+        t.per_cpu_s === undefined ? "" : t.per_cpu_s === null ? "n/a" : num(t.per_cpu_s, 2),
+      ]),
+      [false, true, false, false, true],
+    ),
+  );
+  if (r.quick) out.push("", "(quick run: List and RSS were measured with fewer stored conversations than the 1,000,000 of the targets)");
+  return out.join("\n");
+}
+
+// `tsx bench/report.ts [results.json]`: print a results file again (bench/results.json by default).
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const file = process.argv[2] ?? new URL("./results.json", import.meta.url).pathname;
+  console.log(formatReport(JSON.parse(readFileSync(file, "utf8")) as Results));
+}

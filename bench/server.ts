@@ -1,0 +1,202 @@
+/** Runs convmark as its own process (as `npm start` does: Node with the tsx loader) for the bench. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+export interface ServerOptions {
+  readonly repoRoot: string;
+  readonly dataDir: string;
+  /** Extra environment (vendor credentials, limits). */
+  readonly env: Record<string, string>;
+  /** Directory for `node --cpu-prof`; absent: no profiling. */
+  readonly cpuProfileDir?: string;
+}
+
+// Asks the server's inspector (loopback only) for a full GC; Node 20 has WebSocket behind a flag only.
+const GC_SCRIPT = `
+const ws = new WebSocket(process.argv[1]);
+const fail = (m) => { console.error(m); process.exit(1); };
+setTimeout(() => fail("timeout"), 30000).unref();
+let id = 0;
+const send = () => ws.send(JSON.stringify({ id: ++id, method: "HeapProfiler.collectGarbage" }));
+ws.onopen = send;
+ws.onmessage = (e) => {
+  const m = JSON.parse(String(e.data));
+  if (m.id === undefined) return;
+  if (m.error) fail(JSON.stringify(m.error));
+  if (id < 2) send(); else { ws.close(); process.exit(0); }
+};
+ws.onerror = () => fail("websocket error");
+`;
+
+export interface BenchServer {
+  readonly pid: number;
+  readonly port: number;
+  readonly url: string;
+  readonly dbPath: string;
+  /** Resident and peak resident memory in MiB, from /proc/<pid>/status. */
+  memory(): { rssMb: number; hwmMb: number };
+  /** User+system CPU seconds the server process has used so far. */
+  cpuSeconds(): number;
+  /** Two full garbage collections in the server (through its loopback inspector); false if that failed. */
+  collectGarbage(): Promise<boolean>;
+  /** Rejects when the server exits before stop() was called. */
+  readonly died: Promise<never>;
+  /** SIGTERM (graceful: a --cpu-prof profile gets written), SIGKILL after the timeout. */
+  stop(timeoutMs?: number): Promise<void>;
+  /** The last lines the server wrote, for error messages. */
+  tail(): string;
+}
+
+// Environment variables a developer's shell may carry that would change what is measured.
+const SCRUBBED = /^(MONGODB_|CONVMARK_|ZEGO_|TENCENT_|OPENIM_|PORT$|HOST$|LOG_LEVEL$|NODE_OPTIONS$)/;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const CLK_TCK = 100; // getconf CLK_TCK on Linux
+
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function procMemory(pid: number): { rssMb: number; hwmMb: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "latin1");
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
+    return { rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
+  } catch {
+    return { rssMb: Number.NaN, hwmMb: Number.NaN };
+  }
+}
+
+export async function startServer(opts: ServerOptions): Promise<BenchServer> {
+  const port = await freePort();
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !SCRUBBED.test(k)) env[k] = v;
+  Object.assign(env, {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    CONVMARK_DATA_DIR: opts.dataDir,
+    // One info line per RPC would dominate what is measured.
+    LOG_LEVEL: "warn",
+    ...opts.env,
+  });
+  const nodeArgs = [
+    // Idle unless the bench connects (only after the measurements, to force a GC before reading memory).
+    "--inspect=127.0.0.1:0",
+    ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+    "--import",
+    "tsx",
+    "src/main.ts",
+  ];
+  const child: ChildProcess = spawn(process.execPath, nodeArgs, { cwd: opts.repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let inspectorUrl: string | undefined;
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString("utf8").split("\n")) {
+      if (!line.trim()) continue;
+      const ws = /Debugger listening on (ws:\/\/\S+)/.exec(line);
+      if (ws) inspectorUrl = ws[1];
+      else if (!/^For help, see:/.test(line)) lines.push(line);
+    }
+    if (lines.length > 200) lines.splice(0, lines.length - 200);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const tail = () => lines.slice(-30).join("\n");
+
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const died = exited.then((code) => {
+    if (stopping) return new Promise<never>(() => {});
+    throw new Error(`the convmark server exited (code ${code}) during the bench; its last output:\n${tail()}`);
+  });
+  died.catch(() => {});
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the convmark server did not start (exit ${child.exitCode}):\n${tail()}`);
+    try {
+      const res = await fetch(`${url}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      const body = await res.text();
+      if (res.ok && body.includes("SERVING")) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`the convmark server did not answer health checks within 60 s:\n${tail()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const pid = child.pid!;
+  return {
+    pid,
+    port,
+    url,
+    dbPath: join(opts.dataDir, "convmark.db"),
+    memory: () => procMemory(pid),
+    cpuSeconds: () => procCpuSeconds(pid),
+    async collectGarbage() {
+      if (!inspectorUrl) return false;
+      const url = inspectorUrl;
+      return new Promise<boolean>((resolve) => {
+        const helper = spawn(process.execPath, ["--experimental-websocket", "--no-warnings", "-e", GC_SCRIPT, url], { stdio: "ignore" });
+        helper.once("error", () => resolve(false));
+        helper.once("exit", (code) => resolve(code === 0));
+      });
+    },
+    died,
+    tail,
+    async stop(timeoutMs = 20_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      stopping = true;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+      try {
+        await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** V8 heap figures (MiB) from the server's Prometheus endpoint (prom-client's default metrics). */
+export async function heapFromMetrics(url: string): Promise<{ heapUsedMb: number; heapTotalMb: number; externalMb: number } | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+    return {
+      heapUsedMb: metric("nodejs_heap_size_used_bytes"),
+      heapTotalMb: metric("nodejs_heap_size_total_bytes"),
+      externalMb: metric("nodejs_external_memory_bytes"),
+    };
+  } catch {
+    return undefined;
+  }
+}
