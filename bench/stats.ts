@@ -31,7 +31,7 @@ export class LatencyLog {
   }
 }
 
-/** One measured slice: `ops` are requests, `units` what the row counts (requests or updates). */
+/** One measured slice: `requests` sent, `units` what the row counts (successful requests or applied updates). */
 export interface Slice {
   readonly requests: number;
   readonly units: number;
