@@ -2,7 +2,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { MongoClient } from "mongodb";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -16,6 +16,7 @@ import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory
 import { buildApp, type App } from "./server/app.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
+import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
 import { createMarkService } from "./service/mark-service.js";
 import { openMongoStore } from "./store/mongo-store.js";
@@ -99,10 +100,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const markService = createMarkService({ store, limits: core.limits, guard: directory.guard });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
-    const marks = createClient(
-      MarkService,
-      createRouterTransport(markRoutes, { router: { interceptors, readMaxBytes: core.readMaxBytes, jsonOptions: { registry: anyTypeRegistry } } }),
-    );
+    const marks = createClient(MarkService, createInProcessTransport(MarkService, markService, interceptors));
     const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes };
     const dialects: Dialect[] = [
       createZegoDialect(deps, config.zego),
@@ -121,6 +119,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       logger,
       metricsRegistry,
       readMaxBytes: core.readMaxBytes,
+      compressMinBytes: core.compressMinBytes,
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
       gateway: (req, res) => routeToDialects(dialects, req, res),

@@ -12,6 +12,7 @@ const EnvSchema = z.object({
   MONGODB_DB: z.string().min(1).default("convmark"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CONVMARK_READ_MAX_BYTES: int(1024, 1 << 30).default(32 << 20),
+  CONVMARK_COMPRESS_MIN_BYTES: int(0, 1 << 30).default(1 << 20),
   CONVMARK_GATEWAY_MAX_BODY_BYTES: int(1024, 1 << 30).default(4 << 20),
   CONVMARK_SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   CONVMARK_MAX_UPDATES_PER_REQUEST: int(1, 1_000_000).default(DEFAULT_LIMITS.maxUpdatesPerRequest),
@@ -27,6 +28,8 @@ export interface CoreConfig {
   readonly mongo?: { readonly uri: string; readonly dbName: string };
   readonly logLevel: string;
   readonly readMaxBytes: number;
+  /** Responses smaller than this are not compressed (on loopback and LANs gzip costs more CPU than it saves). */
+  readonly compressMinBytes: number;
   /** Largest body a vendor REST route reads (ZEGO's largest request, 100 x 200 conversations, is < 1 MiB). */
   readonly gatewayMaxBodyBytes: number;
   readonly shutdownGraceMs: number;
@@ -54,6 +57,7 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
     logLevel: e.LOG_LEVEL,
     readMaxBytes: e.CONVMARK_READ_MAX_BYTES,
     gatewayMaxBodyBytes: e.CONVMARK_GATEWAY_MAX_BODY_BYTES,
+    compressMinBytes: e.CONVMARK_COMPRESS_MIN_BYTES,
     shutdownGraceMs: e.CONVMARK_SHUTDOWN_GRACE_MS,
     limits: {
       ...DEFAULT_LIMITS,

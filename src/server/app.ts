@@ -25,6 +25,8 @@ export interface BuildAppOptions {
   services: readonly DescService[];
   logger: Logger;
   metricsRegistry: Registry;
+  /** Responses at least this large are compressed when the client accepts it. Default 1 MiB. */
+  compressMinBytes?: number;
   /** Maximum request message size. Default 32 MiB. */
   readMaxBytes?: number;
   /** Extra interceptors, run inside logging and metrics (so those see their errors). */
@@ -64,6 +66,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     grpcWeb: true,
     connect: true,
     readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
+    compressMinBytes: opts.compressMinBytes ?? 1024 * 1024,
     ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
     interceptors: [
       createLoggingInterceptor(opts.logger),

@@ -1,30 +1,39 @@
-/** Conversions between the domain model and convmark.v1 messages. */
-import { create } from "@bufbuild/protobuf";
-import { anyUnpack, timestampFromMs } from "@bufbuild/protobuf/wkt";
+/**
+ * Conversions between the domain model and convmark.v1 messages. Messages are built as plain
+ * literals rather than with create(): results of large batches are built on the hot path, and
+ * create() walks the schema for every message.
+ */
+import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Conversation, ConversationKey, ConversationSettings } from "../../gen/convmark/v1/mark_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Status } from "../../gen/google/rpc/status_pb.js";
-import {
-  ConversationKeySchema,
-  ConversationSchema,
-  ConversationSettingsSchema,
-  type Conversation,
-  type ConversationKey,
-  type ConversationSettings,
-} from "../../gen/convmark/v1/mark_service_pb.js";
 import type { ConvKey, ConversationRecord, Settings } from "../domain/conversation.js";
 import { marksOf } from "../domain/marks.js";
 
 export function keyToProto(k: ConvKey): ConversationKey {
-  return create(ConversationKeySchema, { ownerUserId: k.owner, type: k.type, conversationId: k.conversationId });
+  return { $typeName: "convmark.v1.ConversationKey", ownerUserId: k.owner, type: k.type, conversationId: k.conversationId };
 }
 
-export function settingsToProto(s: Readonly<Settings>): ConversationSettings {
-  // Only present fields are copied, so presence survives the round trip.
-  return create(ConversationSettingsSchema, s);
+/** Only present fields are copied, so presence survives the round trip; undefined when none is set. */
+export function settingsToProto(s: Readonly<Settings>): ConversationSettings | undefined {
+  let out: ConversationSettings | undefined;
+  for (const [field, value] of Object.entries(s)) {
+    if (value === undefined) continue;
+    out ??= { $typeName: "convmark.v1.ConversationSettings" };
+    (out as unknown as Record<string, unknown>)[field] = value;
+  }
+  return out;
+}
+
+function timestamp(ms: number): Timestamp {
+  const seconds = Math.floor(ms / 1000);
+  return { $typeName: "google.protobuf.Timestamp", seconds: BigInt(seconds), nanos: (ms - seconds * 1000) * 1_000_000 };
 }
 
 export function recordToProto(r: ConversationRecord): Conversation {
-  return create(ConversationSchema, {
+  return {
+    $typeName: "convmark.v1.Conversation",
     key: keyToProto(r.key),
     marks: marksOf(r.marks),
     markBits: r.marks,
@@ -32,8 +41,8 @@ export function recordToProto(r: ConversationRecord): Conversation {
     labels: [...r.labels],
     settings: settingsToProto(r.settings),
     version: r.version,
-    ...(r.version > 0n ? { updateTime: timestampFromMs(r.updateTimeMs) } : {}),
-  });
+    updateTime: r.version > 0n ? timestamp(r.updateTimeMs) : undefined,
+  };
 }
 
 /** The convmark reason (google.rpc.ErrorInfo.reason) in a status's details, if any. */

@@ -8,13 +8,13 @@ import {
   ConversationType,
   GetConversationResponseSchema,
   ListConversationsResponseSchema,
+  ResultView,
   UpdateConversationsResponseSchema,
-  UpdateResultSchema,
   type ConversationFilter,
   type MarkService,
   type UpdateResult,
 } from "../../gen/convmark/v1/mark_service_pb.js";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import type { Status } from "../../gen/google/rpc/status_pb.js";
 import { emptyRecord, type ConvKey, type ConvType, type ValidUpdate } from "../domain/conversation.js";
 import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
@@ -36,14 +36,16 @@ export interface MarkServiceDeps {
 }
 
 // google.rpc.Status code 0 is OK, which Connect's Code enum (errors only) does not name.
-function statusOf(code: Code, message = "") {
-  return create(StatusSchema, { code, message });
+function statusOf(code: Code, message = ""): Status {
+  return { $typeName: "google.rpc.Status", code, message, details: [] };
 }
+
+const OK_STATUS_CODE = 0 as Code;
 
 function failedResult(f: Failure): UpdateResult {
   const status = statusOf(f.code, f.message);
   if (f.reason) status.details.push(anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: f.reason, domain: REASON_DOMAIN })));
-  return create(UpdateResultSchema, { status });
+  return { $typeName: "convmark.v1.UpdateResult", status, conversation: undefined, changed: false };
 }
 
 function mustKey(k: Parameters<typeof validateKey>[0], limits: Limits): ConvKey {
@@ -90,6 +92,7 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       if (n > limits.maxUpdatesPerRequest) {
         throw new ConnectError(`${n} updates in one request, at most ${limits.maxUpdatesPerRequest} allowed`, Code.InvalidArgument);
       }
+      const full = req.resultView !== ResultView.STATUS;
       const results: UpdateResult[] = new Array(n);
       const valid: ValidUpdate[] = [];
       const validIndex: number[] = [];
@@ -118,7 +121,12 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       const outcomes = toApply.length > 0 ? await store.applyUpdates(toApply) : [];
       outcomes.forEach((o, j) => {
         results[applyIndex[j]!] = o.ok
-          ? create(UpdateResultSchema, { status: statusOf(0 as Code), conversation: recordToProto(o.record), changed: o.changed })
+          ? {
+              $typeName: "convmark.v1.UpdateResult",
+              status: statusOf(OK_STATUS_CODE),
+              conversation: full ? recordToProto(o.record) : undefined,
+              changed: o.changed,
+            }
           : failedResult(o.failure);
       });
       return create(UpdateConversationsResponseSchema, { results });

@@ -2,6 +2,7 @@
  * The two OpenIM operations, shared by the REST gateway and the Connect/gRPC services: rate limit,
  * auth, validation and translation to MarkService. Every outcome is an OpenIM envelope message.
  */
+import { ResultView } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { timingSafeEqual, createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -112,6 +113,7 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     try {
       const resp = await deps.marks.updateConversations({
         updates: plan.updates.map((u) => ({ key: u.key, settings: u.settings })),
+        resultView: ResultView.STATUS,
       });
       results = resp.results;
     } catch (e) {

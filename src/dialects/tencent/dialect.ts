@@ -12,7 +12,7 @@ import {
   type MarkContactRequest,
   type MarkContactResponse,
 } from "../../../gen/vendor/tencent/v1/recent_contact_pb.js";
-import type { ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
+import { ResultView, type ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import type { TencentConfig } from "./config.js";
@@ -132,7 +132,7 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
     }
     let results: Awaited<ReturnType<typeof deps.marks.updateConversations>>["results"] = [];
     if (updates.length > 0) {
-      results = (await deps.marks.updateConversations({ updates })).results;
+      results = (await deps.marks.updateConversations({ updates, resultView: ResultView.STATUS })).results;
       if (results.length !== updates.length) throw new Error(`MarkService returned ${results.length} results for ${updates.length} updates`);
     }
     return okResponse(

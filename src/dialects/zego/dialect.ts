@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { RateLimiterMemory } from "rate-limiter-flexible";
-import type { UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
+import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
 import {
   SetConvMarkRequestSchema,
   SetConvMarkResponseSchema,
@@ -116,7 +116,7 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
     let results: UpdateResult[] = [];
     if (plan.updates.length > 0) {
       try {
-        results = (await deps.marks.updateConversations({ updates: plan.updates })).results;
+        results = (await deps.marks.updateConversations({ updates: plan.updates, resultView: ResultView.STATUS })).results;
       } catch (err) {
         const ce = ConnectError.from(err);
         if (ce.code === Code.InvalidArgument) return errorResponse({ code: ZegoCode.BadParameter, message: ce.rawMessage }, requestId);
