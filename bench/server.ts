@@ -1,5 +1,5 @@
-/** Runs convmark as its own process (as `npm start` does: Node with the tsx loader) for the bench. */
-import { spawn, type ChildProcess } from "node:child_process";
+/** Runs convmark as its own process, as `npm start` does (compiled JavaScript in dist/), for the bench. */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -103,10 +103,10 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
     // Idle unless the bench connects (only after the measurements, to force a GC before reading memory).
     "--inspect=127.0.0.1:0",
     ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
-    "--import",
-    "tsx",
-    "src/main.ts",
+    "dist/src/main.js",
   ];
+  // What `npm start` runs: build first, so the numbers are those of the production process.
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { cwd: opts.repoRoot, stdio: "inherit" });
   const child: ChildProcess = spawn(process.execPath, nodeArgs, { cwd: opts.repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   let inspectorUrl: string | undefined;

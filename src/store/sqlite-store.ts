@@ -26,7 +26,7 @@ export interface SqliteStoreOptions {
   readonly chunkSize?: number;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS conversations (
   marked         INTEGER NOT NULL,           -- counts against the per-owner cap
   PRIMARY KEY (owner, type, conv_id)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS conversations_owner_position ON conversations (owner, position);
+-- Lists walk an owner's stream newest first; marks in the index let the mark filters skip rows
+-- without reading them from the table.
+CREATE UNIQUE INDEX IF NOT EXISTS conversations_owner_position_marks ON conversations (owner, position, marks);
 CREATE TABLE IF NOT EXISTS owners (
   owner        TEXT    PRIMARY KEY,
   position     INTEGER NOT NULL,             -- last stream position handed out
@@ -115,6 +117,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     throw new Error(`${opts.path} has schema version ${userVersion}, newer than this convmark (${SCHEMA_VERSION})`);
   }
   db.exec(SCHEMA);
+  // Version 1 had the same index without marks.
+  if (userVersion < 2) db.exec("DROP INDEX IF EXISTS conversations_owner_position");
   db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
   const now = opts.now ?? Date.now;
