@@ -423,6 +423,18 @@ describe("authentication", () => {
     await expectRefused({ usersig: expired }, 70001);
   });
 
+  it("70001 once a UserSig that was accepted (and cached) has expired", async () => {
+    const shortLived = tls.genUserSig(ADMIN, 60);
+    expect((await post(markUrl(env.url, { usersig: shortLived }), body)).json).toMatchObject({ ActionStatus: "OK" });
+    const later = Date.now() + 120_000;
+    vi.spyOn(Date, "now").mockReturnValue(later);
+    try {
+      await expectRefused({ usersig: shortLived }, 70001);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it("70013 for a UserSig of another identifier, 70014 of another SDKAppID", async () => {
     await expectRefused({ usersig: tls.genUserSig("admin2", 86400) }, 70013);
     await expectRefused({ usersig: new TLSSigAPIv2.Api(1400000009, KEY).genUserSig(ADMIN, 86400) }, 70014);

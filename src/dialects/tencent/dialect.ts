@@ -4,6 +4,7 @@
  */
 import { fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { LRUCache } from "lru-cache";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import {
   MarkContactRequestSchema,
@@ -18,7 +19,7 @@ import { readJsonBody, sendJson } from "../http.js";
 import type { TencentConfig } from "./config.js";
 import { TencentCode, TencentError } from "./errors.js";
 import { checkRequest, codeOfResult, failResponse, okResponse, planItem, resultItem, type ItemFailure } from "./translate.js";
-import { verifyUserSig } from "./usersig.js";
+import { verifyUserSig, type UserSigClaims } from "./usersig.js";
 
 export const MARK_CONTACT_PATH = "/v4/recentcontact/mark_contact";
 
@@ -73,6 +74,8 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
   const log = deps.logger.child({ dialect: "tencent" });
   const admins = new Set(config.adminIdentifiers);
   const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "tencent" });
+  // Callers reuse one admin UserSig for its whole lifetime; verifying it again on every call cost ~5% CPU.
+  const verifiedSigs = new LRUCache<string, UserSigClaims>({ max: 10_000 });
 
   function authenticate(a: TencentAuthParams): TencentCaller | TencentError {
     if (config.sdkAppId === undefined) {
@@ -90,13 +93,14 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
     if (a.contenttype !== "json") return new TencentError(TencentCode.HttpParse, "contenttype must be json");
     const sdkAppId = Number(a.sdkappid);
     if (sdkAppId !== config.sdkAppId) return new TencentError(TencentCode.SdkAppIdUnknown, `SDKAppID ${sdkAppId} does not exist`);
-    const verdict = verifyUserSig(a.usersig, {
-      sdkAppId,
-      identifier: a.identifier,
-      secretKey: config.secretKey,
-      nowSeconds: Math.floor(deps.now() / 1000),
-    });
-    if (!verdict.ok) return new TencentError(verdict.code, verdict.info);
+    const nowSeconds = Math.floor(deps.now() / 1000);
+    const known = verifiedSigs.get(a.usersig);
+    // A UserSig already verified with this app's key needs only its claims checked again (no zlib, no HMAC).
+    if (!known || known.sdkAppId !== sdkAppId || known.identifier !== a.identifier || known.time + known.expire <= nowSeconds) {
+      const verdict = verifyUserSig(a.usersig, { sdkAppId, identifier: a.identifier, secretKey: config.secretKey, nowSeconds });
+      if (!verdict.ok) return new TencentError(verdict.code, verdict.info);
+      verifiedSigs.set(a.usersig, verdict.claims);
+    }
     if (!admins.has(a.identifier)) return new TencentError(TencentCode.AdminRequired, "the request needs an App admin account as identifier");
     return { sdkAppId, identifier: a.identifier };
   }
