@@ -248,16 +248,62 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     if (closed) throw new Error("store is closed");
   };
 
-  return {
-    async applyUpdates(updates) {
-      ensureOpen();
-      const out: ApplyOutcome[] = [];
-      for (let i = 0; i < updates.length; i += chunkSize) {
-        if (i > 0) await new Promise((r) => setImmediate(r));
-        ensureOpen();
-        out.push(...applyChunk.immediate(updates.slice(i, i + chunkSize)));
+  // Group commit: calls arriving in the same event-loop turn share transactions of up to chunkSize
+  // updates, so a single-update request does not pay a whole BEGIN/COMMIT of its own. Each update is
+  // still applied atomically and independently; only a database error fails a whole transaction.
+  interface Pending {
+    readonly updates: readonly ValidUpdate[];
+    taken: number;
+    readonly out: ApplyOutcome[];
+    resolve(out: ApplyOutcome[]): void;
+    reject(e: unknown): void;
+  }
+  const queue: Pending[] = [];
+  let scheduled = false;
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
+  };
+  const drain = () => {
+    scheduled = false;
+    const parts: { p: Pending; from: number; to: number }[] = [];
+    for (let room = chunkSize; room > 0 && queue.length > 0; ) {
+      const p = queue[0]!;
+      const from = p.taken;
+      const to = Math.min(p.updates.length, from + room);
+      parts.push({ p, from, to });
+      room -= to - from;
+      p.taken = to;
+      if (to === p.updates.length) queue.shift();
+    }
+    try {
+      if (closed) throw new Error("store is closed");
+      const outcomes = applyChunk.immediate(parts.flatMap(({ p, from, to }) => p.updates.slice(from, to)));
+      let i = 0;
+      for (const { p, from, to } of parts) {
+        for (let k = from; k < to; k++) p.out.push(outcomes[i++]!);
+        if (p.out.length === p.updates.length) p.resolve(p.out);
       }
-      return out;
+    } catch (e) {
+      for (const { p } of parts) {
+        const at = queue.indexOf(p);
+        if (at >= 0) queue.splice(at, 1);
+        p.reject(e);
+      }
+    }
+    if (queue.length > 0) schedule();
+  };
+
+  return {
+    applyUpdates(updates) {
+      if (closed) return Promise.reject(new Error("store is closed"));
+      if (updates.length === 0) return Promise.resolve([]);
+      return new Promise<ApplyOutcome[]>((resolve, reject) => {
+        queue.push({ updates, taken: 0, out: [], resolve, reject });
+        schedule();
+      });
     },
 
     async get(key: ConvKey) {
