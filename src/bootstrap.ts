@@ -3,7 +3,6 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { MongoClient } from "mongodb";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
@@ -19,7 +18,6 @@ import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js
 import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
 import { createMarkService } from "./service/mark-service.js";
-import { openMongoStore } from "./store/mongo-store.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import type { MarkStore } from "./store/store.js";
 
@@ -55,6 +53,9 @@ async function openStores(
 ): Promise<{ store: MarkStore; directory: Directory; close(): Promise<void> }> {
   const limits = { maxMarkedPerOwner: config.limits.maxMarkedPerOwner, maxLabelsPerConversation: config.limits.maxLabelsPerConversation };
   if (config.mongo) {
+    // Loaded only when used: the driver alone costs ~23 MB of memory.
+    const { MongoClient } = await import("mongodb");
+    const { openMongoStore } = await import("./store/mongo-store.js");
     // One client (one connection pool) for the marks and the directory.
     const client = await new MongoClient(config.mongo.uri).connect();
     const opened: { close(): Promise<void> }[] = [];

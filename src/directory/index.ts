@@ -15,7 +15,6 @@ import type { KeyGuard } from "../service/mark-service.js";
 import type { DirectoryLookup } from "./directory.js";
 import { createDirectoryGuard } from "./guard.js";
 import { createDirectoryLookup } from "./lookup.js";
-import { openMongoDirectory } from "./mongo-directory.js";
 import { createDirectoryService, type DirectoryServiceOptions } from "./service.js";
 import { openSqliteDirectory } from "./sqlite-directory.js";
 import type { DirectoryStore } from "./store.js";
@@ -25,7 +24,7 @@ export { directoryConfigFromEnv, type DirectoryConfig } from "./config.js";
 export type { DirectoryLookup, GroupInfo } from "./directory.js";
 export { createDirectoryGuard } from "./guard.js";
 export { createDirectoryLookup } from "./lookup.js";
-export { openMongoDirectory, type MongoDirectoryOptions } from "./mongo-directory.js";
+export type { MongoDirectoryOptions } from "./mongo-directory.js";
 export { createDirectoryService, type DirectoryServiceOptions } from "./service.js";
 export { openSqliteDirectory, type SqliteDirectoryOptions } from "./sqlite-directory.js";
 export type { DirectoryStore } from "./store.js";
@@ -55,8 +54,9 @@ export interface Directory {
 export async function openDirectory(opts: OpenDirectoryOptions): Promise<Directory> {
   if (!opts.mongo && !opts.sqlitePath) throw new Error("openDirectory needs sqlitePath or mongo");
   const now = opts.now ? { now: opts.now } : {};
+  // The MongoDB adapter (and driver) is loaded only when used.
   const store = opts.mongo
-    ? await openMongoDirectory({ uri: opts.mongo.uri, ...(opts.mongo.dbName ? { dbName: opts.mongo.dbName } : {}), ...(opts.mongo.client ? { client: opts.mongo.client } : {}), ...now })
+    ? await (await import("./mongo-directory.js")).openMongoDirectory({ uri: opts.mongo.uri, ...(opts.mongo.dbName ? { dbName: opts.mongo.dbName } : {}), ...(opts.mongo.client ? { client: opts.mongo.client } : {}), ...now })
     : openSqliteDirectory({ path: opts.sqlitePath!, ...now });
   const lookup = createDirectoryLookup(store, { strict: opts.strict });
   const service = createDirectoryService(store, opts);
