@@ -6,7 +6,7 @@ import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
-import { coreConfigFromEnv, type CoreConfig } from "./config.js";
+import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
 import { createTencentDialect, tencentConfigFromEnv } from "./dialects/tencent/index.js";
@@ -57,7 +57,14 @@ async function openStores(
     const { MongoClient } = await import("mongodb");
     const { openMongoStore } = await import("./store/mongo-store.js");
     // One client (one connection pool) for the marks and the directory.
-    const client = await new MongoClient(config.mongo.uri).connect();
+    let unconnected: InstanceType<typeof MongoClient>;
+    try {
+      unconnected = new MongoClient(config.mongo.uri);
+    } catch (e) {
+      // The driver's own parser (host lists, options) rejects it before any connection is tried.
+      throw new ConfigError(`invalid configuration: MONGODB_URI: ${(e as Error).message}`);
+    }
+    const client = await unconnected.connect();
     const opened: { close(): Promise<void> }[] = [];
     const closeAll = async () => {
       await Promise.allSettled(opened.map((o) => o.close()));

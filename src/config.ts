@@ -8,7 +8,12 @@ const EnvSchema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default("0.0.0.0"),
   CONVMARK_DATA_DIR: z.string().min(1).default("./data"),
-  MONGODB_URI: z.string().url().optional(),
+  // Not z.string().url(): WHATWG URLs reject the host lists of replica-set URIs (mongodb://h1,h2/...);
+  // the driver parses the rest when it connects.
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\/\S+$/, "must be a mongodb:// or mongodb+srv:// connection string")
+    .optional(),
   MONGODB_DB: z.string().min(1).default("convmark"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CONVMARK_READ_MAX_BYTES: int(1024, 1 << 30).default(32 << 20),
