@@ -17,6 +17,7 @@ import {
   type ResultItem,
 } from "../../../gen/vendor/tencent/v1/recent_contact_pb.js";
 import { DEFAULT_LIMITS } from "../../domain/limits.js";
+import { MAX_MARK, MIN_MARK } from "../../domain/marks.js";
 import { Reason } from "../../domain/reasons.js";
 import { reasonOf } from "../../service/convert.js";
 import { TencentCode, TencentError } from "./errors.js";
@@ -25,9 +26,6 @@ import { TencentCode, TencentError } from "./errors.js";
 export const MAX_MARK_ITEMS = 100;
 /** CustomMark is at most 256 bytes. */
 export const MAX_CUSTOM_MARK_BYTES = 256;
-/** Standard mark bits are numbered 1..64. */
-export const MIN_MARK = 1n;
-export const MAX_MARK = 64n;
 /** From_Account is refused as a whole beyond convmark's ID limit. */
 export const MAX_ACCOUNT_BYTES = DEFAULT_LIMITS.maxIdBytes;
 
@@ -56,8 +54,9 @@ export function checkRequest(req: MarkContactRequest): string | TencentError {
 }
 
 function checkMarks(field: string, marks: readonly bigint[]): ItemFailure | undefined {
-  const bad = marks.find((m) => m < MIN_MARK || m > MAX_MARK);
-  if (bad !== undefined) return { code: TencentCode.BadParameter, info: `${field}: bit ${bad} is outside 1..64` };
+  // Tencent's bits 1..64 are convmark's marks 1..64; JSON numbers arrive as uint64 bigints.
+  const bad = marks.find((m) => m < BigInt(MIN_MARK) || m > BigInt(MAX_MARK));
+  if (bad !== undefined) return { code: TencentCode.BadParameter, info: `${field}: bit ${bad} is outside ${MIN_MARK}..${MAX_MARK}` };
   return undefined;
 }
 
