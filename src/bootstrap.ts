@@ -6,6 +6,9 @@ import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
+import { clusterMetricsSource } from "./cluster/metrics.js";
+import { openSharedNonceStore, type SharedNonceStore } from "./cluster/nonce-store.js";
+import { NONCE_FILE } from "./cluster/primary.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
@@ -34,10 +37,12 @@ export interface RunningConvmark {
 
 export interface StartOptions {
   readonly logger?: Logger;
+  /** Set in a cluster worker: the primary's directory of state shared by all workers. */
+  readonly cluster?: { readonly stateDir: string };
 }
 
 /** Every piece of configuration, parsed before anything opens: a bad value stops the start with ConfigError. */
-function configFromEnv(env: NodeJS.ProcessEnv) {
+export function configFromEnv(env: NodeJS.ProcessEnv) {
   return {
     core: coreConfigFromEnv(env),
     directory: directoryConfigFromEnv(env),
@@ -100,7 +105,9 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   const core = config.core;
   const logger = opts.logger ?? pino({ level: core.logLevel });
   const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
+  let nonces: SharedNonceStore | undefined;
   try {
+    if (opts.cluster) nonces = openSharedNonceStore(join(opts.cluster.stateDir, NONCE_FILE), 100_000);
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
@@ -109,7 +116,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
     const marks = createClient(MarkService, createInProcessTransport(MarkService, markService, interceptors));
-    const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes };
+    const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes, ...(nonces ? { nonces } : {}) };
     const dialects: Dialect[] = [
       createZegoDialect(deps, config.zego),
       createTencentDialect(deps, config.tencent),
@@ -126,6 +133,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       services,
       logger,
       metricsRegistry,
+      ...(opts.cluster ? { metricsText: clusterMetricsSource(metricsRegistry) } : {}),
       readMaxBytes: core.readMaxBytes,
       compressMinBytes: core.compressMinBytes,
       jsonRegistry: anyTypeRegistry,
@@ -150,6 +158,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
           try {
             await app.close();
           } finally {
+            nonces?.close();
             await closeStores();
           }
         })();
@@ -157,6 +166,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       },
     };
   } catch (e) {
+    nonces?.close();
     await closeStores();
     throw e;
   }

@@ -39,6 +39,8 @@ export interface BuildAppOptions {
   drainDelayMs?: number;
   /** Path of the Prometheus endpoint, or false for none. Default "/metrics". */
   metricsPath?: string | false;
+  /** What the endpoint serves; default the registry's own metrics (a cluster worker: the whole server's). */
+  metricsText?: () => Promise<string>;
   /** Files reflection should describe beyond those of the services (e.g. extensions). */
   reflectionExtraFiles?: readonly DescFile[];
   /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
@@ -80,7 +82,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     },
   });
   const metricsPath = opts.metricsPath ?? "/metrics";
-  const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
+  const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath, opts.metricsText);
   const handler = opts.gateway ? withGateway(withMetrics, opts.gateway, opts.logger) : withMetrics;
   const server = createDualProtocolServer(handler, opts.listener);
 
@@ -133,6 +135,11 @@ export interface ShutdownOptions {
   logger?: Logger;
   signals?: NodeJS.Signals[];
   process?: ShutdownProcess;
+  /**
+   * Other ways to ask for the shutdown (a cluster primary's message, its disconnect): each gets a
+   * function that starts the shutdown unless it has started already (never counted as a second signal).
+   */
+  triggers?: ((start: (reason: string) => void) => void)[];
 }
 
 /**
@@ -156,8 +163,13 @@ export function installShutdownHandlers(
       proc.exit(1);
       return;
     }
+    start(signal);
+  };
+
+  const start = (reason: string): void => {
+    if (shuttingDown) return;
     shuttingDown = true;
-    log?.info({ signal }, "shutting down");
+    log?.info({ signal: reason }, "shutting down");
     void (async () => {
       let code = 0;
       try {
@@ -177,6 +189,7 @@ export function installShutdownHandlers(
     })();
   };
 
+  for (const t of opts.triggers ?? []) t(start);
   const handlers = new Map(signals.map((s) => [s, () => onSignal(s)] as const));
   // Stay subscribed after the first signal: the second one must reach us, not the default action.
   for (const [s, h] of handlers) proc.on(s, h);

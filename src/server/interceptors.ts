@@ -1,11 +1,22 @@
 // Server interceptors (one log line and metrics per RPC) and the /metrics HTTP route.
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRequest, type StreamRequest } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { NodeHandlerFn } from "./listener.js";
 
 /** Called once per RPC when it ends: after the unary response, or when a response stream finishes or is abandoned. */
-type RpcObserver = (info: { procedure: string; code: Code | "OK"; durationMs: number; error?: ConnectError }) => void;
+type RpcObserver = (info: { procedure: string; labels: RpcLabels; code: Code | "OK"; durationMs: number; error?: ConnectError }) => void;
+
+interface RpcLabels {
+  grpc_type: string;
+  grpc_service: string;
+  grpc_method: string;
+}
+
+function rpcLabels(req: UnaryRequest | StreamRequest): RpcLabels {
+  return { grpc_type: grpcType(req.method.methodKind), grpc_service: req.service.typeName, grpc_method: req.method.name };
+}
 
 /** Runs `observe` exactly once per RPC, including streaming RPCs (timed until their stream ends). */
 function observingInterceptor(observe: RpcObserver): Interceptor {
@@ -14,11 +25,12 @@ function observingInterceptor(observe: RpcObserver): Interceptor {
     const start = performance.now();
     const done = (error?: unknown): void => {
       const durationMs = performance.now() - start;
+      const labels = rpcLabels(req);
       if (error === undefined) {
-        observe({ procedure, code: "OK", durationMs });
+        observe({ procedure, labels, code: "OK", durationMs });
       } else {
         const err = ConnectError.from(error);
-        observe({ procedure, code: err.code, durationMs, error: err });
+        observe({ procedure, labels, code: err.code, durationMs, error: err });
       }
     };
     let res;
@@ -71,45 +83,90 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
 }
 
 export interface RpcMetricsOptions {
-  /** Metric name prefix. Default "rpc_server_". */
-  prefix?: string;
   /** Histogram buckets in seconds. */
   buckets?: number[];
 }
 
+/** go-grpc-prometheus' grpc_type label. */
+function grpcType(kind: DescMethod["methodKind"]): string {
+  switch (kind) {
+    case "unary":
+      return "unary";
+    case "client_streaming":
+      return "client_stream";
+    case "server_streaming":
+      return "server_stream";
+    default:
+      return "bidi_stream";
+  }
+}
+
+function metric<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
 /**
- * Counter `<prefix>handled_total{procedure,code}` and histogram `<prefix>handling_seconds{procedure,code}`
- * in the given registry (reused if they already exist there, so two apps can share a registry).
+ * The metrics dashboards for gRPC servers expect (the names and labels of go-grpc-prometheus, for
+ * every protocol served: gRPC, gRPC-Web, Connect, and the vendor routes' in-process calls):
+ * counter `grpc_server_started_total{grpc_type,grpc_service,grpc_method}`, counter
+ * `grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}` and histogram
+ * `grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}`, in the given registry (reused
+ * if they already exist there, so two apps can share a registry).
  */
 export function createMetricsInterceptor(registry: Registry, opts: RpcMetricsOptions = {}): Interceptor {
-  const prefix = opts.prefix ?? "rpc_server_";
-  const labelNames = ["procedure", "code"] as const;
-  const counterName = `${prefix}handled_total`;
-  const histogramName = `${prefix}handling_seconds`;
-  const counter =
-    (registry.getSingleMetric(counterName) as Counter<(typeof labelNames)[number]> | undefined) ??
-    new Counter({ name: counterName, help: "RPCs completed on the server, by procedure and status code.", labelNames, registers: [registry] });
-  const histogram =
-    (registry.getSingleMetric(histogramName) as Histogram<(typeof labelNames)[number]> | undefined) ??
-    new Histogram({
-      name: histogramName,
-      help: "RPC duration on the server in seconds (streams: until the stream ends).",
-      labelNames,
-      buckets: opts.buckets ?? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    });
-  return observingInterceptor(({ procedure, code, durationMs }) => {
-    const labels = { procedure, code: codeName(code) };
-    counter.inc(labels);
-    histogram.observe(labels, durationMs / 1000);
+  const base = ["grpc_type", "grpc_service", "grpc_method"] as const;
+  const withCode = [...base, "grpc_code"] as const;
+  const started = metric(
+    registry,
+    "grpc_server_started_total",
+    () => new Counter({ name: "grpc_server_started_total", help: "Total number of RPCs started on the server.", labelNames: base, registers: [registry] }),
+  );
+  const handled = metric(
+    registry,
+    "grpc_server_handled_total",
+    () =>
+      new Counter({
+        name: "grpc_server_handled_total",
+        help: "Total number of RPCs completed on the server, regardless of success or failure.",
+        labelNames: withCode,
+        registers: [registry],
+      }),
+  );
+  const seconds = metric(
+    registry,
+    "grpc_server_handling_seconds",
+    () =>
+      new Histogram({
+        name: "grpc_server_handling_seconds",
+        help: "Histogram of response latency (seconds) of RPCs handled by the server (streams: until the stream ends).",
+        labelNames: base,
+        buckets: opts.buckets ?? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+  );
+  const observe = observingInterceptor(({ labels, code, durationMs }) => {
+    handled.inc({ ...labels, grpc_code: codeName(code) });
+    seconds.observe(labels, durationMs / 1000);
   });
+  return (next) => {
+    const inner = observe(next);
+    return (req) => {
+      started.inc(rpcLabels(req));
+      return inner(req);
+    };
+  };
 }
 
 /**
  * Wraps a handler so that `GET <path>` (default /metrics) serves the registry in Prometheus text format,
  * over HTTP/1.1 or HTTP/2; every other request goes to `handler`.
  */
-export function withMetricsEndpoint(handler: NodeHandlerFn, registry: Registry, path = "/metrics"): NodeHandlerFn {
+export function withMetricsEndpoint(
+  handler: NodeHandlerFn,
+  registry: Registry,
+  path = "/metrics",
+  text: () => Promise<string> = () => registry.metrics(),
+): NodeHandlerFn {
   return (req, res) => {
     const url = req.url ?? "";
     const pathname = url.split("?", 1)[0];
@@ -117,7 +174,7 @@ export function withMetricsEndpoint(handler: NodeHandlerFn, registry: Registry, 
       handler(req, res);
       return;
     }
-    registry.metrics().then(
+    text().then(
       (text) => {
         res.writeHead(200, { "content-type": registry.contentType, "cache-control": "no-store" });
         if (req.method === "HEAD") res.end();

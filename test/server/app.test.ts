@@ -209,7 +209,7 @@ describe("buf curl through server reflection", () => {
 });
 
 describe("metrics and logging", () => {
-  it("counts RPCs by procedure and code, serves /metrics over HTTP/1.1 and HTTP/2, logs one line per RPC", async () => {
+  it("counts RPCs under the go-grpc-prometheus names and labels, serves /metrics over HTTP/1.1 and HTTP/2, logs one line per RPC", async () => {
     const s = await start();
     const client = createClient(Health, createGrpcTransport({ baseUrl: s.baseUrl }));
     await client.check({});
@@ -217,13 +217,16 @@ describe("metrics and logging", () => {
     await expect(client.check({ service: "x.Y" })).rejects.toThrow();
 
     const text = await (await fetch(`${s.baseUrl}/metrics`)).text();
-    expect(text).toContain('rpc_server_handled_total{procedure="/grpc.health.v1.Health/Check",code="OK"} 2');
-    expect(text).toContain('rpc_server_handled_total{procedure="/grpc.health.v1.Health/Check",code="NotFound"} 1');
-    expect(text).toMatch(/rpc_server_handling_seconds_count\{procedure="\/grpc.health.v1.Health\/Check",code="OK"\} 2/);
+    const labels = 'grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check"';
+    expect(text).toContain(`grpc_server_started_total{${labels}} 3`);
+    expect(text).toContain(`grpc_server_handled_total{${labels},grpc_code="OK"} 2`);
+    expect(text).toContain(`grpc_server_handled_total{${labels},grpc_code="NotFound"} 1`);
+    expect(text).toContain(`grpc_server_handling_seconds_count{${labels}} 3`);
+    expect(text).toMatch(/^grpc_server_handling_seconds_bucket\{le="0.001",grpc_type="unary",grpc_service="grpc.health.v1.Health",grpc_method="Check"\} \d+$/m);
 
     const h2text = await h2Get(s.baseUrl, "/metrics");
     expect(h2text.status).toBe(200);
-    expect(h2text.body).toContain("rpc_server_handled_total");
+    expect(h2text.body).toContain("grpc_server_handled_total");
 
     const rpcLines = s.logLines.filter((l) => l.msg === "rpc");
     expect(rpcLines).toHaveLength(3);

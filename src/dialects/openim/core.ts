@@ -6,7 +6,8 @@ import { ResultView } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { timingSafeEqual, createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterRes } from "rate-limiter-flexible";
+import { createRateLimiter } from "../../cluster/rate-limit.js";
 import { ConvType } from "../../domain/conversation.js";
 import { Reason } from "../../domain/reasons.js";
 import { reasonOf } from "../../service/convert.js";
@@ -66,7 +67,7 @@ function list(ids: readonly string[]): string {
 }
 
 export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): OpenimCore {
-  const limiter = config.rateLimitPerSecond > 0 ? new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1 }) : undefined;
+  const limiter = config.rateLimitPerSecond > 0 ? createRateLimiter({ points: config.rateLimitPerSecond, durationSeconds: 1, keyPrefix: "openim" }) : undefined;
   const admins = new Set(config.adminUserIds);
 
   async function rateLimited(): Promise<OpenimError | undefined> {

@@ -5,7 +5,8 @@
 import { fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { LRUCache } from "lru-cache";
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterRes } from "rate-limiter-flexible";
+import { createRateLimiter } from "../../cluster/rate-limit.js";
 import {
   MarkContactRequestSchema,
   MarkContactResponseSchema,
@@ -73,7 +74,7 @@ export function parseMarkContactRequest(json: unknown): MarkContactRequest | Ten
 export function createTencentDialect(deps: DialectDeps, config: TencentConfig): TencentDialect {
   const log = deps.logger.child({ dialect: "tencent" });
   const admins = new Set(config.adminIdentifiers);
-  const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "tencent" });
+  const limiter = createRateLimiter({ points: config.rateLimitPerSecond, durationSeconds: 1, keyPrefix: "tencent" });
   // Callers reuse one admin UserSig for its whole lifetime; verifying it again on every call cost ~5% CPU.
   const verifiedSigs = new LRUCache<string, UserSigClaims>({ max: 10_000 });
 

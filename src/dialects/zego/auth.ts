@@ -3,6 +3,7 @@
  * SignatureVersion=2.0, Signature = hex(md5(AppId + SignatureNonce + ServerSecret + Timestamp))),
  * plus replay protection of SignatureNonce within the accepted timestamp window.
  */
+import type { NonceRegistry } from "../../cluster/nonce-store.js";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { ZegoCode } from "./codes.js";
 
@@ -92,6 +93,8 @@ export interface VerifierOptions {
   readonly credentials?: { readonly appId: number; readonly serverSecret: string } | undefined;
   readonly now: () => number;
   readonly maxNonces?: number;
+  /** Where nonces are recorded; default an in-memory NonceCache of maxNonces entries. */
+  readonly nonces?: NonceRegistry;
 }
 
 /**
@@ -100,7 +103,7 @@ export interface VerifierOptions {
  * Returns the AppId on success.
  */
 export function createVerifier(opts: VerifierOptions): (p: ZegoAuthParams) => { ok: true; appId: number } | { ok: false; error: ZegoError } {
-  const nonces = new NonceCache(opts.maxNonces ?? 100_000);
+  const nonces: NonceRegistry = opts.nonces ?? new NonceCache(opts.maxNonces ?? 100_000);
   const fail = (code: number, message: string) => ({ ok: false as const, error: { code, message } });
   return (p) => {
     const creds = opts.credentials;

@@ -7,7 +7,6 @@
 import { randomBytes } from "node:crypto";
 import { fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { RateLimiterMemory } from "rate-limiter-flexible";
 import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
 import {
   SetConvMarkRequestSchema,
@@ -16,6 +15,7 @@ import {
   type SetConvMarkRequest,
   type SetConvMarkResponse,
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
+import { createRateLimiter } from "../../cluster/rate-limit.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import { createVerifier, type ZegoAuthParams, type ZegoError } from "./auth.js";
@@ -82,8 +82,8 @@ export interface ZegoDialect extends Dialect {
 
 export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDialect {
   const log = deps.logger.child({ dialect: "zego" });
-  const verify = createVerifier({ credentials: config.credentials, now: deps.now });
-  const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "zego" });
+  const verify = createVerifier({ credentials: config.credentials, now: deps.now, ...(deps.nonces ? { nonces: deps.nonces } : {}) });
+  const limiter = createRateLimiter({ points: config.rateLimitPerSecond, durationSeconds: 1, keyPrefix: "zego" });
 
   async function core(requestId: string, auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse> {
     const v = verify(auth);
