@@ -4,12 +4,15 @@ import * as os from "node:os";
 import { round, type RowTotals } from "./stats.js";
 
 export type RowId =
+  | "node_http_echo"
+  | "bare_connect_echo"
   | "echo_grpc"
   | "echo_connect"
   | "update1_grpc"
   | "update1_connect"
   | "update100_grpc"
   | "storage100"
+  | "sqlite_raw100"
   | "zego"
   | "tencent"
   | "openim"
@@ -24,12 +27,15 @@ interface RowMeta {
 }
 
 const ROWS: Record<RowId, RowMeta> = {
+  node_http_echo: { label: "node:http JSON echo (ceiling)", protocol: "HTTP/1.1, 1 proc", unit: "requests" },
+  bare_connect_echo: { label: "bare connect-node Health (ceiling)", protocol: "Connect JSON h1, 1 proc", unit: "requests" },
   echo_grpc: { label: "Health/Check (echo)", protocol: "gRPC h2c", unit: "requests" },
   echo_connect: { label: "Health/Check (echo)", protocol: "Connect JSON h1", unit: "requests" },
   update1_grpc: { label: "UpdateConversations x1", protocol: "gRPC h2c", unit: "requests" },
   update1_connect: { label: "UpdateConversations x1", protocol: "Connect JSON h1", unit: "requests" },
   update100_grpc: { label: "UpdateConversations x100", protocol: "gRPC h2c", unit: "updates" },
   storage100: { label: "store.applyUpdates x100", protocol: "in process", unit: "updates" },
+  sqlite_raw100: { label: "raw SQLite upserts x100 (ceiling)", protocol: "in process", unit: "updates" },
   zego: { label: "ZEGO SetConvMark", protocol: "REST JSON h1", unit: "requests" },
   tencent: { label: "Tencent mark_contact", protocol: "REST JSON h1", unit: "requests" },
   openim: { label: "OpenIM set_conversations", protocol: "REST JSON h1", unit: "requests" },
@@ -83,6 +89,19 @@ export function machineInfo(): Machine {
   };
 }
 
+export type LevelKey = "100k" | "1m" | "10m";
+
+/** List latency and server memory with a given number of conversations stored. */
+export interface LevelFigures {
+  readonly key: LevelKey;
+  readonly stored: number;
+  /** Largest VmRSS over the serving processes, after loading this level (before its List row). */
+  readonly rssMb: number;
+  readonly listP50Ms: number;
+  readonly listP99Ms: number;
+  readonly listErrors: number;
+}
+
 interface HeapFigures {
   heapUsedMb: number;
   heapTotalMb: number;
@@ -127,6 +146,8 @@ export interface ResultRow {
    * this process for the in-process store row. Less sensitive to CPU stolen by other processes.
    */
   readonly per_cpu_s?: number;
+  /** CPU µs per unit (request, or update for update rows) of the process doing the work, summed over all its processes. */
+  readonly server_cpu_us_per_op?: number;
 }
 
 export interface Target {
@@ -134,7 +155,7 @@ export interface Target {
   readonly value: number | null;
   /** For ratio targets: the ratio per CPU second (diagnostic). */
   readonly per_cpu_s?: number | null;
-  readonly op: ">=" | "<=";
+  readonly op: ">=" | "<=" | "<";
   readonly target: number;
   /** null: not measured. */
   readonly pass: boolean | null;
@@ -155,12 +176,22 @@ export interface Results {
     zego_vs_echo: number | null;
     tencent_vs_echo: number | null;
     openim_vs_echo: number | null;
+    update1_connect_all_workers_vs_bare_connect_echo: number | null;
+    update100_vs_raw_sqlite: number | null;
+    bare_connect_echo_vs_node_http_echo: number | null;
   };
+  readonly ceilings: { node_http_echo_rps: number | null; connect_echo_rps: number | null; sqlite_upserts_per_s: number | null };
+  /** Server CPU per update in the UpdateConversations(100) row, summed over all server processes (µs). */
+  readonly cpu_us_per_update_100: number | null;
+  /** Server CPU per operation of every row (µs); in-process rows: the bench process's CPU. */
+  readonly cpu_us_per_op: Partial<Record<RowId, number>>;
+  readonly list_p99_ms: Partial<Record<LevelKey, number>>;
+  readonly list_p50_ms: Partial<Record<LevelKey, number>>;
+  /** Per server process (the largest), after loading each level. */
+  readonly rss_mb: Partial<Record<LevelKey, number>>;
+  readonly stored_at_level: Partial<Record<LevelKey, number>>;
   /** The same ratios per CPU second of the working process (diagnostic; the targets use `ratios`). */
   readonly ratios_per_cpu_s: Results["ratios"];
-  readonly list_p50_ms_1m: number | null;
-  readonly list_p99_ms_1m: number | null;
-  readonly rss_mb_1m: number | null;
   readonly memory_mb: null | {
     rss_at_start: number;
     rss_before_bulk: number;
@@ -199,6 +230,7 @@ function resultRow(id: RowId, info: RowInfo): ResultRow {
     ...(t.hasServerCpu ? { server_cpu_pct: round((100 * t.serverCpuSeconds) / t.seconds, 0) } : {}),
     load_cpu_pct: round((100 * t.loadCpuSeconds) / t.seconds, 0),
     ...(perCpu !== undefined ? { per_cpu_s: round(perCpu, 0) } : {}),
+    ...(cpu > 0 && t.units > 0 ? { server_cpu_us_per_op: round((cpu * 1e6) / t.units, 1) } : {}),
   };
 }
 
@@ -211,6 +243,7 @@ export function buildResults(input: {
   rows: Record<RowId, RowInfo>;
   stored: number;
   memory: MemoryFigures | undefined;
+  levels: readonly LevelFigures[];
   seconds: number;
 }): Results {
   const rows = Object.fromEntries(Object.entries(input.rows).map(([id, info]) => [id, resultRow(id as RowId, info)])) as Record<RowId, ResultRow>;
@@ -222,6 +255,9 @@ export function buildResults(input: {
     zego_vs_echo: ratio(rps("zego"), rps("echo_connect")),
     tencent_vs_echo: ratio(rps("tencent"), rps("echo_connect")),
     openim_vs_echo: ratio(rps("openim"), rps("echo_connect")),
+    update1_connect_all_workers_vs_bare_connect_echo: ratio(rps("update1_connect"), rps("bare_connect_echo")),
+    update100_vs_raw_sqlite: ratio(rows.update100_grpc.updates_per_s, rows.sqlite_raw100.updates_per_s),
+    bare_connect_echo_vs_node_http_echo: ratio(rps("bare_connect_echo"), rps("node_http_echo")),
   };
   const cpuRate = (id: RowId) => rows[id].per_cpu_s;
   const ratiosPerCpu = {
@@ -231,20 +267,28 @@ export function buildResults(input: {
     zego_vs_echo: ratio(cpuRate("zego"), cpuRate("echo_connect")),
     tencent_vs_echo: ratio(cpuRate("tencent"), cpuRate("echo_connect")),
     openim_vs_echo: ratio(cpuRate("openim"), cpuRate("echo_connect")),
+    update1_connect_all_workers_vs_bare_connect_echo: ratio(cpuRate("update1_connect"), cpuRate("bare_connect_echo")),
+    update100_vs_raw_sqlite: ratio(cpuRate("update100_grpc"), cpuRate("sqlite_raw100")),
+    bare_connect_echo_vs_node_http_echo: ratio(cpuRate("bare_connect_echo"), cpuRate("node_http_echo")),
   };
-  const listP99 = rows.list.p99_ms ?? null;
   const mem = input.memory;
-  const rss = mem ? round(mem.afterBulkMb, 1) : null;
+  const byLevel = <T>(f: (l: LevelFigures) => T) => Object.fromEntries(input.levels.map((l) => [l.key, f(l)])) as Partial<Record<LevelKey, T>>;
+  const listP99 = byLevel((l) => round(l.listP99Ms, 3));
+  const rssMb = byLevel((l) => round(l.rssMb, 1));
+  const at = <T>(o: Partial<Record<LevelKey, T>>, k: LevelKey): T | null => o[k] ?? null;
+  const div = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? round(a / b, 3) : null);
+  const cpuPerOp = Object.fromEntries(
+    (Object.keys(rows) as RowId[]).flatMap((id) => (rows[id].server_cpu_us_per_op !== undefined ? [[id, rows[id].server_cpu_us_per_op]] : [])),
+  ) as Partial<Record<RowId, number>>;
   const mb = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? null : round(x, 1));
-  const target = (name: string, value: number | null, op: ">=" | "<=", t: number, perCpu?: number | null): Target => ({
+  const target = (name: string, value: number | null, op: Target["op"], t: number, perCpu?: number | null): Target => ({
     name,
     value,
     ...(perCpu !== undefined ? { per_cpu_s: perCpu } : {}),
     op,
     target: t,
-    pass: value === null || Number.isNaN(value) ? null : op === ">=" ? value >= t : value <= t,
+    pass: value === null || Number.isNaN(value) ? null : op === ">=" ? value >= t : op === "<" ? value < t : value <= t,
   });
-  const stored = input.stored.toLocaleString("en-US");
   return {
     quick: input.settings.quick === true,
     profiled: input.settings.profile === true,
@@ -255,9 +299,17 @@ export function buildResults(input: {
     rows,
     ratios,
     ratios_per_cpu_s: ratiosPerCpu,
-    list_p50_ms_1m: rows.list.p50_ms ?? null,
-    list_p99_ms_1m: listP99,
-    rss_mb_1m: rss,
+    ceilings: {
+      node_http_echo_rps: rps("node_http_echo") ?? null,
+      connect_echo_rps: rps("bare_connect_echo") ?? null,
+      sqlite_upserts_per_s: rows.sqlite_raw100.updates_per_s ?? null,
+    },
+    cpu_us_per_update_100: rows.update100_grpc.server_cpu_us_per_op ?? null,
+    cpu_us_per_op: cpuPerOp,
+    list_p99_ms: listP99,
+    list_p50_ms: byLevel((l) => round(l.listP50Ms, 3)),
+    rss_mb: rssMb,
+    stored_at_level: byLevel((l) => l.stored),
     memory_mb: !mem ? null : {
       rss_at_start: round(mem.startMb, 1),
       rss_before_bulk: round(mem.beforeBulkMb, 1),
@@ -277,8 +329,13 @@ export function buildResults(input: {
       target("ZEGO SetConvMark / Connect JSON echo", ratios.zego_vs_echo, ">=", 0.5, ratiosPerCpu.zego_vs_echo),
       target("Tencent mark_contact / Connect JSON echo", ratios.tencent_vs_echo, ">=", 0.5, ratiosPerCpu.tencent_vs_echo),
       target("OpenIM set_conversations / Connect JSON echo", ratios.openim_vs_echo, ">=", 0.5, ratiosPerCpu.openim_vs_echo),
-      target(`List p99 ms, ${stored} stored`, listP99, "<=", 10),
-      target(`server RSS MB, ${stored} stored`, rss, "<=", 250),
+      target("UpdateConversations(1) Connect, all workers / bare connect-node echo", ratios.update1_connect_all_workers_vs_bare_connect_echo, ">=", 1.5, ratiosPerCpu.update1_connect_all_workers_vs_bare_connect_echo),
+      target("UpdateConversations(100) gRPC / raw SQLite upserts", ratios.update100_vs_raw_sqlite, ">=", 0.2, ratiosPerCpu.update100_vs_raw_sqlite),
+      target("server CPU µs per update, UpdateConversations(100)", rows.update100_grpc.server_cpu_us_per_op ?? null, "<=", 12),
+      target("List p99 ms, 10M stored", at(listP99, "10m"), "<=", 10),
+      target("List p99 10M / 100k", div(at(listP99, "10m"), at(listP99, "100k")), "<=", 1.5),
+      target("server RSS MB per process, 1M stored", at(rssMb, "1m"), "<=", 250),
+      target("server RSS 10M / 1M", div(at(rssMb, "10m"), at(rssMb, "1m")), "<", 1.2),
     ],
     duration_s: round(input.seconds, 1),
   };
@@ -301,16 +358,16 @@ export function formatReport(r: Results): string {
   out.push(
     `convmark bench${r.quick ? " (QUICK: fewer stored conversations, shorter phases)" : ""}${r.profiled ? " (PROFILED: slower)" : ""}, ${r.date}`,
     `machine: ${m.os}; ${m.cpu_model}, ${m.cores} cores${m.cpu_quota ? `, ${m.cpu_quota}` : ""}; Node ${m.node}; load average at start ${m.loadavg_at_start.join(" ")}`,
-    `settings: ${r.settings.concurrency} in flight, ${r.settings.rounds} x ${r.settings.sliceSeconds} s per row after ${r.settings.warmupSeconds} s warm-up; ${r.stored_conversations.toLocaleString("en-US")} conversations stored for List/RSS`,
+    `settings: ${r.settings.concurrency} in flight, ${r.settings.rounds} x ${r.settings.sliceSeconds} s per row after ${r.settings.warmupSeconds} s warm-up; List/RSS at ${String(r.settings.levels ?? "")} stored; convmark serving processes: ${String(r.settings.server_processes ?? "?")}`,
     "",
   );
   const ids = Object.keys(r.rows) as RowId[];
   out.push(
     table(
-      ["row", "protocol", "req/s", "updates/s", "p50 ms", "p99 ms", "errors", "server CPU", "load CPU", "per CPU-s"],
+      ["row", "protocol", "req/s", "updates/s", "p50 ms", "p99 ms", "errors", "server CPU", "load CPU", "per CPU-s", "CPU µs/op"],
       ids.map((id) => {
         const row = r.rows[id];
-        if (!row.available) return [row.label, row.protocol, row.reason === SKIPPED ? "skipped" : "not available", "", "", "", "", "", "", ""];
+        if (!row.available) return [row.label, row.protocol, row.reason === SKIPPED ? "skipped" : "not available", "", "", "", "", "", "", "", ""];
         return [
           row.label,
           row.protocol,
@@ -322,9 +379,10 @@ export function formatReport(r: Results): string {
           row.server_cpu_pct === undefined ? "-" : `${row.server_cpu_pct}%`,
           `${row.load_cpu_pct}%`,
           num(row.per_cpu_s),
+          num(row.server_cpu_us_per_op, 1),
         ];
       }),
-      [false, false, true, true, true, true, true, true, true, true],
+      [false, false, true, true, true, true, true, true, true, true, true],
     ),
   );
   const missing = ids.filter((id) => !r.rows[id].available && r.rows[id].reason !== SKIPPED);
@@ -342,6 +400,12 @@ export function formatReport(r: Results): string {
         `external ${num(r.memory_mb.external_after_bulk ?? undefined, 1)}; ` +
         `after a forced full GC: RSS ${num(r.memory_mb.rss_after_full_gc ?? undefined, 1)}, V8 heap used ${num(r.memory_mb.heap_used_after_full_gc ?? undefined, 1)}`
       : "server RSS: not measured (no bulk load in this run)",
+    `by stored conversations: ${
+      (Object.keys(r.list_p99_ms ?? {}) as LevelKey[])
+        .map((k) => `${k}: List p99 ${num(r.list_p99_ms[k], 2)} ms (p50 ${num(r.list_p50_ms[k], 2)}), RSS ${num(r.rss_mb[k], 1)} MB`)
+        .join("; ") || "not measured"
+    }`,
+    `ceilings: node:http echo ${num(r.ceilings?.node_http_echo_rps ?? undefined)} req/s, bare connect-node ${num(r.ceilings?.connect_echo_rps ?? undefined)} req/s, raw SQLite ${num(r.ceilings?.sqlite_upserts_per_s ?? undefined)} upserts/s; server CPU per update (x100) ${num(r.cpu_us_per_update_100 ?? undefined, 1)} µs`,
     "",
     table(
       ["target", "value", "goal", "result", "per CPU-s"],
@@ -355,7 +419,7 @@ export function formatReport(r: Results): string {
       [false, true, false, false, true],
     ),
   );
-  if (r.quick) out.push("", "(quick run: List and RSS were measured with fewer stored conversations than the 1,000,000 of the targets)");
+  if (r.quick) out.push("", "(quick run: List and RSS measured at 100k and 1M stored only; the 10M targets are n/a)");
   return out.join("\n");
 }
 

@@ -14,7 +14,8 @@ import { openSqliteStore } from "../src/store/sqlite-store.js";
 import type { MarkStore } from "../src/store/store.js";
 import { closedLoop, drainTasks, GrpcPool, httpLoad, type CallOutcome, type RawSlice } from "./load.js";
 import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
-import { buildResults, formatReport, machineInfo, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
+import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from "./ceiling-server.js";
+import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelKey, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
 import { heapFromMetrics, startServer, type BenchServer } from "./server.js";
 import { RowTotals } from "./stats.js";
 import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, type VendorName, type VendorRoute } from "./vendors.js";
@@ -48,8 +49,10 @@ interface Settings {
   readonly rounds: number;
   /** Unmeasured seconds per row before its first slice (JIT, connections, caches). */
   readonly warmupSeconds: number;
-  /** Conversations stored in total for the List and memory rows. */
-  readonly stored: number;
+  /** Stored conversations at which List p99 and RSS are measured, in order; the first is loaded through the API. */
+  readonly levels: readonly Level[];
+  /** Server processes (CONVMARK_WORKERS); undefined: the server's default, one per core. */
+  readonly workers?: number;
   readonly bulkBatch: number;
   readonly bulkInFlight: number;
   readonly listSeconds: number;
@@ -65,28 +68,40 @@ const FULL: Settings = {
   sliceSeconds: 4,
   rounds: 2,
   warmupSeconds: 2,
-  stored: 1_000_000,
+  levels: [
+    { key: "100k", stored: 100_000 },
+    { key: "1m", stored: 1_000_000 },
+    { key: "10m", stored: 10_000_000 },
+  ],
   bulkBatch: 10_000,
   bulkInFlight: 3,
   listSeconds: 10,
   grpcChannels: 4,
 };
 
-const QUICK: Settings = { ...FULL, quick: true, sliceSeconds: 2, rounds: 1, warmupSeconds: 1, stored: 100_000, listSeconds: 2 };
+const QUICK: Settings = { ...FULL, quick: true, sliceSeconds: 2, rounds: 1, warmupSeconds: 1, levels: FULL.levels.slice(0, 2), listSeconds: 2 };
 
-const LIST_OWNER = "bulk-0000";
+interface Level {
+  readonly key: LevelKey;
+  readonly stored: number;
+}
+
+const LIST_OWNER = "bulk-00000";
 const CONVS_PER_BULK_OWNER = 1000;
 /** Bulk conversation j carries mark 5 when j % 10 == 0: 100 of the List owner's 1000 match. */
 const LIST_FILTER_MARKS = [5];
 const LIST_PAGE_SIZE = 100;
 
 const ALL_ROWS: readonly RowId[] = [
+  "node_http_echo",
+  "bare_connect_echo",
   "echo_grpc",
   "echo_connect",
   "update1_grpc",
   "update1_connect",
   "update100_grpc",
   "storage100",
+  "sqlite_raw100",
   "zego",
   "tencent",
   "openim",
@@ -95,7 +110,8 @@ const ALL_ROWS: readonly RowId[] = [
 ];
 
 const USAGE = `usage: npm run bench [-- options]
-  --quick          100k stored conversations, shorter phases (about a minute)
+  --quick          List/RSS at 100k and 1M stored (not 10M), shorter phases (at most 90 s)
+  --workers=N      server processes (CONVMARK_WORKERS); default: the server's own, one per core
   --profile        run the server under node --cpu-prof (profiles and a summary in bench/profiles)
   --only=ROW,...   measure only these rows (${ALL_ROWS.join(", ")})
   --seconds=N      seconds per measured slice
@@ -107,6 +123,7 @@ function parseArgs(argv: string[]): Settings {
     const [name, value] = a.split("=", 2) as [string, string | undefined];
     if (name === "--quick") continue;
     else if (name === "--profile") settings = { ...settings, profile: true };
+    else if (name === "--workers" && value && Number.isInteger(Number(value)) && Number(value) >= 1) settings = { ...settings, workers: Number(value) };
     else if (name === "--only" && value) {
       const only = value.split(",").map((x) => x.trim()) as RowId[];
       const bad = only.find((x) => !ALL_ROWS.includes(x));
@@ -140,9 +157,13 @@ async function main(): Promise<void> {
   let server: BenchServer | undefined;
   let pool: GrpcPool | undefined;
   let store: MarkStore | undefined;
+  let ceilings: CeilingServer | undefined;
+  let rawDb: Database.Database | undefined;
   const cleanup = async () => {
     pool?.close();
     await store?.close();
+    rawDb?.close();
+    await ceilings?.stop();
     await server?.stop();
     rmSync(work, { recursive: true, force: true });
   };
@@ -160,12 +181,18 @@ async function main(): Promise<void> {
         // The bulk owners and the update pools hold more marked conversations than Tencent's 1000.
         CONVMARK_MAX_MARKED_PER_OWNER: "10000000",
         CONVMARK_MAX_UPDATES_PER_REQUEST: String(Math.max(20_000, settings.bulkBatch)),
+        ...(settings.workers ? { CONVMARK_WORKERS: String(settings.workers) } : {}),
       },
       ...(settings.profile ? { cpuProfileDir: profileDir } : {}),
     });
     const srv = server;
     const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, srv.died]);
-    log(`convmark pid ${srv.pid} on ${srv.url}`);
+    log(`convmark pid ${srv.pid} on ${srv.url}, serving processes ${srv.servingPids().join(" ")}`);
+    ceilings = await startCeilings(REPO_ROOT);
+    const ceil = ceilings;
+    log(`ceilings pid ${ceil.pid}: node:http echo on ${ceil.echoPort}, bare connect-node on ${ceil.connectPort}`);
+    rawDb = openRawSqlite(join(work, "raw-ceiling.db"));
+    const rawUpsert = rawUpserter(rawDb);
     const rssAtStart = srv.memory().rssMb;
 
     const grpcPool = (pool = new GrpcPool(`127.0.0.1:${srv.port}`, settings.grpcChannels));
@@ -188,12 +215,29 @@ async function main(): Promise<void> {
     const update1 = new SingleUpdatePool("u1", 100, 100);
     const update100 = new OwnerBatchPool("u100", 200, 100);
     const storage100 = new OwnerBatchPool("s100", 200, 100);
+    const raw100 = new OwnerBatchPool("r100", 200, 100);
     const c = settings.concurrency;
     const grpcCall = (path: string, bytes: Buffer, check: (res: Buffer) => CallOutcome) => grpcPool.unary(path, bytes).then(check);
     const connectUrl = srv.url;
     const connectHeaders = { "content-type": "application/json", "connect-protocol-version": "1" };
 
     const runners: Record<RowId, ((seconds: number) => Promise<RawSlice>) | undefined> = {
+      node_http_echo: (s) =>
+        httpLoad({
+          url: `http://127.0.0.1:${ceil.echoPort}`,
+          connections: c,
+          seconds: s,
+          request: { method: "POST", path: "/", headers: { "content-type": "application/json" }, body: "{}" },
+          verify: (b) => b.includes('"SERVING"'),
+        }),
+      bare_connect_echo: (s) =>
+        httpLoad({
+          url: `http://127.0.0.1:${ceil.connectPort}`,
+          connections: c,
+          seconds: s,
+          request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
+          verify: (b) => b.includes('"SERVING"'),
+        }),
       echo_grpc: (s) => closedLoop(c, s, () => grpcCall(PATHS.healthCheck, healthCheckBytes, checkHealthResponse)),
       echo_connect: (s) =>
         httpLoad({
@@ -229,6 +273,11 @@ async function main(): Promise<void> {
           const ok = outcomes.filter((o) => o.ok && o.changed).length;
           return ok === outcomes.length ? { units: ok } : { error: `${outcomes.length - ok} of ${outcomes.length} updates not applied` };
         }),
+      sqlite_raw100: (s) =>
+        closedLoop(1, s, async () => {
+          const specs = raw100.next();
+          return { units: rawUpsert(specs) };
+        }),
       zego: vendorRunner(vendorRoutes.get("zego")),
       tencent: vendorRunner(vendorRoutes.get("tencent")),
       openim: vendorRunner(vendorRoutes.get("openim")),
@@ -241,16 +290,20 @@ async function main(): Promise<void> {
     }
 
     const totals = new Map<RowId, RowTotals>();
-    const measure = async (id: RowId, run: () => Promise<RawSlice>, serverSide = true): Promise<void> => {
+    // Whose CPU is the row's "server CPU": convmark's processes, the ceilings' process, or none (in process).
+    const serverOf = (id: RowId): (() => number) | undefined =>
+      id === "storage100" || id === "sqlite_raw100" ? undefined : id === "node_http_echo" || id === "bare_connect_echo" ? () => ceil.cpuSeconds() : () => srv.cpuSeconds();
+    const measure = async (id: RowId, run: () => Promise<RawSlice>): Promise<void> => {
+      const serverCpu = serverOf(id);
       const cpu0 = process.cpuUsage();
-      const srvCpu0 = srv.cpuSeconds();
+      const srvCpu0 = serverCpu?.();
       const raw = await guard(run());
       const cpu = process.cpuUsage(cpu0);
       const t = totals.get(id) ?? new RowTotals();
       t.add({
         ...raw,
         loadCpuSeconds: (cpu.user + cpu.system) / 1e6,
-        ...(serverSide ? { serverCpuSeconds: srv.cpuSeconds() - srvCpu0 } : {}),
+        ...(serverCpu ? { serverCpuSeconds: serverCpu() - srvCpu0! } : {}),
       });
       if (raw.firstError) t.firstError ??= raw.firstError;
       totals.set(id, t);
@@ -259,8 +312,8 @@ async function main(): Promise<void> {
     // Rows compared with each other run in alternation, so drifting background load hits both alike.
     const groups: RowId[][] = [
       ["echo_grpc", "update1_grpc"],
-      ["echo_connect", "update1_connect", "zego", "tencent", "openim"],
-      ["update100_grpc", "storage100"],
+      ["node_http_echo", "bare_connect_echo", "echo_connect", "update1_connect", "zego", "tencent", "openim"],
+      ["update100_grpc", "storage100", "sqlite_raw100"],
     ];
     for (const group of groups) {
       const rows = group.filter((id) => runners[id] && (!settings.only || settings.only.includes(id)));
@@ -271,26 +324,23 @@ async function main(): Promise<void> {
       for (let r = 0; r < settings.rounds; r++) {
         for (const id of rows) {
           log(`measure ${id}, round ${r + 1}/${settings.rounds} (${settings.sliceSeconds} s)`);
-          await measure(id, () => runners[id]!(settings.sliceSeconds), id !== "storage100");
+          await measure(id, () => runners[id]!(settings.sliceSeconds));
         }
       }
     }
 
-    async function fillAndList(): Promise<{ stored: number; memory: MemoryFigures }> {
-      // ---- fill the store to its target size through the real API ----
-      const countRows = () => {
-        const db = new Database(srv.dbPath, { readonly: true, fileMustExist: true });
-        try {
-          return Number((db.prepare("SELECT count(*) AS n FROM conversations").get() as { n: number }).n);
-        } finally {
-          db.close();
-        }
-      };
-      const rssBeforeBulk = srv.memory().rssMb;
-      const before = countRows();
-      const toLoad = Math.max(CONVS_PER_BULK_OWNER, settings.stored - before);
-      log(`bulk load: ${before} conversations stored, adding ${toLoad} in requests of ${settings.bulkBatch}`);
-      const batches = bulkBatches(toLoad, settings.bulkBatch);
+    const countRows = () => {
+      const db = new Database(srv.dbPath, { readonly: true, fileMustExist: true });
+      try {
+        return Number((db.prepare("SELECT count(*) AS n FROM conversations").get() as { n: number }).n);
+      } finally {
+        db.close();
+      }
+    };
+
+    /** Through the real API: UpdateConversations over gRPC in requests of bulkBatch (the "bulk" row). */
+    const loadThroughApi = async (toLoad: number, firstIndex: number) => {
+      const batches = bulkBatches(firstIndex, toLoad, settings.bulkBatch);
       await measure("bulk", () =>
         drainTasks(
           settings.bulkInFlight,
@@ -301,21 +351,66 @@ async function main(): Promise<void> {
           }),
         ),
       );
-      const stored = countRows();
-      log(`bulk load done: ${stored} conversations stored`);
-      await new Promise((r) => setTimeout(r, settings.quick ? 1000 : 2000));
-      const afterBulk = srv.memory();
-      const heap = await heapFromMetrics(srv.url);
-      log(`server RSS ${afterBulk.rssMb.toFixed(1)} MiB (peak ${afterBulk.hwmMb.toFixed(1)} MiB)`);
+    };
 
-      // ---- List latency: one request in flight, so the percentiles are service time, not queueing ----
+    /**
+     * Past the API-loaded level the bench writes the same rows itself, through the same SQLite store
+     * adapter on the server's file (safe across processes): loading 10M through the API would take
+     * most of the time budget and measure nothing the bulk row does not.
+     */
+    const loadThroughStore = async (toLoad: number, firstIndex: number) => {
+      const direct = openSqliteStore({ path: srv.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
+      try {
+        for (const batch of bulkBatches(firstIndex, toLoad, 20_000)) {
+          const outcomes = await direct.applyUpdates(toValidUpdates(batch()));
+          const bad = outcomes.find((o) => !o.ok);
+          if (bad) throw new Error(`direct load failed: ${JSON.stringify(bad)}`);
+        }
+      } finally {
+        await direct.close();
+      }
+    };
+
+    async function fillAndList(): Promise<{ stored: number; memory: MemoryFigures; levels: LevelFigures[] }> {
+      const rssBeforeBulk = srv.memory().rssMb;
+      let afterBulk = srv.memory();
+      let heap: Awaited<ReturnType<typeof heapFromMetrics>>;
+      const figures: LevelFigures[] = [];
       const listBytes = listRequestBytes(LIST_OWNER, LIST_FILTER_MARKS, LIST_PAGE_SIZE);
       const checkList = listResponseChecker(LIST_PAGE_SIZE);
       const listCall = () => grpcCall(PATHS.list, listBytes, checkList);
-      log("warm-up list");
-      await guard(closedLoop(1, settings.warmupSeconds, listCall));
-      log(`measure list (${settings.listSeconds} s)`);
-      await measure("list", () => closedLoop(1, settings.listSeconds, listCall));
+      let stored = countRows();
+      for (const [i, level] of settings.levels.entries()) {
+        // Bulk conversations are numbered from 0 (owner bulk-0000 first); the update pools' rows come on top.
+        const toLoad = Math.max(i === 0 ? CONVS_PER_BULK_OWNER : 0, level.stored - stored);
+        const firstIndex = loadedBulk;
+        const api = i === 0 || (!settings.quick && level.stored <= 1_000_000);
+        const t = performance.now();
+        log(`level ${level.key}: ${stored} conversations stored, adding ${toLoad} ${api ? `through the API in requests of ${settings.bulkBatch}` : "through the store adapter"}`);
+        if (api) await loadThroughApi(toLoad, firstIndex);
+        else await guard(loadThroughStore(toLoad, firstIndex));
+        loadedBulk += toLoad;
+        stored = countRows();
+        log(`level ${level.key}: ${stored} stored (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+        await new Promise((r) => setTimeout(r, settings.quick ? 1000 : 2000));
+        const mem = srv.memory();
+        if (api) {
+          afterBulk = mem;
+          heap = await heapFromMetrics(srv.url);
+        }
+        log(`level ${level.key}: server RSS ${mem.rssMb.toFixed(1)} MiB (largest serving process; peak ${mem.hwmMb.toFixed(1)} MiB)`);
+
+        // List latency: one request in flight, so the percentiles are service time, not queueing.
+        log(`warm-up list (${level.key})`);
+        await guard(closedLoop(1, settings.warmupSeconds, listCall));
+        log(`measure list (${level.key}, ${settings.listSeconds} s)`);
+        const before = totals.get("list");
+        totals.delete("list");
+        await measure("list", () => closedLoop(1, settings.listSeconds, listCall));
+        const lt = totals.get("list")!;
+        if (i < settings.levels.length - 1 && before) totals.set("list", before);
+        figures.push({ key: level.key, stored, rssMb: mem.rssMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors });
+      }
 
       // What the server holds once the garbage of the bulk requests is gone (live data, not GC slack).
       const endMb = srv.memory().rssMb;
@@ -335,14 +430,17 @@ async function main(): Promise<void> {
         ...(heap ? { heap } : {}),
         ...(heapAfterGc ? { heapAfterGc } : {}),
       };
-      return { stored, memory };
+      return { stored, memory, levels: figures };
     }
 
+    let loadedBulk = 0;
     let stored = 0;
     let memory: MemoryFigures | undefined;
+    let levels: LevelFigures[] = [];
     if (!settings.only || settings.only.includes("bulk") || settings.only.includes("list")) {
-      ({ stored, memory } = await fillAndList());
+      ({ stored, memory, levels } = await fillAndList());
     }
+    const servingPids = srv.servingPids();
     pool.close();
     pool = undefined;
     await server.stop();
@@ -357,7 +455,9 @@ async function main(): Promise<void> {
         sliceSeconds: settings.sliceSeconds,
         rounds: settings.rounds,
         warmupSeconds: settings.warmupSeconds,
-        storedTarget: settings.stored,
+        levels: settings.levels.map((l) => l.key).join(","),
+        ...(settings.workers ? { workers: settings.workers } : {}),
+        server_processes: servingPids.length,
         bulkBatch: settings.bulkBatch,
         bulkInFlight: settings.bulkInFlight,
         listSeconds: settings.listSeconds,
@@ -370,6 +470,7 @@ async function main(): Promise<void> {
       ) as Record<RowId, RowInfo>,
       stored,
       memory,
+      levels,
       seconds,
     });
     console.log(formatReport(results));
@@ -382,7 +483,7 @@ async function main(): Promise<void> {
     log(`wrote ${outPath} (${seconds.toFixed(0)} s in all)`);
 
     if (settings.profile) {
-      const file = newestProfile(profileDir, startedAt, srv.pid);
+      const file = newestProfile(profileDir, startedAt, servingPids[0]);
       if (file) {
         const summary = formatProfile(summarizeProfile(file));
         writeFileSync(join(profileDir, "summary.txt"), `${summary}\n`);
@@ -396,18 +497,19 @@ async function main(): Promise<void> {
   }
 }
 
-/** Lazily built requests: `count` conversations, 1000 per owner, LIST_OWNER first with exactly 1000. */
-function bulkBatches(count: number, batchSize: number): (() => UpdateSpec[])[] {
+/** Lazily built requests for bulk conversations firstIndex.., 1000 per owner, LIST_OWNER (index 0..999) first. */
+function bulkBatches(firstIndex: number, count: number, batchSize: number): (() => UpdateSpec[])[] {
   const out: (() => UpdateSpec[])[] = [];
-  for (let start = 0; start < count; start += batchSize) {
-    const end = Math.min(count, start + batchSize);
+  const last = firstIndex + count;
+  for (let start = firstIndex; start < last; start += batchSize) {
+    const end = Math.min(last, start + batchSize);
     out.push(() => {
       const specs: UpdateSpec[] = [];
       for (let i = start; i < end; ) {
         const owner = Math.floor(i / CONVS_PER_BULK_OWNER);
         const from = i % CONVS_PER_BULK_OWNER;
         const to = Math.min(CONVS_PER_BULK_OWNER, from + (end - i));
-        specs.push(...bulkSpecs(`bulk-${String(owner).padStart(4, "0")}`, from, to));
+        specs.push(...bulkSpecs(`bulk-${String(owner).padStart(5, "0")}`, from, to));
         i += to - from;
       }
       return specs;

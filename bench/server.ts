@@ -30,16 +30,21 @@ ws.onmessage = (e) => {
 ws.onerror = () => fail("websocket error");
 `;
 
+// Node 22+ has WebSocket without a flag.
+const WEBSOCKET_FLAG = Number(process.versions.node.split(".")[0]) < 22 ? ["--experimental-websocket"] : [];
+
 export interface BenchServer {
   readonly pid: number;
   readonly port: number;
   readonly url: string;
   readonly dbPath: string;
-  /** Resident and peak resident memory in MiB, from /proc/<pid>/status. */
+  /** The processes serving: the workers of a cluster, or the one process. */
+  servingPids(): number[];
+  /** Resident and peak resident memory in MiB, from /proc/<pid>/status: the largest serving process. */
   memory(): { rssMb: number; hwmMb: number };
-  /** User+system CPU seconds the server process has used so far. */
+  /** User+system CPU seconds all server processes (primary and workers) have used so far. */
   cpuSeconds(): number;
-  /** Two full garbage collections in the server (through its loopback inspector); false if that failed. */
+  /** Two full garbage collections in every server process (through their loopback inspectors); false if that failed. */
   collectGarbage(): Promise<boolean>;
   /** Rejects when the server exits before stop() was called. */
   readonly died: Promise<never>;
@@ -66,7 +71,7 @@ export async function freePort(): Promise<number> {
 
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
-function procCpuSeconds(pid: number): number {
+export function procCpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -77,7 +82,16 @@ function procCpuSeconds(pid: number): number {
   }
 }
 
-function procMemory(pid: number): { rssMb: number; hwmMb: number } {
+/** Child pids of a process (the cluster's workers). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function procMemory(pid: number): { rssMb: number; hwmMb: number } {
   try {
     const status = readFileSync(`/proc/${pid}/status`, "latin1");
     const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
@@ -109,12 +123,12 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
   execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { cwd: opts.repoRoot, stdio: "inherit" });
   const child: ChildProcess = spawn(process.execPath, nodeArgs, { cwd: opts.repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
-  let inspectorUrl: string | undefined;
+  const inspectorUrls = new Set<string>();
   const keep = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
       if (!line.trim()) continue;
       const ws = /Debugger listening on (ws:\/\/\S+)/.exec(line);
-      if (ws) inspectorUrl = ws[1];
+      if (ws) inspectorUrls.add(ws[1]!);
       else if (!/^For help, see:/.test(line)) lines.push(line);
     }
     if (lines.length > 200) lines.splice(0, lines.length - 200);
@@ -154,21 +168,41 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
   }
 
   const pid = child.pid!;
+  // CPU of processes seen so far, so a worker's CPU is still counted after it exits.
+  const lastCpu = new Map<number, number>();
+  const servingPids = () => {
+    const workers = childPids(pid);
+    return workers.length ? workers : [pid];
+  };
   return {
     pid,
     port,
     url,
     dbPath: join(opts.dataDir, "convmark.db"),
-    memory: () => procMemory(pid),
-    cpuSeconds: () => procCpuSeconds(pid),
+    servingPids,
+    memory: () => {
+      const all = servingPids().map(procMemory);
+      return { rssMb: Math.max(...all.map((m) => m.rssMb)), hwmMb: Math.max(...all.map((m) => m.hwmMb)) };
+    },
+    cpuSeconds: () => {
+      for (const p of [pid, ...childPids(pid)]) {
+        const s = procCpuSeconds(p);
+        if (!Number.isNaN(s)) lastCpu.set(p, s);
+      }
+      let sum = 0;
+      for (const s of lastCpu.values()) sum += s;
+      return sum;
+    },
     async collectGarbage() {
-      if (!inspectorUrl) return false;
-      const url = inspectorUrl;
-      return new Promise<boolean>((resolve) => {
-        const helper = spawn(process.execPath, ["--experimental-websocket", "--no-warnings", "-e", GC_SCRIPT, url], { stdio: "ignore" });
-        helper.once("error", () => resolve(false));
-        helper.once("exit", (code) => resolve(code === 0));
-      });
+      if (inspectorUrls.size === 0) return false;
+      const one = (url: string) =>
+        new Promise<boolean>((resolve) => {
+          const helper = spawn(process.execPath, [...WEBSOCKET_FLAG, "--no-warnings", "-e", GC_SCRIPT, url], { stdio: "ignore" });
+          helper.once("error", () => resolve(false));
+          helper.once("exit", (code) => resolve(code === 0));
+        });
+      const done = await Promise.all([...inspectorUrls].map(one));
+      return done.every(Boolean);
     },
     died,
     tail,

@@ -25,13 +25,21 @@ try {
   } else {
     const stateDir = process.env[STATE_DIR_ENV];
     if (!stateDir) throw new Error(`cluster worker started without ${STATE_DIR_ENV}`);
+    // Listen from the first moment: the primary may ask for the shutdown while this worker still starts.
+    let requested: string | undefined;
+    let begin: ((reason: string) => void) | undefined;
+    const request = (reason: string) => (begin ? begin(reason) : (requested ??= reason));
+    process.on("message", (m: unknown) => (m as { type?: unknown } | null)?.type === SHUTDOWN_MESSAGE && request("primary"));
+    // The primary is gone (killed): stop serving rather than run on unsupervised.
+    process.on("disconnect", () => request("primary disconnected"));
     const running = await startConvmark(process.env, { cluster: { stateDir } });
     installShutdownHandlers(running.app, () => running.close(), {
       logger: running.logger,
       triggers: [
-        (start) => process.on("message", (m: unknown) => (m as { type?: unknown } | null)?.type === SHUTDOWN_MESSAGE && start("primary")),
-        // The primary is gone (killed): stop serving rather than run on unsupervised.
-        (start) => process.on("disconnect", () => start("primary disconnected")),
+        (start) => {
+          begin = start;
+          if (requested) start(requested);
+        },
       ],
     });
   }
