@@ -79,7 +79,7 @@ const FULL: Settings = {
   grpcChannels: 4,
 };
 
-const QUICK: Settings = { ...FULL, quick: true, sliceSeconds: 2, rounds: 1, warmupSeconds: 1, levels: FULL.levels.slice(0, 2), listSeconds: 2 };
+const QUICK: Settings = { ...FULL, quick: true, sliceSeconds: 1.5, rounds: 1, warmupSeconds: 0.5, levels: FULL.levels.slice(0, 2), listSeconds: 1.5 };
 
 interface Level {
   readonly key: LevelKey;
@@ -173,6 +173,8 @@ async function main(): Promise<void> {
 
   try {
     log(`starting convmark (${settings.quick ? "quick" : "full"} run${settings.profile ? ", profiling" : ""})`);
+    const ceilingsStarting = startCeilings(REPO_ROOT);
+    ceilingsStarting.catch(() => {});
     server = await startServer({
       repoRoot: REPO_ROOT,
       dataDir: join(work, "server"),
@@ -188,7 +190,7 @@ async function main(): Promise<void> {
     const srv = server;
     const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, srv.died]);
     log(`convmark pid ${srv.pid} on ${srv.url}, serving processes ${srv.servingPids().join(" ")}`);
-    ceilings = await startCeilings(REPO_ROOT);
+    ceilings = await ceilingsStarting;
     const ceil = ceilings;
     log(`ceilings pid ${ceil.pid}: node:http echo on ${ceil.echoPort}, bare connect-node on ${ceil.connectPort}`);
     rawDb = openRawSqlite(join(work, "raw-ceiling.db"));

@@ -120,7 +120,7 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
     "dist/src/main.js",
   ];
   // What `npm start` runs: build first, so the numbers are those of the production process.
-  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { cwd: opts.repoRoot, stdio: "inherit" });
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--incremental", "--tsBuildInfoFile", "dist/.tsbuildinfo"], { cwd: opts.repoRoot, stdio: "inherit" });
   const child: ChildProcess = spawn(process.execPath, nodeArgs, { cwd: opts.repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const inspectorUrls = new Set<string>();
