@@ -9,6 +9,7 @@ import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { clusterMetricsSource } from "./cluster/metrics.js";
 import { openSharedNonceStore, type SharedNonceStore } from "./cluster/nonce-store.js";
 import { NONCE_FILE } from "./cluster/primary.js";
+import { nonceCapacity } from "./dialects/zego/auth.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
@@ -107,7 +108,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
   let nonces: SharedNonceStore | undefined;
   try {
-    if (opts.cluster) nonces = openSharedNonceStore(join(opts.cluster.stateDir, NONCE_FILE), 100_000);
+    if (opts.cluster) nonces = openSharedNonceStore(join(opts.cluster.stateDir, NONCE_FILE), nonceCapacity(config.zego.rateLimitPerSecond));
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];

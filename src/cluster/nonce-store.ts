@@ -5,9 +5,12 @@
  */
 import Database from "better-sqlite3";
 
-/** What the ZEGO verifier needs: record a nonce until it expires, false when it is already recorded. */
+/** What the ZEGO verifier needs from a replay cache (the in-memory NonceCache is the other one). */
 export interface NonceRegistry {
-  checkAndRecord(nonce: string, expiresAtMs: number, nowMs: number): boolean;
+  /** Whether the nonce is recorded and not expired. */
+  has(nonce: string): boolean;
+  /** Records the nonce for ttlMs: "replay" if it is already recorded, "full" if there is no room. */
+  record(nonce: string, ttlMs: number): "recorded" | "replay" | "full";
 }
 
 export interface SharedNonceStore extends NonceRegistry {
@@ -15,38 +18,60 @@ export interface SharedNonceStore extends NonceRegistry {
   close(): void;
 }
 
-export function openSharedNonceStore(path: string, maxEntries: number): SharedNonceStore {
+/** Opens (creating if needed) the shared cache at `path`; holds at most `capacity` live nonces server-wide. */
+export function openSharedNonceStore(path: string, capacity: number, now: () => number = Date.now): SharedNonceStore {
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   // A replay cache lives only as long as the server; durability across a power cut is not needed.
   db.pragma("synchronous = OFF");
   db.pragma("busy_timeout = 5000");
   db.exec(`CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
-           CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);`);
+           CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+           -- The number of rows in nonces, kept in the same transactions (count(*) would read them all).
+           CREATE TABLE IF NOT EXISTS nonce_count (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+           INSERT OR IGNORE INTO nonce_count (id, n) VALUES (0, 0);`);
+  const live = db.prepare("SELECT 1 FROM nonces WHERE nonce = ? AND expires > ?").pluck();
   // New, or recorded before but expired: (re)recorded, one change. Recorded and live: no change.
-  const record = db.prepare(
+  const insert = db.prepare(
     "INSERT INTO nonces (nonce, expires) VALUES (?, ?) ON CONFLICT (nonce) DO UPDATE SET expires = excluded.expires WHERE nonces.expires <= ?",
   );
+  const exists = db.prepare("SELECT 1 FROM nonces WHERE nonce = ?").pluck();
   const dropExpired = db.prepare("DELETE FROM nonces WHERE expires <= ?");
-  const count = db.prepare("SELECT count(*) AS n FROM nonces").pluck();
-  const dropOldest = db.prepare("DELETE FROM nonces WHERE nonce IN (SELECT nonce FROM nonces ORDER BY expires LIMIT ?)");
+  const getCount = db.prepare("SELECT n FROM nonce_count WHERE id = 0").pluck();
+  const addCount = db.prepare("UPDATE nonce_count SET n = n + ? WHERE id = 0");
+  const sweep = (nowMs: number) => {
+    const dropped = dropExpired.run(nowMs).changes;
+    if (dropped) addCount.run(-dropped);
+  };
   let lastSweepMs = Number.NEGATIVE_INFINITY;
-  const sweep = db.transaction((nowMs: number) => {
-    dropExpired.run(nowMs);
-    const n = count.get() as number;
-    // Bounded like the in-memory cache: past maxEntries the entries expiring first go.
-    if (n > maxEntries) dropOldest.run(n - maxEntries);
+  // IMMEDIATE: take the write lock first, so two workers never both read "room for one more".
+  const recordTx = db.transaction((nonce: string, ttlMs: number, nowMs: number): "recorded" | "replay" | "full" => {
+    if (nowMs - lastSweepMs >= 1000) {
+      lastSweepMs = nowMs;
+      sweep(nowMs);
+    }
+    if (live.get(nonce, nowMs) !== undefined) return "replay";
+    if ((getCount.get() as number) >= capacity) {
+      sweep(nowMs);
+      if ((getCount.get() as number) >= capacity) return "full";
+    }
+    const existed = exists.get(nonce) !== undefined;
+    insert.run(nonce, nowMs + Math.max(1, ttlMs), nowMs);
+    if (!existed) addCount.run(1);
+    return "recorded";
   });
   return {
-    checkAndRecord(nonce, expiresAtMs, nowMs) {
-      if (nowMs - lastSweepMs >= 1000) {
-        lastSweepMs = nowMs;
-        sweep(nowMs);
-      }
-      return record.run(nonce, expiresAtMs, nowMs).changes === 1;
+    has(nonce) {
+      return live.get(nonce, now()) !== undefined;
+    },
+    record(nonce, ttlMs) {
+      return recordTx.immediate(nonce, ttlMs, now());
     },
     get size() {
-      return count.get() as number;
+      return db.transaction(() => {
+        sweep(now());
+        return getCount.get() as number;
+      }).immediate();
     },
     close: () => db.close(),
   };

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { createRateLimiter } from "../../cluster/rate-limit.js";
 import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
 import {
   SetConvMarkRequestSchema,
@@ -15,7 +16,6 @@ import {
   type SetConvMarkRequest,
   type SetConvMarkResponse,
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
-import { createRateLimiter } from "../../cluster/rate-limit.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
 import { createVerifier, type ZegoAuthParams, type ZegoError } from "./auth.js";
@@ -82,7 +82,12 @@ export interface ZegoDialect extends Dialect {
 
 export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDialect {
   const log = deps.logger.child({ dialect: "zego" });
-  const verify = createVerifier({ credentials: config.credentials, now: deps.now, ...(deps.nonces ? { nonces: deps.nonces } : {}) });
+  const verify = createVerifier({
+    credentials: config.credentials,
+    now: deps.now,
+    rateLimitPerSecond: config.rateLimitPerSecond,
+    ...(deps.nonces ? { nonces: deps.nonces } : {}),
+  });
   const limiter = createRateLimiter({ points: config.rateLimitPerSecond, durationSeconds: 1, keyPrefix: "zego" });
 
   async function core(requestId: string, auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse> {
@@ -94,6 +99,9 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
       if (e instanceof Error) throw e;
       return errorResponse({ code: ZegoCode.AppRateLimited, message: `the AppId exceeded ${config.rateLimitPerSecond} calls per second, please retry later` }, requestId);
     }
+    // Only admitted calls take a slot in the replay cache, so refused ones cannot flush it.
+    const replayed = v.claimNonce();
+    if (replayed) return errorResponse(replayed, requestId);
     const req = await load();
     if (isZegoError(req)) return errorResponse(req, requestId);
     const bad = validateRequest(req);
