@@ -411,7 +411,13 @@ async function main(): Promise<void> {
         await measure("list", () => closedLoop(1, settings.listSeconds, listCall));
         const lt = totals.get("list")!;
         if (i < settings.levels.length - 1 && before) totals.set("list", before);
-        figures.push({ key: level.key, stored, rssMb: mem.rssMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors });
+        // The live footprint at this size: V8 returns memory on its own schedule (after a long quiet
+        // load it has shrunk, after the API load it has not), so levels compare after a full GC.
+        const gcOk = await guard(srv.collectGarbage());
+        await new Promise((r) => setTimeout(r, 500));
+        const rssAfterGcMb = gcOk ? srv.memory().rssMb : Number.NaN;
+        log(`level ${level.key}: server RSS after a full GC ${rssAfterGcMb.toFixed(1)} MiB`);
+        figures.push({ key: level.key, stored, rssMb: mem.rssMb, rssAfterGcMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors });
       }
 
       // What the server holds once the garbage of the bulk requests is gone (live data, not GC slack).
