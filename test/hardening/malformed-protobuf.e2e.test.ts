@@ -87,11 +87,11 @@ describe("malformed request messages are INVALID_ARGUMENT, logged and counted (i
     const json = await post(UPDATE, "application/json", "{oops");
     expect(json.status).toBe(400);
     const metrics = await (await fetch(`${running.url}/metrics`)).text();
-    const counted = /rpc_server_handled_total\{procedure="\/convmark\.v1\.MarkService\/UpdateConversations",code="InvalidArgument"\} (\d+)/.exec(metrics);
+    const counted = /grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark\.v1\.MarkService",grpc_method="UpdateConversations",grpc_code="InvalidArgument"\} (\d+)/.exec(metrics);
     expect(Number(counted?.[1])).toBeGreaterThanOrEqual(5);
     const logged = lines.filter((l) => l.msg === "rpc" && l.procedure === UPDATE && l.code === "InvalidArgument");
     expect(logged.some((l) => String(l.err).includes("premature EOF"))).toBe(true);
     expect(logged.some((l) => String(l.err).includes("JSON"))).toBe(true);
-    expect(metrics).not.toMatch(/rpc_server_handled_total\{[^}]*code="Internal"/);
+    expect(metrics).not.toMatch(/grpc_server_handled_total\{[^}]*grpc_code="Internal"/);
   });
 });
