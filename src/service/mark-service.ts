@@ -286,7 +286,8 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
             sent = true;
             yield response(page.changes, cur);
           }
-          if (!page.hasMore) break;
+          // Done when the store has nothing more and no live change was dropped meanwhile.
+          if (!page.hasMore && !watcher.overflowed) break;
         }
         // Live: tell the client where it stands at once, then every change as it commits.
         if (!sent) yield response([], cur);
