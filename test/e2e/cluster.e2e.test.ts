@@ -7,11 +7,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { APP_ID, DOC_EXAMPLE_BODY, SECRET, publicParams, setConvMarkUrl } from "../dialects/zego-fixtures.js";
 
 const RATE = 5;
@@ -187,6 +190,58 @@ describe("two workers, one server", () => {
       { "content-type": "application/json", "connect-protocol-version": "1" },
     );
     expect((JSON.parse(list.text) as { conversations: unknown[] }).conversations).toHaveLength(CAP);
+  });
+
+  it("delivers a change written by either worker to watchers on every worker, in the owner's order", async () => {
+    // Four watchers, each on its own connection (its own agent): round-robin puts two on each worker.
+    const watchers = Array.from({ length: 4 }, () => {
+      const client = createClient(MarkService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { agent: new Agent({ keepAlive: false }) } }));
+      const abort = new AbortController();
+      const seen: string[] = [];
+      let opened = false;
+      const done = (async () => {
+        try {
+          for await (const m of client.watchConversations({ ownerUserId: "watched" }, { signal: abort.signal })) {
+            opened = true;
+            for (const c of m.changes) seen.push(`${c.conversation!.key!.conversationId}@${c.conversation!.version}`);
+          }
+        } catch (e) {
+          if (!abort.signal.aborted) throw e;
+        }
+      })();
+      // Awaited below; this only keeps a failure elsewhere in the test from leaving it unhandled.
+      done.catch(() => {});
+      return { abort, seen, done, opened: () => opened };
+    });
+    await waitFor(() => watchers.every((w) => w.opened()), "every watch to open (its first heartbeat)");
+    // Writes alternate between the workers too: one conversation five times, then four others.
+    const write = async (id: string, mark: number) => {
+      const body = JSON.stringify({ updates: [{ key: { ownerUserId: "watched", type: "CONVERSATION_TYPE_DIRECT", conversationId: id }, setMarks: [mark] }] });
+      const r = await post(`${url}/convmark.v1.MarkService/UpdateConversations`, body, { "content-type": "application/json", "connect-protocol-version": "1" });
+      expect(r.status).toBe(200);
+    };
+    for (let v = 1; v <= 5; v++) await write("same", v);
+    for (const id of ["a", "b", "c", "d"]) await write(id, 1);
+    // Every watcher ends with the stored state, in commit order, never an older state after a newer
+    // one. Changes committed by the other worker reach a watcher through the feed's poll of the shared
+    // file, which (as a catch-up does, docs/feed.md) may collapse a conversation's quick successive
+    // versions into the latest: so "same" may skip versions, but only upwards.
+    const complete = (seen: string[]) => seen.includes("same@5") && ["a@1", "b@1", "c@1", "d@1"].every((x) => seen.includes(x));
+    await waitFor(() => watchers.every((w) => complete(w.seen)), "every watcher to reach the stored state", 15_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}; seen: ${JSON.stringify(watchers.map((w) => w.seen))}`);
+    });
+    for (const w of watchers) {
+      const versions = w.seen.filter((x) => x.startsWith("same@")).map((x) => Number(x.split("@")[1]));
+      expect(versions.at(-1)).toBe(5);
+      for (let i = 1; i < versions.length; i++) expect(versions[i]!).toBeGreaterThan(versions[i - 1]!);
+      expect(w.seen.slice(versions.length)).toEqual(["a@1", "b@1", "c@1", "d@1"]);
+    }
+    for (const w of watchers) w.abort.abort();
+    await Promise.all(watchers.map((w) => w.done));
+    // The watches really were spread over both workers (their log lines come when the streams end).
+    await waitFor(() => logLines().filter((l) => l["procedure"] === "/convmark.v1.MarkService/WatchConversations").length >= 4, "watch log lines");
+    const pids = new Set(logLines().filter((l) => l["procedure"] === "/convmark.v1.MarkService/WatchConversations").map((l) => l["pid"]));
+    expect(pids.size).toBe(2);
   });
 
   it("replaces a worker that dies, then shuts every worker down on SIGTERM with exit code 0", async () => {
