@@ -20,6 +20,7 @@ import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
 import { Failure, isFailure, validateKey, validateUpdate } from "../domain/validate.js";
 import type { ListFilter, MarkStore } from "../store/store.js";
+import { callerOf, ownerRefusal, requireOwner } from "../auth/caller.js";
 import { recordToProto } from "./convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
@@ -86,7 +87,7 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
 export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof MarkService> {
   const { store, limits, guard } = deps;
   return {
-    async updateConversations(req) {
+    async updateConversations(req, ctx) {
       const n = req.updates.length;
       if (n === 0) throw new ConnectError("updates must not be empty", Code.InvalidArgument);
       if (n > limits.maxUpdatesPerRequest) {
@@ -96,11 +97,13 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       const results: UpdateResult[] = new Array(n);
       const valid: ValidUpdate[] = [];
       const validIndex: number[] = [];
+      const caller = callerOf(ctx);
       req.updates.forEach((u, i) => {
         const v = validateUpdate(u, limits);
-        if (isFailure(v)) results[i] = failedResult(v);
+        const refused = isFailure(v) ? v : ownerRefusal(caller, v.key.owner);
+        if (refused) results[i] = failedResult(refused);
         else {
-          valid.push(v);
+          valid.push(v as ValidUpdate);
           validIndex.push(i);
         }
       });
@@ -132,20 +135,23 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       return create(UpdateConversationsResponseSchema, { results });
     },
 
-    async getConversation(req) {
+    async getConversation(req, ctx) {
       const key = mustKey(req.key, limits);
+      requireOwner(ctx, key.owner, "key.owner_user_id");
       const r = await store.get(key);
       if (!r) throw new ConnectError("conversation not found: it was never written", Code.NotFound);
       return create(GetConversationResponseSchema, { conversation: recordToProto(r) });
     },
 
-    async batchGetConversations(req) {
+    async batchGetConversations(req, ctx) {
       if (req.keys.length > limits.maxKeysPerBatchGet) {
         throw new ConnectError(`${req.keys.length} keys in one request, at most ${limits.maxKeysPerBatchGet} allowed`, Code.InvalidArgument);
       }
       const keys = req.keys.map((k, i) => {
         const key = validateKey(k, limits);
         if (isFailure(key)) throw new ConnectError(`keys[${i}]: ${key.message}`, key.code);
+        // AIP-231: a batch get is all or nothing, so one refused key refuses the call.
+        requireOwner(ctx, key.owner, `keys[${i}].owner_user_id`);
         return key;
       });
       const found = await store.batchGet(keys);
@@ -154,12 +160,13 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       });
     },
 
-    async listConversations(req) {
+    async listConversations(req, ctx) {
       const owner = req.ownerUserId;
       const ownerBytes = Buffer.byteLength(owner);
       if (ownerBytes === 0 || ownerBytes > limits.maxIdBytes) {
         throw new ConnectError(`owner_user_id must be 1..${limits.maxIdBytes} bytes`, Code.InvalidArgument);
       }
+      requireOwner(ctx, owner);
       if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
       const limit = req.pageSize === 0 ? limits.defaultPageSize : Math.min(req.pageSize, limits.maxPageSize);
       const filter = listFilter(req.filter, limits);
