@@ -22,7 +22,7 @@ function routes(router: ConnectRouter): void {
         return { echo: req };
       },
       createBook(req) {
-        return { book: { ...req.book, name: `shelves/${req.shelf}/books/new` }, validatedOnly: req.validateOnly };
+        return { book: { ...create(BookSchema), ...req.book, name: `shelves/${req.shelf}/books/new` }, validatedOnly: req.validateOnly };
       },
       updateBook(req) {
         return { book: req.book };
