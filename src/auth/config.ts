@@ -1,7 +1,7 @@
 /** Configuration of the unified API's authentication, parsed from the environment before anything opens. */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ConfigError, zodProblems } from "../config.js";
+import { ConfigError, integer, oneOf, optional, parseEnv, text, withDefault } from "../env.js";
 
 /**
  * - "jwt": bearer tokens required (a secret and/or a JWKS file is configured).
@@ -25,23 +25,18 @@ export interface AuthConfig {
   readonly clockToleranceSec: number;
 }
 
-const EnvSchema = z.object({
-  CONVMARK_AUTH: z.enum(["on", "off"]).optional(),
-  CONVMARK_AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 bytes (HS256 keys shorter than the hash are weak)").optional(),
-  CONVMARK_AUTH_JWKS_FILE: z.string().min(1).optional(),
-  CONVMARK_AUTH_ISSUER: z.string().min(1).optional(),
-  CONVMARK_AUTH_AUDIENCE: z.string().min(1).optional(),
-  CONVMARK_AUTH_SERVICE_SCOPE: z
-    .string()
-    .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be one OAuth 2 scope token (no spaces or quotes)")
-    .default("convmark:service"),
-  CONVMARK_AUTH_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(30),
-});
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
 export function authConfigFromEnv(env: NodeJS.ProcessEnv): AuthConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(`invalid configuration: ${zodProblems(parsed.error)}`);
-  const e = parsed.data;
+  const e = parseEnv(env, {
+    CONVMARK_AUTH: optional(oneOf(["on", "off"])),
+    CONVMARK_AUTH_JWT_SECRET: optional(z.string().min(32, "must be at least 32 bytes (HS256 keys shorter than the hash are weak)")),
+    CONVMARK_AUTH_JWKS_FILE: optional(text),
+    CONVMARK_AUTH_ISSUER: optional(text),
+    CONVMARK_AUTH_AUDIENCE: optional(text),
+    CONVMARK_AUTH_SERVICE_SCOPE: withDefault(z.string().trim().regex(SCOPE_TOKEN, "must be one OAuth 2 scope token (no spaces or quotes)"), "convmark:service"),
+    CONVMARK_AUTH_CLOCK_SKEW_SECONDS: withDefault(integer(0, 300), 30),
+  });
   const hasCredentials = e.CONVMARK_AUTH_JWT_SECRET !== undefined || e.CONVMARK_AUTH_JWKS_FILE !== undefined;
   if (e.CONVMARK_AUTH === "off" && hasCredentials) {
     throw new ConfigError("invalid configuration: CONVMARK_AUTH=off together with CONVMARK_AUTH_JWT_SECRET/CONVMARK_AUTH_JWKS_FILE: choose one");

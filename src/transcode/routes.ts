@@ -2,9 +2,12 @@
  * Routes compiled from google.api.http annotations: one per binding (additional_bindings included),
  * checked for conflicts once, at start.
  */
-import type { DescField, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescExtension, DescField, DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 import { getOption, hasOption } from "@bufbuild/protobuf";
-import { http as httpOption } from "../../gen/google/api/annotations_pb.js";
+import type { GenExtension } from "@bufbuild/protobuf/codegenv2";
+import type { MethodOptions } from "@bufbuild/protobuf/wkt";
+// Types only: the extension itself is taken from the services' own file dependencies, so this
+// module also works on descriptors that did not come from generated code (a protoc plugin).
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { parseTemplate, sameShape, type PathTemplate } from "./template.js";
 
@@ -30,6 +33,8 @@ export class RouteConfigError extends Error {
 export function routesOf(services: readonly DescService[]): Route[] {
   const routes: Route[] = [];
   for (const service of services) {
+    const httpOption = httpExtension(service.file);
+    if (!httpOption) continue;
     for (const method of service.methods) {
       if (!hasOption(method, httpOption)) continue;
       const rule = getOption(method, httpOption);
@@ -53,6 +58,23 @@ export function routesOf(services: readonly DescService[]): Route[] {
     }
   }
   return routes;
+}
+
+/** google.api.http as the file's imports define it (absent when the file does not import google/api/annotations.proto). */
+function httpExtension(file: DescFile): GenExtension<MethodOptions, HttpRule> | undefined {
+  const seen = new Set<DescFile>();
+  const walk = (f: DescFile): DescExtension | undefined => {
+    if (seen.has(f)) return undefined;
+    seen.add(f);
+    const ext = f.extensions.find((e) => e.typeName === "google.api.http");
+    if (ext) return ext;
+    for (const d of f.dependencies) {
+      const found = walk(d);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(file) as GenExtension<MethodOptions, HttpRule> | undefined;
 }
 
 function fail(method: DescMethod, why: string): never {
