@@ -20,7 +20,7 @@ import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
 import { Failure, isFailure, validateKey, validateUpdate } from "../domain/validate.js";
 import type { ListFilter, MarkStore } from "../store/store.js";
-import { callerOf, ownerRefusal, requireOwner } from "../auth/caller.js";
+import { callerOf, ownerRefusal, requireAnyOwner, requireOwner } from "../auth/caller.js";
 import { recordToProto } from "./convert.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
@@ -179,14 +179,24 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
     },
 
     // Being built on branch `feed` (issue 8); the proto is final.
-    async deleteConversations() {
+    async deleteConversations(req, ctx) {
+      // Authorization first, so a refused item is never applied (per item once deletes are implemented).
+      const caller = callerOf(ctx);
+      req.keys.forEach((k, i) => {
+        const refused = ownerRefusal(caller, k.ownerUserId);
+        if (refused) throw new ConnectError(`keys[${i}].owner_user_id: ${refused.message}`, refused.code);
+      });
       throw new ConnectError("DeleteConversations is not implemented yet", Code.Unimplemented);
     },
-    async syncConversations() {
+    async syncConversations(req, ctx) {
+      if (req.ownerUserId === "") requireAnyOwner(ctx, "the feed of every owner (empty owner_user_id)");
+      else requireOwner(ctx, req.ownerUserId);
       throw new ConnectError("SyncConversations is not implemented yet", Code.Unimplemented);
     },
     // eslint-disable-next-line require-yield
-    async *watchConversations() {
+    async *watchConversations(req, ctx) {
+      if (req.ownerUserId === "") requireAnyOwner(ctx, "the feed of every owner (empty owner_user_id)");
+      else requireOwner(ctx, req.ownerUserId);
       throw new ConnectError("WatchConversations is not implemented yet", Code.Unimplemented);
     },
   };

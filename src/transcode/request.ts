@@ -111,9 +111,12 @@ function setLeaf(tree: Tree, chain: readonly DescField[], values: readonly strin
   if (leaf.fieldKind === "map") throw invalid(`${what}: map fields cannot be set from a URL`);
   if (leaf.fieldKind === "message" && !isWellKnownLeaf(leaf.message)) throw invalid(`${what}: ${leaf.name} is a message; name one of its fields`);
   const converted = values.map((v) => jsonOf(leaf, v, what));
-  if (!overwrite && (node[leaf.jsonName] !== undefined || node[leaf.name] !== undefined)) throw invalid(`${what}: field set twice`);
+  const existing = node[leaf.jsonName] ?? node[leaf.name];
+  // A repeated field may be given under both its names (?user_ids=a&userIds=b): the values add up.
+  const earlier = !overwrite && leaf.fieldKind === "list" && Array.isArray(existing) ? existing : [];
+  if (!overwrite && existing !== undefined && leaf.fieldKind !== "list") throw invalid(`${what}: field set twice`);
   delete node[leaf.name];
-  if (leaf.fieldKind === "list") node[leaf.jsonName] = converted;
+  if (leaf.fieldKind === "list") node[leaf.jsonName] = [...earlier, ...converted];
   else {
     if (converted.length > 1) throw invalid(`${what}: repeated, but ${leaf.name} is not a repeated field`);
     node[leaf.jsonName] = converted[0]!;
