@@ -20,7 +20,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 let server: TestServer;
 let dir: string;
-let es256: CryptoKey;
+let es256: Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
 let tokens: Record<"alice" | "bob" | "service" | "expired" | "forged" | "noExp" | "wrongAudience", string>;
 
 async function hs256(claims: Record<string, unknown>, secret = SECRET): Promise<string> {
@@ -30,7 +30,7 @@ async function hs256(claims: Record<string, unknown>, secret = SECRET): Promise<
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "convmark-auth-"));
   const pair = await generateKeyPair("ES256", { extractable: true });
-  es256 = pair.privateKey as CryptoKey;
+  es256 = pair.privateKey;
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
   writeFileSync(join(dir, "jwks.json"), JSON.stringify({ keys: [jwk] }));
   const std = { iss: ISSUER, aud: AUDIENCE };
@@ -218,7 +218,7 @@ describe("over REST", () => {
     expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.MarkService\/GetConversation"/);
     const doc = await rest("GET", "/openapi.json");
     expect(doc.status).toBe(200);
-    const result = await new Validator().validate(doc.json as object);
+    const result = await new Validator().validate(doc.json as Parameters<Validator["validate"]>[0]);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(Object.keys(doc.json!.paths)).toContain("/v1/users/{key.owner_user_id}/conversations/{key.type}/{key.conversation_id}");
