@@ -50,6 +50,8 @@ export interface BuildAppOptions {
    * first and calls `next` (the vendor gateways, /metrics, Connect) for those it does not answer.
    */
   edge?: (next: NodeHandlerFn) => NodeHandlerFn;
+  /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
+  beforeClose?: () => void | Promise<void>;
   /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
   gateway?: (req: NodeServerRequest, res: NodeServerResponse) => Promise<boolean>;
 }
@@ -103,6 +105,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
       closing ??= (async () => {
         health.shutdown();
         if (opts.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, opts.drainDelayMs));
+        await opts.beforeClose?.();
         await server.close(graceMs);
       })();
       return closing;
