@@ -29,6 +29,8 @@ const WKT: Record<string, Json> = {
   "google.protobuf.Any": { type: "object", properties: { "@type": { type: "string" } }, required: ["@type"], additionalProperties: true },
 };
 
+const STANDARD_METHODS = new Set(["get", "put", "post", "delete", "options", "head", "patch", "trace"]);
+
 const ERROR_CODES: [number, string][] = [
   [400, "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE"],
   [401, "UNAUTHENTICATED: missing, malformed, expired or wrongly signed bearer token"],
@@ -190,7 +192,11 @@ export function openapiFor(files: readonly DescFile[], opts: OpenapiOptions): Js
         content: { "application/json": { schema: route.body === "*" ? messageSchema(route.method.input) : fieldSchema(route.body) } },
       };
     }
-    (paths[path] ??= {})[method] = op;
+    // OpenAPI names only the standard methods; a custom one (google.api.CustomHttpPattern) goes
+    // under an extension of the path item.
+    const item = (paths[path] ??= {});
+    if (STANDARD_METHODS.has(method)) item[method] = op;
+    else ((item["x-custom-methods"] ??= {}) as Json)[route.httpMethod] = op;
   }
   schemas.set("google.rpc.Status", statusSchema);
   const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: ref("google.rpc.Status") } } });

@@ -120,7 +120,13 @@ describe.each(Object.keys(transports))("over %s", (protocol) => {
     // Bob's conversation was not written: the service sees it was never stored.
     expect(await codeOf(marks.getConversation({ key: key("bob", id) }, auth(tokens.service)))).toBe(Code.NotFound);
     expect(await codeOf(marks.getConversation({ key: key("alice", id) }, auth(tokens.service)))).toBe("OK");
-    expect(await codeOf(marks.deleteConversations({ keys: [key("bob", id)] }, auth(tokens.alice)))).toBe(Code.PermissionDenied);
+    const del = await marks.deleteConversations({ keys: [key("bob", id), key("alice", id)] }, auth(tokens.alice));
+    expect(del.results.map((r) => [r.status!.code, r.deleted])).toEqual([
+      [Code.PermissionDenied, false],
+      [0, true],
+    ]);
+    // Bob's was refused before the store: a service still finds it untouched (never written here).
+    expect(await codeOf(marks.getConversation({ key: key("alice", id) }, auth(tokens.service)))).toBe(Code.NotFound);
   });
 
   it("Watch and Sync are refused for another user's feed and for the all-owners feed", async () => {
@@ -170,11 +176,51 @@ describe("over REST", () => {
     expect(list.json!.conversations.map((c: any) => c.key.conversationId)).toContain("r1");
     const bg = await rest("POST", "/v1/conversations:batchGet", tokens.alice, { keys: [{ ownerUserId: "alice", type: 1, conversationId: "r1" }] });
     expect(bg.json!.conversations[0].customMark).toBe("vip");
-    // Not implemented until the change feed lands: the routes exist and answer with the method's own error.
-    for (const path of ["/v1/users/alice/conversations:sync", "/v1/conversations:sync?owner_user_id=alice"]) {
-      expect([200, 501]).toContain((await rest("GET", path, tokens.alice)).status);
-    }
-    expect([200, 501]).toContain((await rest("POST", "/v1/conversations:batchDelete", tokens.alice, { keys: [{ ownerUserId: "alice", type: 1, conversationId: "zz" }] })).status);
+    const sync = await rest("GET", "/v1/users/alice/conversations:sync?page_size=1000", tokens.alice);
+    expect(sync.status).toBe(200);
+    expect(sync.json!.changes.some((c: any) => c.conversation.key.conversationId === "r1")).toBe(true);
+    const all = await rest("GET", "/v1/conversations:sync", tokens.service);
+    expect(all.status).toBe(200);
+    expect(typeof all.json!.nextCursor).toBe("string");
+    // Watch as NDJSON: the first line is the catch-up from the sync cursor's start; then a live change arrives.
+    const ctrl = new AbortController();
+    const watch = await fetch(`${server.url}/v1/users/alice/conversations:watch?cursor=${encodeURIComponent(sync.json!.nextCursor)}`, {
+      headers: { authorization: `Bearer ${tokens.alice}` },
+      signal: ctrl.signal,
+    });
+    expect(watch.status).toBe(200);
+    expect(watch.headers.get("content-type")).toBe("application/x-ndjson");
+    const reader = watch.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    const nextLine = async (): Promise<any> => {
+      while (!buffered.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("stream ended");
+        buffered += value;
+      }
+      const nl = buffered.indexOf("\n");
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      return JSON.parse(line);
+    };
+    const first = await nextLine();
+    expect(first.result.changes ?? []).toEqual([]);
+    await rest("POST", "/v1/conversations:batchUpdate", tokens.alice, { updates: [{ key: { ownerUserId: "alice", type: 1, conversationId: "live" }, setMarks: [9] }] });
+    let live = await nextLine();
+    while ((live.result.changes ?? []).length === 0) live = await nextLine();
+    expect(live.result.changes[0].conversation).toMatchObject({ key: { conversationId: "live" }, marks: [9] });
+    ctrl.abort();
+    const del = await rest("POST", "/v1/conversations:batchDelete", tokens.alice, {
+      keys: [
+        { ownerUserId: "alice", type: 1, conversationId: "live" },
+        { ownerUserId: "bob", type: 1, conversationId: "r1" },
+      ],
+    });
+    expect(del.status).toBe(200);
+    expect(del.json!.results.map((r: any) => [r.status.code ?? 0, r.deleted ?? false])).toEqual([
+      [0, true],
+      [Code.PermissionDenied, false],
+    ]);
   });
 
   it("maps codes to HTTP statuses with google.rpc.Status bodies", async () => {
