@@ -57,6 +57,8 @@ export function runPrimary(opts: PrimaryOptions): void {
     const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     if (alive.length === 0) finish();
     for (const w of alive) {
+      // A worker still loading may not listen for messages yet: it is asked once it listens.
+      if (!listening.has(w)) continue;
       if (w.isConnected()) w.send({ type: SHUTDOWN_MESSAGE });
       else w.process.kill("SIGTERM");
     }
@@ -69,6 +71,10 @@ export function runPrimary(opts: PrimaryOptions): void {
 
   cluster.on("listening", (worker, address) => {
     listening.add(worker);
+    if (shuttingDown) {
+      worker.send({ type: SHUTDOWN_MESSAGE });
+      return;
+    }
     if (!allListening && listening.size >= opts.workers) {
       allListening = true;
       log.info({ workers: opts.workers, port: address.port }, "convmark listening (all workers)");

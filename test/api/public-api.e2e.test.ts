@@ -269,7 +269,7 @@ describe("over REST", () => {
     expect((await rest("GET", "/metrics", tokens.alice)).status).toBe(403);
     const m = await rest("GET", "/metrics", tokens.service);
     expect(m.status).toBe(200);
-    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.MarkService\/GetConversation"/);
+    expect(m.text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark.v1.MarkService",grpc_method="GetConversation"/);
     const doc = await rest("GET", "/openapi.json");
     expect(doc.status).toBe(200);
     const result = await new Validator().validate(doc.json as Parameters<Validator["validate"]>[0]);
