@@ -367,7 +367,7 @@ describe("request format errors", () => {
   });
 
   it("60009 for other /v4 APIs; 60002 for a method other than POST; other paths are not claimed", async () => {
-    for (const path of ["/v4/recentcontact/get_list", "/v4/openim/sendmsg", "/v4", "/v4/recentcontact/mark_contact/"]) {
+    for (const path of ["/v4/recentcontact/delete", "/v4/openim/sendmsg", "/v4", "/v4/recentcontact/mark_contact/"]) {
       expectFail(await post(markUrl(env.url, {}, path), {}), 60009);
     }
     const get = await fetch(markUrl(env.url), { signal: AbortSignal.timeout(10_000) });
