@@ -57,6 +57,8 @@ export interface VendorSpec<A, C, E> {
   rateKey(caller: C): string;
   readonly rateLimit: RateLimit;
   limited(): E;
+  /** After the rate limit, before the body: a last admission check (ZEGO records the nonce here). */
+  admit?(caller: C): E | undefined;
   /** A body that could not be read or is not JSON. */
   bodyError(problem: Exclude<BodyResult, { ok: true }>["problem"], message: string): E;
   /** JSON that does not fit the vendor's request message. */
@@ -83,6 +85,8 @@ export async function runCall<A, C, E, R, P>(spec: VendorSpec<A, C, E>, auth: A,
       spec.logger.error({ dialect: spec.name }, "rate limiter failed");
       return spec.internal();
     }
+    const refused = spec.admit?.(caller as C);
+    if (refused !== undefined) return refused;
     const loaded = await load();
     if (typeof loaded === "object" && loaded !== null && "bodyError" in loaded) {
       const b = (loaded as { bodyError: Exclude<BodyResult, { ok: true }> }).bodyError;
