@@ -11,7 +11,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ConversationType, MarkService, ReceiveOption } from "../../gen/convmark/v1/mark_service_pb.js";
 import { AuthService } from "../../gen/vendor/openim/v1/auth_service_pb.js";
 import { ConversationService } from "../../gen/vendor/openim/v1/conversation_service_pb.js";
-import type { DirectoryLookup, GroupInfo } from "../../src/directory/directory.js";
+import type { DirectoryLookup } from "../../src/directory/directory.js";
+import { fakeDirectory, type FakeDirectoryData as FakeDir } from "../support/fake-directory.js";
 import { createDirectoryGuard } from "../../src/directory/guard.js";
 import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
 import { createOpenimDialect, type OpenimConfig } from "../../src/dialects/openim/index.js";
@@ -39,35 +40,6 @@ const SEED_BODY = `{
 "burnDuration": 30
 }
 }`;
-
-interface FakeDir {
-  strict: boolean;
-  users?: string[];
-  groups?: Record<string, { dismissed?: boolean; members: string[] }>;
-  fail?: boolean;
-}
-
-function fakeDirectory(d: FakeDir): DirectoryLookup {
-  const users = new Set(d.users ?? []);
-  const check = () => {
-    if (d.fail) throw new Error("directory down");
-  };
-  return {
-    strict: d.strict,
-    async usersExist(ids) {
-      check();
-      return ids.map((id) => users.has(id));
-    },
-    async groups(ids) {
-      check();
-      return ids.map((id): GroupInfo | undefined => (d.groups?.[id] ? { groupId: id, dismissed: d.groups[id].dismissed ?? false } : undefined));
-    },
-    async areMembers(groupId, ids) {
-      check();
-      return ids.map((id) => d.groups?.[groupId]?.members.includes(id) ?? false);
-    },
-  };
-}
 
 interface Harness {
   url: string;
