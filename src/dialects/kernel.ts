@@ -8,7 +8,7 @@
  * A vendor supplies its auth, its error constructors (body problems, parse errors, rate limit,
  * internal error) and its operations; the kernel owns the order and the failure handling.
  */
-import { fromJson, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { ScalarType, fromJson, toJson, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
@@ -159,4 +159,28 @@ export function foldJsonNames(schema: DescMessage, json: JsonObject): JsonObject
     out[name] = value as JsonValue;
   }
   return out;
+}
+
+const INT64_TYPES = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
+
+/**
+ * A vendor response as the vendors print JSON: every field, zeros included, 64-bit integers as JSON
+ * numbers (the vendors' servers are Go/C++ JSON encoders, not proto3 JSON). Lists named in
+ * `omitEmpty` are left out when empty (Tencent omits an empty ContactGroupId).
+ */
+export function printJson(schema: DescMessage, message: MessageShape<DescMessage>, omitEmpty: ReadonlySet<string> = new Set()): JsonObject {
+  const json = toJson(schema, message, { alwaysEmitImplicit: true }) as JsonObject;
+  const msg = message as unknown as Record<string, unknown>;
+  for (const f of schema.fields) {
+    const v = json[f.jsonName];
+    if (v === undefined || v === null) continue;
+    if (f.fieldKind === "scalar" && INT64_TYPES.has(f.scalar) && typeof v === "string") json[f.jsonName] = Number(v);
+    else if (f.fieldKind === "message" && typeof v === "object") json[f.jsonName] = printJson(f.message, msg[f.localName] as MessageShape<DescMessage>, omitEmpty);
+    else if (f.fieldKind === "list" && Array.isArray(v)) {
+      if (v.length === 0 && omitEmpty.has(f.jsonName)) delete json[f.jsonName];
+      else if (f.listKind === "message") json[f.jsonName] = (msg[f.localName] as MessageShape<DescMessage>[]).map((m) => printJson(f.message, m, omitEmpty));
+      else if (f.listKind === "scalar" && INT64_TYPES.has(f.scalar)) json[f.jsonName] = v.map((x) => (typeof x === "string" ? Number(x) : x));
+    }
+  }
+  return json;
 }

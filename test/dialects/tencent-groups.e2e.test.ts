@@ -61,7 +61,7 @@ describe("Tencent conversation groups and get_list", () => {
     expect(Number((s.ContactResultItem as Json[])[0]!.Timestamp)).toBeGreaterThan(1_600_000_000);
 
     const g = await call("get_contact_group", '{"From_Account":"yahaha","StartIndex":0}');
-    expect(g).toMatchObject({ ActionStatus: "OK", CompleteFlag: 1, NextStartIndex: "0", GroupItem: [{ GroupName: "test1x" }] });
+    expect(g).toMatchObject({ ActionStatus: "OK", CompleteFlag: 1, NextStartIndex: 0, GroupItem: [{ GroupName: "test1x" }] });
     expect((g.ContactItem as Json[]).map((c) => c.To_Account)).toEqual(["xixi"]);
   });
 
@@ -111,7 +111,7 @@ describe("Tencent conversation groups and get_list", () => {
     expect(items.slice(0, 3).every((s) => s.TopFlag === 1)).toBe(true);
     expect(items[3]!.TopFlag).toBe(0);
     expect(items[0]!.StandardMark).toBe("10");
-    expect(first).toMatchObject({ CompleteFlag: 0, TopStartIndex: "3", StartIndex: "97" });
+    expect(first).toMatchObject({ CompleteFlag: 0, TopStartIndex: 3, StartIndex: 97 });
     const second = await call("get_list", JSON.stringify({ From_Account: "user_0001", TimeStamp: first.TimeStamp, StartIndex: 97, TopTimeStamp: first.TopTimeStamp, TopStartIndex: 3, AssistFlags: 63 }));
     expect(second.SessionItem as Json[]).toHaveLength(20);
     expect(second.CompleteFlag).toBe(1);

@@ -67,12 +67,12 @@ describe("ZEGO conversation actions", () => {
     await server.marks.updateConversations({ updates });
     await call("ConvPinned", '{"FromUserId":"lister","ConvList":[{"ConvId":"p0","ConvType":0}],"PinnedType":1}');
     const first = await call("QueryConversationList", '{"FromUserId":"lister","Limit":5,"Next":0}');
-    expect(first).toMatchObject({ Code: 0, TotalCount: "7", Next: "5" });
+    expect(first).toMatchObject({ Code: 0, TotalCount: 7, Next: 5 });
     const list = first.ConvList as Json[];
     expect(list).toHaveLength(5);
     expect(list[0]).toMatchObject({ ConvId: "p0", ConvType: 0, IsPinned: true, NotificationStatus: 1, Marks: [1] });
     const second = await call("QueryConversationList", '{"FromUserId":"lister","Limit":5,"Next":5}');
-    expect(second).toMatchObject({ Next: "0", TotalCount: "7" });
+    expect(second).toMatchObject({ Next: 0, TotalCount: 7 });
     expect(new Set([...list, ...(second.ConvList as Json[])].map((c) => c.ConvId)).size).toBe(7);
     // Limit <= 0 means 100.
     expect((await call("QueryConversationList", '{"FromUserId":"lister","Limit":0}')).ConvList as Json[]).toHaveLength(7);

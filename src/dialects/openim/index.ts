@@ -2,11 +2,11 @@
  * The OpenIM dialect: /auth/* and /conversation/* over REST (OPENIM_PATHS), and
  * vendor.openim.v1.AuthService / ConversationService over gRPC, gRPC-Web and Connect.
  */
-import { ScalarType, create, toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
-import { foldJsonNames, parseInto } from "../kernel.js";
+import { foldJsonNames, parseInto, printJson } from "../kernel.js";
 import { clientAddressFromContext, clientAddressOf } from "../../server/client-address.js";
 import {
   AuthService,
@@ -105,24 +105,8 @@ function sendEnvelope(res: GatewayResponse, r: Envelope, data?: unknown): void {
   sendJson(res, r.errCode === OpenimCode.TooManyRequests ? 429 : 200, body);
 }
 
-const INT64_TYPES = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
-
 /** encoding/json's view of a proto message: every field printed, 64-bit integers as numbers. */
-export function goJson(schema: DescMessage, message: MessageShape<DescMessage>): JsonObject {
-  const json = toJson(schema, message, { alwaysEmitImplicit: true }) as JsonObject;
-  for (const f of schema.fields) {
-    const v = json[f.jsonName];
-    if (v === undefined || v === null) continue;
-    if (f.fieldKind === "scalar" && INT64_TYPES.has(f.scalar) && typeof v === "string") json[f.jsonName] = Number(v);
-    else if (f.fieldKind === "message" && typeof v === "object") json[f.jsonName] = goJson(f.message, (message as Record<string, unknown>)[f.localName] as MessageShape<DescMessage>);
-    else if (f.fieldKind === "list" && f.listKind === "message" && Array.isArray(v)) {
-      const items = (message as Record<string, unknown>)[f.localName] as MessageShape<DescMessage>[];
-      json[f.jsonName] = items.map((m) => goJson(f.message, m));
-    }
-  }
-  return json;
-}
-
+export const goJson = (schema: DescMessage, message: MessageShape<DescMessage>): JsonObject => printJson(schema, message);
 
 /** One token-protected route: request schema, the core call, and how its data is made. */
 interface Route {

@@ -2,7 +2,7 @@
  * Tencent Cloud IM dialect: POST /v4/recentcontact/mark_contact (REST gateway) and
  * vendor.tencent.v1.RecentContactService/MarkContact (gRPC, gRPC-Web, Connect), one core function.
  */
-import { create, fromJson, toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { LRUCache } from "lru-cache";
 import {
@@ -27,7 +27,7 @@ import {
 import { ResultView, type ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { sendJson } from "../http.js";
-import { bodyLoader, createRateLimit, runCall, type Load, type VendorSpec } from "../kernel.js";
+import { bodyLoader, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
 import type { TencentConfig } from "./config.js";
 import { TencentCode, TencentError } from "./errors.js";
 import { createGroupOps } from "./groups.js";
@@ -86,8 +86,11 @@ export function printAny<D extends DescMessage>(schema: D, resp: MessageShape<D>
   if (resp.errorCode !== 0) {
     return { ActionStatus: resp.actionStatus, ErrorCode: resp.errorCode, ErrorInfo: resp.errorInfo, ErrorDisplay: resp.errorDisplay };
   }
-  return toJson(schema, resp, { alwaysEmitImplicit: true }) as JsonObject;
+  return printJson(schema, resp, TENCENT_OMIT_EMPTY);
 }
+
+/** Lists Tencent leaves out when empty (get_list's and get_contact_group's examples). */
+const TENCENT_OMIT_EMPTY = new Set(["ContactGroupId"]);
 
 /** Prints a mark_contact response (a refused request carries no ResultItem). */
 export function printResponse(resp: MarkContactResponse): JsonObject {

@@ -23,7 +23,7 @@ import {
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { sendJson } from "../http.js";
-import { bodyLoader, createRateLimit, runCall, type Load, type VendorSpec } from "../kernel.js";
+import { bodyLoader, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
 import { createVerifier, type VerifiedCall, type ZegoAuthParams, type ZegoError } from "./auth.js";
 import { ZegoCode } from "./codes.js";
 import type { ZegoConfig } from "./config.js";
@@ -180,7 +180,7 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
     if (!action || action.response === SetConvMarkResponseSchema) return responseToJson(resp as SetConvMarkResponse);
     // A refused call prints the envelope alone, as SetConvMark does.
     if (resp.code !== ZegoCode.Success && resp.code !== ZegoCode.AllConversationsFailed) return { Code: resp.code, Message: resp.message, RequestId: resp.requestId };
-    return toJson(action.response, resp as unknown as MessageShape<DescMessage>, { alwaysEmitImplicit: true }) as JsonObject;
+    return printJson(action.response, resp as unknown as MessageShape<DescMessage>);
   }
 
   function send(res: GatewayResponse, action: Action | undefined, resp: object & Envelope): void {
