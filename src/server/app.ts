@@ -45,6 +45,8 @@ export interface BuildAppOptions {
   reflectionExtraFiles?: readonly DescFile[];
   /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
   jsonRegistry?: Registry_;
+  /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
+  beforeClose?: () => void | Promise<void>;
   /**
    * REST routes (the vendor gateways), connect-node's `fallback`: called only for paths that are not
    * a registered procedure, so gRPC/Connect calls never pay for it. Resolves true when it answered.
@@ -102,6 +104,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
       closing ??= (async () => {
         health.shutdown();
         if (opts.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, opts.drainDelayMs));
+        await opts.beforeClose?.();
         await server.close(graceMs);
       })();
       return closing;
