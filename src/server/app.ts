@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { peerKey, peerOf } from "../auth/peer.js";
 import { clientAddressContextValues } from "./client-address.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { rejectMalformedRequests } from "./request-errors.js";
@@ -45,6 +46,11 @@ export interface BuildAppOptions {
   reflectionExtraFiles?: readonly DescFile[];
   /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
   jsonRegistry?: Registry_;
+  /**
+   * The outermost layer (CORS, /openapi.json, the REST transcoder, guards): it sees every request
+   * first and calls `next` (the vendor gateways, /metrics, Connect) for those it does not answer.
+   */
+  edge?: (next: NodeHandlerFn) => NodeHandlerFn;
   /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
   beforeClose?: () => void | Promise<void>;
   /**
@@ -77,7 +83,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     compressMinBytes: opts.compressMinBytes ?? 1024 * 1024,
     ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
     ...(opts.gateway ? { fallback: gatewayFallback(opts.gateway, opts.logger) } : {}),
-    contextValues: clientAddressContextValues,
+    // The peer (loopback or not) is what the auth interceptor's protected mode decides on.
+    contextValues: (req) => clientAddressContextValues(req).set(peerKey, peerOf(req)),
     interceptors: [
       createLoggingInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricsRegistry),
@@ -92,7 +99,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   });
   const metricsPath = opts.metricsPath ?? "/metrics";
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
-  const handler = withMetrics;
+  const handler = opts.edge ? opts.edge(withMetrics) : withMetrics;
   const server = createDualProtocolServer(handler, opts.listener);
 
   let closing: Promise<void> | undefined;
