@@ -270,6 +270,11 @@ describe("over REST", () => {
     const m = await rest("GET", "/metrics", tokens.service);
     expect(m.status).toBe(200);
     expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.MarkService\/GetConversation"/);
+    // GetGroup and DismissGroup were called only over REST: the same metrics interceptor saw them,
+    // with the codes the auth interceptor gave (PERMISSION_DENIED for the user token).
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/GetGroup",code="OK"\} [1-9]/);
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/GetGroup",code="PermissionDenied"\} [1-9]/);
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/DismissGroup",code="NotFound"\} [1-9]/);
     const doc = await rest("GET", "/openapi.json");
     expect(doc.status).toBe(200);
     const result = await new Validator().validate(doc.json as Parameters<Validator["validate"]>[0]);
