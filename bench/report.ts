@@ -2,8 +2,10 @@
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import { round, type RowTotals } from "./stats.js";
+import { VENDORS, VENDOR_LABELS, type VendorName } from "./vendors.js";
 
 export type RowId =
+  | Exclude<VendorName, "zego" | "tencent" | "openim">
   | "node_http_echo"
   | "bare_connect_echo"
   | "echo_grpc"
@@ -41,6 +43,9 @@ const ROWS: Record<RowId, RowMeta> = {
   openim: { label: "OpenIM set_conversations", protocol: "REST JSON h1", unit: "requests" },
   bulk: { label: "bulk load x10000", protocol: "gRPC h2c", unit: "updates" },
   list: { label: "ListConversations marks_any", protocol: "gRPC h2c", unit: "requests" },
+  ...(Object.fromEntries(
+    VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim").map((v) => [v, { label: VENDOR_LABELS[v], protocol: "REST JSON h1", unit: "requests" }]),
+  ) as Record<Exclude<VendorName, "zego" | "tencent" | "openim">, RowMeta>),
 };
 
 const SKIPPED = "not measured in this run";
@@ -182,6 +187,8 @@ export interface Results {
     update100_vs_raw_sqlite: number | null;
     bare_connect_echo_vs_node_http_echo: number | null;
   };
+  /** Every vendor route's req/s / the Connect JSON echo's (null: not available). */
+  readonly vendor_vs_echo: Partial<Record<VendorName, number | null>>;
   readonly ceilings: { node_http_echo_rps: number | null; connect_echo_rps: number | null; sqlite_upserts_per_s: number | null };
   /** Server CPU per update in the UpdateConversations(100) row, summed over all server processes (µs). */
   readonly cpu_us_per_update_100: number | null;
@@ -275,6 +282,9 @@ export function buildResults(input: {
     update100_vs_raw_sqlite: ratio(cpuRate("update100_grpc"), cpuRate("sqlite_raw100")),
     bare_connect_echo_vs_node_http_echo: ratio(cpuRate("bare_connect_echo"), cpuRate("node_http_echo")),
   };
+  const vendorRatios = Object.fromEntries(VENDORS.map((v) => [v, ratio(rps(v), rps("echo_connect"))])) as Partial<Record<VendorName, number | null>>;
+  const measuredVendors = Object.entries(vendorRatios).filter((e): e is [VendorName, number] => e[1] !== null);
+  const slowestVendor = measuredVendors.length ? measuredVendors.reduce((a, b) => (b[1] < a[1] ? b : a)) : undefined;
   const mem = input.memory;
   const byLevel = <T>(f: (l: LevelFigures) => T) => Object.fromEntries(input.levels.map((l) => [l.key, f(l)])) as Partial<Record<LevelKey, T>>;
   const listP99 = byLevel((l) => round(l.listP99Ms, 3));
@@ -304,6 +314,7 @@ export function buildResults(input: {
     rows,
     ratios,
     ratios_per_cpu_s: ratiosPerCpu,
+    vendor_vs_echo: vendorRatios,
     ceilings: {
       node_http_echo_rps: rps("node_http_echo") ?? null,
       connect_echo_rps: rps("bare_connect_echo") ?? null,
@@ -335,6 +346,12 @@ export function buildResults(input: {
       target("ZEGO SetConvMark / Connect JSON echo", ratios.zego_vs_echo, ">=", 0.5, ratiosPerCpu.zego_vs_echo),
       target("Tencent mark_contact / Connect JSON echo", ratios.tencent_vs_echo, ">=", 0.5, ratiosPerCpu.tencent_vs_echo),
       target("OpenIM set_conversations / Connect JSON echo", ratios.openim_vs_echo, ">=", 0.5, ratiosPerCpu.openim_vs_echo),
+      target(
+        `slowest vendor route (${slowestVendor?.[0] ?? "none"}) / Connect JSON echo, ${measuredVendors.length} of ${VENDORS.length} routes`,
+        slowestVendor?.[1] ?? null,
+        ">=",
+        0.5,
+      ),
       target("UpdateConversations(1) Connect, all workers / bare connect-node echo", ratios.update1_connect_all_workers_vs_bare_connect_echo, ">=", 1.5, ratiosPerCpu.update1_connect_all_workers_vs_bare_connect_echo),
       target("UpdateConversations(100) gRPC / raw SQLite upserts", ratios.update100_vs_raw_sqlite, ">=", 0.2, ratiosPerCpu.update100_vs_raw_sqlite),
       target("server CPU µs per update, UpdateConversations(100)", rows.update100_grpc.server_cpu_us_per_op ?? null, "<=", 12),

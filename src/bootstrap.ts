@@ -7,7 +7,7 @@ import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { clusterMetricsSource } from "./cluster/metrics.js";
-import { openSharedNonceStore, type SharedNonceStore } from "./cluster/nonce-store.js";
+import { openSharedKickList, openSharedNonceStore, type SharedKickList, type SharedNonceStore } from "./cluster/nonce-store.js";
 import { NONCE_FILE } from "./cluster/primary.js";
 import { nonceCapacity } from "./dialects/zego/auth.js";
 import { authConfigFromEnv, createAuthenticator, createAuthInterceptor, fixedCallerInterceptor, IN_PROCESS_CALLER, type AuthConfig } from "./auth/index.js";
@@ -119,8 +119,10 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   const logger = opts.logger ?? pino({ level: core.logLevel });
   const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
   let nonces: SharedNonceStore | undefined;
+  let kicks: SharedKickList | undefined;
   try {
     if (opts.cluster) nonces = openSharedNonceStore(join(opts.cluster.stateDir, NONCE_FILE), nonceCapacity(config.zego.rateLimitPerSecond));
+    if (opts.cluster) kicks = openSharedKickList(join(opts.cluster.stateDir, NONCE_FILE), 100_000);
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
@@ -138,7 +140,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       MarkService,
       createInProcessTransport(MarkService, markService, [fixedCallerInterceptor(IN_PROCESS_CALLER), ...interceptors]),
     );
-    const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes, ...(nonces ? { nonces } : {}) };
+    const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes, ...(nonces ? { nonces } : {}), ...(kicks ? { kicks } : {}) };
     const dialects: Dialect[] = [
       createZegoDialect(deps, config.zego),
       createTencentDialect(deps, config.tencent),
@@ -200,6 +202,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
             await app.close();
           } finally {
             nonces?.close();
+            kicks?.close();
             await closeStores();
           }
         })();
@@ -208,6 +211,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     };
   } catch (e) {
     nonces?.close();
+    kicks?.close();
     await closeStores();
     throw e;
   }

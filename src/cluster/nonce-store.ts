@@ -76,3 +76,39 @@ export function openSharedNonceStore(path: string, capacity: number, now: () => 
     close: () => db.close(),
   };
 }
+
+/** A bounded key → number map (OpenIM's force_logout times); lru-cache's LRUCache fits it. */
+export interface KickRegistry {
+  get(key: string): number | undefined;
+  set(key: string, value: number): unknown;
+}
+
+export interface SharedKickList extends KickRegistry {
+  close(): void;
+}
+
+/**
+ * The same for OpenIM's force_logout: a token kicked through one worker is refused by every worker.
+ * Bounded like the in-memory cache: past `capacity` entries the oldest kicks go.
+ */
+export function openSharedKickList(path: string, capacity: number): SharedKickList {
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = OFF");
+  db.pragma("busy_timeout = 5000");
+  db.exec("CREATE TABLE IF NOT EXISTS kicks (key TEXT PRIMARY KEY, at INTEGER NOT NULL, seq INTEGER NOT NULL)");
+  const get = db.prepare("SELECT at FROM kicks WHERE key = ?").pluck();
+  const put = db.prepare(
+    "INSERT INTO kicks (key, at, seq) VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM kicks)) ON CONFLICT (key) DO UPDATE SET at = excluded.at, seq = excluded.seq",
+  );
+  const trim = db.prepare("DELETE FROM kicks WHERE seq <= (SELECT max(seq) FROM kicks) - ?");
+  const set = db.transaction((key: string, value: number) => {
+    put.run(key, value);
+    trim.run(capacity);
+  });
+  return {
+    get: (key) => get.get(key) as number | undefined,
+    set: (key, value) => set.immediate(key, value),
+    close: () => db.close(),
+  };
+}

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { startMetricsAggregator } from "./metrics.js";
-import { openSharedNonceStore } from "./nonce-store.js";
+import { openSharedKickList, openSharedNonceStore } from "./nonce-store.js";
 import { startRateLimiterMaster } from "./rate-limit.js";
 
 /** Set by the primary in each worker's environment. */
@@ -32,6 +32,7 @@ export function runPrimary(opts: PrimaryOptions): void {
   const stateDir = mkdtempSync(join(tmpdir(), "convmark-cluster-"));
   // Created here once (schema, WAL) so the workers do not race to set it up.
   openSharedNonceStore(join(stateDir, NONCE_FILE), 1).close();
+  openSharedKickList(join(stateDir, NONCE_FILE), 1).close();
   startRateLimiterMaster();
   startMetricsAggregator();
 

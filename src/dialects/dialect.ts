@@ -5,7 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Client, ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
-import type { NonceRegistry } from "../cluster/nonce-store.js";
+import type { KickRegistry, NonceRegistry } from "../cluster/nonce-store.js";
 import type { DirectoryLookup } from "../directory/directory.js";
 
 export type GatewayRequest = IncomingMessage | Http2ServerRequest;
@@ -21,6 +21,8 @@ export interface DialectDeps {
   readonly maxBodyBytes: number;
   /** The replay cache shared by all workers of a cluster; absent: each dialect keeps its own in memory. */
   readonly nonces?: NonceRegistry;
+  /** OpenIM's force_logout list shared by all workers of a cluster; absent: in memory. */
+  readonly kicks?: KickRegistry;
 }
 
 export interface Dialect {

@@ -270,6 +270,11 @@ describe("over REST", () => {
     const m = await rest("GET", "/metrics", tokens.service);
     expect(m.status).toBe(200);
     expect(m.text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark.v1.MarkService",grpc_method="GetConversation"/);
+    // GetGroup and DismissGroup were called only over REST: the same metrics interceptor saw them,
+    // with the codes the auth interceptor gave (PERMISSION_DENIED for the user token).
+    expect(m.text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark.v1.DirectoryService",grpc_method="GetGroup",grpc_code="OK"\} [1-9]/);
+    expect(m.text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark.v1.DirectoryService",grpc_method="GetGroup",grpc_code="PermissionDenied"\} [1-9]/);
+    expect(m.text).toMatch(/grpc_server_handled_total\{grpc_type="unary",grpc_service="convmark.v1.DirectoryService",grpc_method="DismissGroup",grpc_code="NotFound"\} [1-9]/);
     const doc = await rest("GET", "/openapi.json");
     expect(doc.status).toBe(200);
     const result = await new Validator().validate(doc.json as Parameters<Validator["validate"]>[0]);

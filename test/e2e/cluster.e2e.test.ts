@@ -99,6 +99,8 @@ beforeAll(async () => {
       ZEGO_APP_ID: String(APP_ID),
       ZEGO_SERVER_SECRET: SECRET,
       ZEGO_RATE_LIMIT_PER_SECOND: String(RATE),
+      OPENIM_SECRET: "openIM123",
+      OPENIM_ADMIN_USER_IDS: "imAdmin",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -170,6 +172,22 @@ describe("two workers, one server", () => {
       }
       if (attempt >= 3) throw new Error(`bursts took ${elapsed} ms; cannot check a per-second limit on this machine`);
     }
+  });
+
+  it("refuses a token kicked by OpenIM's force_logout on every worker", async () => {
+    const call = async (path: string, body: string, token?: string) => {
+      const headers: Record<string, string> = { "content-type": "application/json", operationID: String(Date.now()) };
+      if (token) headers["token"] = token;
+      return JSON.parse((await post(`${url}${path}`, body, headers)).text) as { errCode: number; data?: { token?: string } };
+    };
+    const admin = (await call("/auth/get_admin_token", '{"secret":"openIM123","userID":"imAdmin"}')).data!.token!;
+    const user = (await call("/auth/get_user_token", '{"platformID":2,"userID":"kickme"}', admin)).data!.token!;
+    // Before: the token works on both workers (consecutive connections alternate).
+    for (let i = 0; i < 2; i++) expect((await call("/conversation/get_all_conversations", '{"ownerUserID":"kickme"}', user)).errCode).toBe(0);
+    expect((await call("/auth/force_logout", '{"platformID":2,"userID":"kickme"}', admin)).errCode).toBe(0);
+    const after: number[] = [];
+    for (let i = 0; i < 4; i++) after.push((await call("/conversation/get_all_conversations", '{"ownerUserID":"kickme"}', user)).errCode);
+    expect(after).toEqual([1506, 1506, 1506, 1506]);
   });
 
   it("keeps the per-owner cap exact when both workers write at once", async () => {
