@@ -23,6 +23,9 @@ const CoreEnv = {
   CONVMARK_MAX_MARKED_PER_OWNER: withDefault(integer(1, 10_000_000), DEFAULT_LIMITS.maxMarkedPerOwner),
   CONVMARK_MAX_LABELS_PER_CONVERSATION: withDefault(integer(1, 10_000), DEFAULT_LIMITS.maxLabelsPerConversation),
   CONVMARK_MAX_PAGE_SIZE: withDefault(integer(1, 100_000), DEFAULT_LIMITS.maxPageSize),
+  CONVMARK_WATCH_HEARTBEAT_MS: withDefault(integer(10, 3_600_000), 15_000),
+  CONVMARK_WATCH_MAX_BACKLOG: withDefault(integer(1, 10_000_000), 10_000),
+  CONVMARK_TOMBSTONE_RETENTION_SECONDS: withDefault(integer(1, 10 * 365 * 24 * 3600), 30 * 24 * 3600),
 };
 
 /** Database name in a mongodb:// or mongodb+srv:// URI path (`mongodb://h1,h2/mydb?...` → "mydb"), if any. */
@@ -47,6 +50,8 @@ export interface CoreConfig {
   /** Concurrent TCP connections the listener accepts; more are closed at once. */
   readonly maxConnections: number;
   readonly limits: Limits;
+  /** The change feed: Watch heartbeats, a watcher's backlog limit, how long tombstones stay. */
+  readonly feed: { readonly heartbeatMs: number; readonly maxBacklog: number; readonly tombstoneRetentionMs: number };
 }
 
 export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
@@ -69,6 +74,11 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
       maxMarkedPerOwner: e.CONVMARK_MAX_MARKED_PER_OWNER,
       maxLabelsPerConversation: e.CONVMARK_MAX_LABELS_PER_CONVERSATION,
       maxPageSize: e.CONVMARK_MAX_PAGE_SIZE,
+    },
+    feed: {
+      heartbeatMs: e.CONVMARK_WATCH_HEARTBEAT_MS,
+      maxBacklog: e.CONVMARK_WATCH_MAX_BACKLOG,
+      tombstoneRetentionMs: e.CONVMARK_TOMBSTONE_RETENTION_SECONDS * 1000,
     },
   };
 }

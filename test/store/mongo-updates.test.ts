@@ -32,9 +32,13 @@ import {
   ownerStateOf,
   planOwnerBatch,
   toBigInt,
+  tombstoneDoc,
+  tombstoneToRecord,
 } from "../../src/store/mongo-updates.js";
+
+const FILTER_OF = (id: string) => ({ owner: "o", type: ConvType.Direct, cid: id });
 import { dbNameFromUri } from "../../src/store/mongo-store.js";
-import type { ListFilter, StoreLimits } from "../../src/store/store.js";
+import type { ApplyOutcome, ListFilter, StoreLimits } from "../../src/store/store.js";
 import { applyMongoUpdate, applyWrites, cloneDoc, type Doc } from "./mongo-model.js";
 
 const K: ConvKey = { owner: "alice", type: ConvType.Direct, conversationId: "bob" };
@@ -328,7 +332,7 @@ describe("planOwnerBatch", () => {
       LIMITS,
       T,
     );
-    expect(p.outcomes.map((o) => o.ok && [o.changed, o.record.position, o.record.version])).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => o.ok && [o.changed, o.record.position, o.record.version])).toEqual([
       [true, 11n, 1n],
       [false, 11n, 1n],
       [false, 0n, 0n],
@@ -368,7 +372,7 @@ describe("planOwnerBatch", () => {
       { ...LIMITS, maxMarkedPerOwner: 2 },
       T,
     );
-    expect(p.outcomes.map((o) => (o.ok ? "ok" : [o.failure.code, o.failure.reason, o.failure.message]))).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => (o.ok ? "ok" : [o.failure.code, o.failure.reason, o.failure.message]))).toEqual([
       [Code.ResourceExhausted, Reason.OwnerMarkedLimit, "user o already has 2 marked conversations (limit 2)"],
       "ok",
       "ok",
@@ -388,12 +392,42 @@ describe("planOwnerBatch", () => {
       { ...LIMITS, maxLabelsPerConversation: 2 },
       T,
     );
-    expect(p.outcomes.map((o) => (o.ok ? o.changed : [o.failure.code, o.failure.reason]))).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => (o.ok ? o.changed : [o.failure.code, o.failure.reason]))).toEqual([
       true,
       [Code.ResourceExhausted, Reason.LabelLimit],
       false,
     ]);
     expect(p.writes).toHaveLength(1);
+  });
+
+  it("plans deletes: the conversation removed, a tombstone written, its cap slot freed, re-creation removing the tombstone", () => {
+    const marked: ConversationRecord = { key: key("m"), marks: 1n, customMark: "", labels: [], settings: {}, version: 4n, updateTimeMs: 0, position: 2n };
+    const p = planOwnerBatch(
+      "o",
+      { position: 2n, marked: 1 },
+      new Map([[keyString(marked.key), marked]]),
+      [
+        { kind: "delete", key: key("m") },
+        { kind: "delete", key: key("never") },
+        { kind: "update", update: upd({ key: key("m"), set: [3] }) },
+      ],
+      LIMITS,
+      T,
+    );
+    expect(p.outcomes.map((o) => ("deleted" in o ? ["deleted", o.deleted] : o.ok && ["updated", o.record.version, o.record.position]))).toEqual([
+      ["deleted", true],
+      ["deleted", false],
+      ["updated", 1n, 4n],
+    ]);
+    expect(p.writes[0]).toEqual({ deleteOne: { filter: FILTER_OF("m") } });
+    expect(p.tombstoneWrites).toEqual([
+      { replaceOne: { filter: FILTER_OF("m"), replacement: tombstoneDoc({ ...marked, version: 5n, updateTimeMs: T, position: 3n }), upsert: true } },
+      { deleteOne: { filter: FILTER_OF("m") } },
+    ]);
+    expect(p.ownerAfter).toEqual({ position: 4n, marked: 1 });
+    expect(p.ownerUpdate).toEqual(buildOwnerUpdate(4n, 0));
+    const doc = tombstoneDoc({ ...marked, version: 5n, updateTimeMs: T, position: 3n });
+    expect(tombstoneToRecord(doc)).toEqual({ key: key("m"), marks: 0n, customMark: "", labels: [], settings: {}, version: 5n, updateTimeMs: T, position: 3n });
   });
 
   it("refuses updates of another owner", () => {
@@ -478,7 +512,7 @@ describe("update documents applied by a model of MongoDB equal applyUpdate", () 
           expect(o).toEqual({ ok: true, record: next, changed: false });
         }
         if (!o.ok) failedCount++;
-        else if (o.changed) changedCount++;
+        else if ("changed" in o && o.changed) changedCount++;
       }
 
       // What MongoDB would store reads back as the reference state.
