@@ -2,7 +2,7 @@
  * HTTP/2 abuse against a running convmark (loopback only), for docs/reliability.md and the tests:
  *
  *   npx tsx scripts/h2-attack.ts rapid-reset  --url http://127.0.0.1:8080 [--sessions 4] [--seconds 10]
- *   npx tsx scripts/h2-attack.ts non-reading  --url http://127.0.0.1:8080 [--sessions 4] [--streams 1000] [--owner big] [--seconds 10]
+ *   npx tsx scripts/h2-attack.ts non-reading  --url http://127.0.0.1:8080 [--sessions 4] [--streams 1000] [--owner big] [--page-size 1000] [--seconds 10]
  *
  * rapid-reset opens streams (ListConversations requests) and resets each one right away, as fast as
  * the session allows (CVE-2023-44487). non-reading opens many streams asking for a large page and
@@ -20,6 +20,7 @@ const { positionals, values } = parseArgs({
     streams: { type: "string", default: "1000" },
     seconds: { type: "string", default: "10" },
     owner: { type: "string", default: "big" },
+    "page-size": { type: "string", default: "1000" },
   },
 });
 const mode = positionals[0];
@@ -34,7 +35,7 @@ if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
 }
 const until = Date.now() + Number(values.seconds) * 1000;
 const stats = { mode, sessionsOpened: 0, sessionsEndedByServer: 0, goaways: 0, streamsOpened: 0, resetsSent: 0, refused: 0 };
-const body = JSON.stringify({ ownerUserId: values.owner, pageSize: 1000 });
+const body = JSON.stringify({ ownerUserId: values.owner, pageSize: Number(values["page-size"]) });
 const headers = { ":method": "POST", ":path": "/convmark.v1.MarkService/ListConversations", "content-type": "application/json" };
 
 function open(): http2.ClientHttp2Session {

@@ -92,13 +92,20 @@ export function guardSession(session: http2.ServerHttp2Session, opts: SessionGua
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     streams.add(stream);
     lastActivity = Date.now();
+    // A reset by the client: 'aborted' comes with the RST_STREAM frame while the response is still
+    // open; a stream already answered (nghttp2 hands a whole read of frames to Node at once, so a
+    // handler may finish before the reset is seen) only shows it as RST_STREAM(CANCEL) at close.
+    let counted = false;
+    const countReset = (): void => {
+      if (counted) return;
+      counted = true;
+      if (++resetsThisSecond > opts.maxResetsPerSecond) endFor("rapid_reset");
+    };
+    stream.once("aborted", countReset);
     stream.once("close", () => {
       streams.delete(stream);
       lastActivity = Date.now();
-      // RST_STREAM(CANCEL) from the client (the server itself never cancels a stream). Counted at
-      // close, not on 'aborted': a handler may already have answered a stream reset right after its
-      // request, since nghttp2 hands a whole read of frames to Node at once.
-      if (stream.rstCode === http2.constants.NGHTTP2_CANCEL && ++resetsThisSecond > opts.maxResetsPerSecond) endFor("rapid_reset");
+      if (stream.rstCode === http2.constants.NGHTTP2_CANCEL) countReset();
     });
   });
 

@@ -132,17 +132,24 @@ export function createDualProtocolServer(
     res.once("finish", finish);
     res.once("close", finish);
     keepBodyOnEarlyReturn(req);
-    if (!h1res) {
-      const h2req = req as http2.Http2ServerRequest;
-      // A session ended for misbehaviour (rapid reset, unread responses): what is still in its
-      // read buffer is refused, not served.
-      if (sessions.get(h2req.stream.session as http2.ServerHttp2Session)?.ended) {
-        h2req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (h1res) {
+      handler(req, res);
+      return;
+    }
+    // HTTP/2: start the handler on the next turn of the event loop. nghttp2 hands Node a whole read
+    // of frames at once, so by then a stream its client reset right away (rapid reset) is known to
+    // be closed and costs no handler; so are streams of a session ended for misbehaviour.
+    const h2req = req as http2.Http2ServerRequest;
+    setImmediate(() => {
+      const stream = h2req.stream;
+      if (stream.destroyed || stream.closed) return;
+      if (sessions.get(stream.session as http2.ServerHttp2Session)?.ended) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
       drainUnreadBody(h2req, res as http2.Http2ServerResponse);
-    }
-    handler(req, res);
+      handler(req, res);
+    });
   }
 
   /**

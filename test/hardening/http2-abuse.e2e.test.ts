@@ -11,7 +11,7 @@ interface Probe {
   failed: number;
 }
 
-async function underAttack(server: TestServer, mode: string): Promise<{ probe: Probe; attack: Record<string, number>; rssGrowthMB: number }> {
+async function underAttack(server: TestServer, mode: string, pageSize: number): Promise<{ probe: Probe; attack: Record<string, number>; rssGrowthMB: number }> {
   const session = http2.connect(server.url);
   session.on("error", () => {});
   const probe: Probe = { latencies: [], failed: 0 };
@@ -36,7 +36,7 @@ async function underAttack(server: TestServer, mode: string): Promise<{ probe: P
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/h2-attack.ts", mode, "--url", server.url, "--seconds", "6", "--sessions", "2", "--owner", "big"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/h2-attack.ts", mode, "--url", server.url, "--seconds", "6", "--sessions", "2", "--owner", "big", "--page-size", String(pageSize)], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   await new Promise((r) => child.once("exit", r));
@@ -62,20 +62,20 @@ describe("HTTP/2 abuse from one client does not stall the others (item 4)", () =
   });
 
   it("rapid reset: the attacker's sessions are ended, health checks keep answering quickly", async () => {
-    const r = await underAttack(server, "rapid-reset");
+    const r = await underAttack(server, "rapid-reset", 20);
     expect(r.attack.resetsSent).toBeGreaterThan(1000);
     expect(r.attack.goaways).toBeGreaterThan(0);
     expect(r.probe.failed).toBe(0);
     expect(r.probe.latencies.length).toBeGreaterThan(10);
-    expect(Math.max(...r.probe.latencies)).toBeLessThan(2_500);
+    expect(Math.max(...r.probe.latencies)).toBeLessThan(3_000);
     expect(r.rssGrowthMB).toBeLessThan(300);
   }, 60_000);
 
   it("non-reading streams: at most 100 per session, the session is ended once its unread responses pile up", async () => {
-    const r = await underAttack(server, "non-reading");
+    const r = await underAttack(server, "non-reading", 100);
     expect(r.attack.refused).toBeGreaterThan(0); // streams beyond SETTINGS_MAX_CONCURRENT_STREAMS
     expect(r.probe.failed).toBe(0);
-    expect(Math.max(...r.probe.latencies)).toBeLessThan(2_500);
+    expect(Math.max(...r.probe.latencies)).toBeLessThan(3_000);
     expect(r.rssGrowthMB).toBeLessThan(400);
   }, 60_000);
 });
