@@ -12,8 +12,6 @@ import { withRequestParseErrors } from "./request-errors.js";
 export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   readonly contextValues?: (req: NodeServerRequest) => ContextValues;
-  /** Serves paths that are not Connect procedures (default: an empty 404). */
-  readonly fallback?: NodeHandlerFn;
   readonly logger: Logger;
   /** Unmatched paths (as connect-node's `fallback`): the vendor gateways. Default: a bare 404. */
   readonly fallback?: NodeHandlerFn;
