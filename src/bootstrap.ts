@@ -43,7 +43,7 @@ export interface RunningConvmark {
 export interface StartOptions {
   readonly logger?: Logger;
   /** Set in a cluster worker: the primary's directory of state shared by all workers. */
-  readonly cluster?: { readonly stateDir: string };
+  readonly cluster?: { readonly stateDir: string; readonly workers: number };
 }
 
 /** Every piece of configuration, parsed before anything opens: a bad value stops the start with ConfigError. */
@@ -175,7 +175,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       compressMinBytes: core.compressMinBytes,
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
-      listener: { maxConnections: core.maxConnections },
+      // A limit for the whole server: connections are dealt round-robin, so each worker takes its share.
+      listener: { maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections },
       gateway: (req, res) => routeToDialects(dialects, req, res),
       interceptors: [authInterceptor],
       edge,

@@ -32,7 +32,7 @@ try {
     process.on("message", (m: unknown) => (m as { type?: unknown } | null)?.type === SHUTDOWN_MESSAGE && request("primary"));
     // The primary is gone (killed): stop serving rather than run on unsupervised.
     process.on("disconnect", () => request("primary disconnected"));
-    const running = await startConvmark(process.env, { cluster: { stateDir } });
+    const running = await startConvmark(process.env, { cluster: { stateDir, workers: workerCountFromEnv(process.env) } });
     installShutdownHandlers(running.app, () => running.close(), {
       logger: running.logger,
       triggers: [
