@@ -6,6 +6,7 @@ import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
+import { authConfigFromEnv, createAuthenticator, createAuthInterceptor, fixedCallerInterceptor, IN_PROCESS_CALLER, type AuthConfig } from "./auth/index.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
@@ -13,6 +14,8 @@ import { createTencentDialect, tencentConfigFromEnv } from "./dialects/tencent/i
 import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
 import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
+import { corsConfigFromEnv } from "./server/cors.js";
+import { createPublicEdge } from "./server/public-edge.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
@@ -41,6 +44,8 @@ export interface StartOptions {
 export function configFromEnv(env: NodeJS.ProcessEnv) {
   return {
     core: coreConfigFromEnv(env),
+    auth: authConfigFromEnv(env),
+    cors: corsConfigFromEnv(env),
     directory: directoryConfigFromEnv(env),
     zego: zegoConfigFromEnv(env),
     tencent: tencentConfigFromEnv(env),
@@ -111,13 +116,20 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
+    const authenticate = createAuthenticator(config.auth);
+    // MarkService checks owners per item itself; DirectoryService is for service callers only.
+    const authInterceptor = createAuthInterceptor(authenticate, { perOwner: [MarkService.typeName], serviceOnly: [DirectoryService.typeName] });
 
     // One hub per process: every Watch shares the store's one reader of new changes.
     const feed = createFeedHub(store, { maxBacklog: core.feed.maxBacklog });
     const markService = createMarkService({ store, limits: core.limits, guard: directory.guard, feed, heartbeatMs: core.feed.heartbeatMs });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
-    // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
-    const marks = createClient(MarkService, createInProcessTransport(MarkService, markService, interceptors));
+    // In-process client for the dialects: same interceptors, so logging and metrics apply once per
+    // call. The dialects authenticated the vendor's way, so they call as a trusted in-process caller.
+    const marks = createClient(
+      MarkService,
+      createInProcessTransport(MarkService, markService, [fixedCallerInterceptor(IN_PROCESS_CALLER), ...interceptors]),
+    );
     const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes };
     const dialects: Dialect[] = [
       createZegoDialect(deps, config.zego),
@@ -126,6 +138,19 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     ];
     const services: DescService[] = [MarkService, DirectoryService, ...dialects.flatMap((d) => d.services)];
 
+    // REST calls run through the same interceptors as the Connect handler (logging, metrics, auth).
+    const { edge } = createPublicEdge({
+      services: [
+        { service: MarkService, impl: markService },
+        { service: DirectoryService, impl: directory.service },
+      ] as never,
+      interceptors: [...interceptors, authInterceptor],
+      authenticate,
+      cors: config.cors,
+      registry: anyTypeRegistry,
+      maxBodyBytes: core.readMaxBytes,
+      metricsPath: "/metrics",
+    });
     const app = await buildApp({
       routes: (router) => {
         markRoutes(router);
@@ -140,6 +165,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
       gateway: (req, res) => routeToDialects(dialects, req, res),
+      interceptors: [authInterceptor],
+      edge,
       // Watch streams never finish by themselves: end them (cleanly, clients resume from their
       // cursor) before the listener waits for in-flight calls.
       beforeClose: () => feed.close(),
@@ -150,6 +177,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       { port: address.port, host: core.host, store: core.mongo ? "mongodb" : "sqlite", strictDirectory: config.directory.strict },
       "convmark listening",
     );
+    logAuthMode(logger, config.auth, config.cors.origins);
     let closing: Promise<void> | undefined;
     return {
       app,
@@ -171,6 +199,24 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   } catch (e) {
     await closeStores();
     throw e;
+  }
+}
+
+/** Says at start who may call the unified API (protected mode as Redis says it). */
+function logAuthMode(logger: Logger, auth: AuthConfig, origins: readonly string[] | "*"): void {
+  const cors = origins === "*" ? "*" : origins.length > 0 ? origins.join(",") : "none";
+  if (auth.mode === "protected") {
+    logger.warn(
+      { auth: "protected", cors },
+      "protected mode: no credentials configured (CONVMARK_AUTH_JWT_SECRET / CONVMARK_AUTH_JWKS_FILE), so MarkService, DirectoryService, REST and /metrics answer only loopback clients with a loopback Host header; CONVMARK_AUTH=off opens them without authentication",
+    );
+  } else if (auth.mode === "off") {
+    logger.warn({ auth: "off", cors }, "CONVMARK_AUTH=off: MarkService, DirectoryService, REST and /metrics are open to every client without authentication");
+  } else {
+    logger.info(
+      { auth: "jwt", hs256: auth.secret !== undefined, jwksFile: auth.jwksFile, issuer: auth.issuer, audience: auth.audience, serviceScope: auth.serviceScope, cors },
+      "bearer tokens required on MarkService, DirectoryService, REST and /metrics",
+    );
   }
 }
 
