@@ -163,10 +163,6 @@ describe("planSetConversations", () => {
     ["type 3 without groupID", req({ userIds: ["u"], conversation: { conversationId: "sg_g", conversationType: 3 } }), { api: true }],
     ["type 2", req({ userIds: ["u"], conversation: { conversationId: "g_g", conversationType: 2, groupId: "g" } }), "conversationType 2 is not supported"],
     ["type 4", req({ userIds: ["u"], conversation: { conversationId: "sn_u_v", conversationType: 4, userId: "v" } }), "conversationType 4 is not supported"],
-    ["no conversationID", req({ userIds: ["u"], conversation: { conversationType: 3, groupId: "g" } }), "conversationID is empty"],
-    ["group ID mismatch", req({ userIds: ["u"], conversation: { conversationId: "sg_h", conversationType: 3, groupId: "g" } }), 'expected "sg_g"'],
-    ["single ID unsorted", req({ userIds: ["v"], conversation: { conversationId: "si_v_u", conversationType: 1, userId: "u" } }), "does not name a single chat"],
-    ["owner outside the chat", req({ userIds: ["u", "w"], conversation: { conversationId: "si_u_v", conversationType: 1, userId: "v" } }), 'userIDs ["w"] are not participants'],
     ["recvMsgOpt 3", req({ userIds: ["u"], conversation: { conversationId: "sg_g", conversationType: 3, groupId: "g", recvMsgOpt: 3 } }), "recvMsgOpt 3 is invalid"],
     ["recvMsgOpt -1", req({ userIds: ["u"], conversation: { conversationId: "sg_g", conversationType: 3, groupId: "g", recvMsgOpt: -1 } }), "recvMsgOpt -1 is invalid"],
     ["negative burnDuration", req({ userIds: ["u"], conversation: { conversationId: "sg_g", conversationType: 3, groupId: "g", burnDuration: -1 } }), "burnDuration"],
@@ -185,6 +181,20 @@ describe("planSetConversations", () => {
       expect(e.errDlt).toContain(detail);
       expect(e.errDlt.endsWith(": [1001]ArgsError")).toBe(true);
     }
+  });
+
+  it("conversationID is never refused: it decides the key where it parses, else userID/groupID do", () => {
+    const keys = (r: ReturnType<typeof req>) => plan(r).updates.map((u) => u.key);
+    // Unsorted si_: the same chat for both participants; an owner outside it gets the request's userID.
+    expect(keys(req({ userIds: ["v", "u", "w"], conversation: { conversationId: "si_v_u", conversationType: 1, userId: "u" } }))).toEqual([
+      { ownerUserId: "v", type: 1, conversationId: "u" },
+      { ownerUserId: "u", type: 1, conversationId: "v" },
+      { ownerUserId: "w", type: 1, conversationId: "u" },
+    ]);
+    expect(keys(req({ userIds: ["o"], conversation: { conversationId: "custom", conversationType: 1, userId: "p" } }))).toEqual([{ ownerUserId: "o", type: 1, conversationId: "p" }]);
+    expect(keys(req({ userIds: ["o"], conversation: { conversationType: 1, userId: "p" } }))).toEqual([{ ownerUserId: "o", type: 1, conversationId: "p" }]);
+    expect(keys(req({ userIds: ["o"], conversation: { conversationId: "sg_h", conversationType: 3, groupId: "g" } }))).toEqual([{ ownerUserId: "o", type: 2, conversationId: "h" }]);
+    expect(keys(req({ userIds: ["o"], conversation: { conversationId: "room", conversationType: 3, groupId: "g" } }))).toEqual([{ ownerUserId: "o", type: 2, conversationId: "g" }]);
   });
 
   it("more distinct userIDs than allowed → ArgsError; duplicates do not count", () => {
