@@ -3,7 +3,8 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { pino, type Logger } from "pino";
+import { existsSync } from "node:fs";
+import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
@@ -13,6 +14,9 @@ import { createTencentDialect, tencentConfigFromEnv } from "./dialects/tencent/i
 import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
 import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
+import { ServingStatus } from "./server/health.js";
+import { createSite, defaultConsoleDir } from "./server/site.js";
+import { createProcessLogger, logStartSummary } from "./server/start-log.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
@@ -98,7 +102,7 @@ async function openStores(
 export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions = {}): Promise<RunningConvmark> {
   const config = configFromEnv(env);
   const core = config.core;
-  const logger = opts.logger ?? pino({ level: core.logLevel });
+  const logger = opts.logger ?? createProcessLogger(core.logLevel);
   const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
   try {
     const metricsRegistry = new Registry();
@@ -116,8 +120,10 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       createOpenimDialect(deps, config.openim),
     ];
     const services: DescService[] = [MarkService, DirectoryService, ...dialects.flatMap((d) => d.services)];
+    let app: App | undefined;
+    const site = createSite({ health: () => ServingStatus[app?.health.get("") ?? ServingStatus.NOT_SERVING] ?? "UNKNOWN" });
 
-    const app = await buildApp({
+    app = await buildApp({
       routes: (router) => {
         markRoutes(router);
         directory.routes(router);
@@ -130,25 +136,38 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       compressMinBytes: core.compressMinBytes,
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
-      gateway: (req, res) => routeToDialects(dialects, req, res),
+      gateway: (req, res) => routeToDialects(site, dialects, req, res),
     });
     const address = await app.listen(core.port, core.host);
     const host = core.host === "0.0.0.0" || core.host === "::" ? "127.0.0.1" : core.host;
-    logger.info(
-      { port: address.port, host: core.host, store: core.mongo ? "mongodb" : "sqlite", strictDirectory: config.directory.strict },
-      "convmark listening",
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+    logStartSummary(
+      logger,
+      {
+        url,
+        host: core.host,
+        port: address.port,
+        store: core.mongo ? "mongodb" : "sqlite",
+        ...(core.mongo ? { database: core.mongo.dbName } : { dataDir: resolve(core.dataDir) }),
+        auth: "none: the unified API accepts every caller",
+        strictDirectory: config.directory.strict,
+        dialects: { zego: !!config.zego.credentials, tencent: config.tencent.sdkAppId !== undefined, openim: config.openim.secret !== undefined },
+        consoleBuilt: existsSync(join(defaultConsoleDir(), "index.html")),
+      },
+      !opts.logger && process.stdout.isTTY === true,
     );
     let closing: Promise<void> | undefined;
+    const started = app;
     return {
-      app,
+      app: started,
       port: address.port,
-      url: `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`,
+      url,
       config: core,
       logger,
       close() {
         closing ??= (async () => {
           try {
-            await app.close();
+            await started.close();
           } finally {
             await closeStores();
           }
@@ -162,9 +181,18 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   }
 }
 
-/** Vendor REST routes: each dialect claims its own paths; Connect procedures (/pkg.Service/Method) fall through. */
-async function routeToDialects(dialects: readonly Dialect[], req: NodeServerRequest, res: NodeServerResponse): Promise<boolean> {
+/**
+ * The pages (GET /, /console), then vendor REST routes: each dialect claims its own paths; Connect
+ * procedures (/pkg.Service/Method) fall through.
+ */
+async function routeToDialects(
+  site: ReturnType<typeof createSite>,
+  dialects: readonly Dialect[],
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+): Promise<boolean> {
   const url = new URL(req.url ?? "/", "http://convmark.invalid");
+  if (site(req, res, url)) return true;
   // connect-node narrows the http2 response's write() signature; the object is Node's own response.
   const response = res as GatewayResponse;
   for (const d of dialects) {
