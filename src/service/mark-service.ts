@@ -170,5 +170,17 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
         nextPageToken: page.nextBefore !== undefined ? encodePageToken(owner, filter, page.nextBefore) : "",
       });
     },
+
+    // Being built on branch `feed` (issue 8); the proto is final.
+    async deleteConversations() {
+      throw new ConnectError("DeleteConversations is not implemented yet", Code.Unimplemented);
+    },
+    async syncConversations() {
+      throw new ConnectError("SyncConversations is not implemented yet", Code.Unimplemented);
+    },
+    // eslint-disable-next-line require-yield
+    async *watchConversations() {
+      throw new ConnectError("WatchConversations is not implemented yet", Code.Unimplemented);
+    },
   };
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file convmark/v1/mark_service.proto.
  */
 export const file_convmark_v1_mark_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jb252bWFyay92MS9tYXJrX3NlcnZpY2UucHJvdG8SC2NvbnZtYXJrLnYxIm4KD0NvbnZlcnNhdGlvbktleRIVCg1vd25lcl91c2VyX2lkGAEgASgJEisKBHR5cGUYAiABKA4yHS5jb252bWFyay52MS5Db252ZXJzYXRpb25UeXBlEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCSKyAgoUQ29udmVyc2F0aW9uU2V0dGluZ3MSEwoGcGlubmVkGAEgASgISACIAQESNwoOcmVjZWl2ZV9vcHRpb24YAiABKA4yGi5jb252bWFyay52MS5SZWNlaXZlT3B0aW9uSAGIAQESGQoMcHJpdmF0ZV9jaGF0GAMgASgISAKIAQESIgoVYnVybl9kdXJhdGlvbl9zZWNvbmRzGAQgASgFSAOIAQESGgoNYXR0YWNoZWRfaW5mbxgFIAEoCUgEiAEBEg8KAmV4GAYgASgJSAWIAQFCCQoHX3Bpbm5lZEIRCg9fcmVjZWl2ZV9vcHRpb25CDwoNX3ByaXZhdGVfY2hhdEIYChZfYnVybl9kdXJhdGlvbl9zZWNvbmRzQhAKDl9hdHRhY2hlZF9pbmZvQgUKA19leCL3AQoMQ29udmVyc2F0aW9uEikKA2tleRgBIAEoCzIcLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbktleRINCgVtYXJrcxgCIAMoDRITCgtjdXN0b21fbWFyaxgDIAEoCRIOCgZsYWJlbHMYBCADKAkSMwoIc2V0dGluZ3MYBSABKAsyIS5jb252bWFyay52MS5Db252ZXJzYXRpb25TZXR0aW5ncxIPCgd2ZXJzaW9uGAYgASgEEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgltYXJrX2JpdHMYCCABKAQi8QEKEkNvbnZlcnNhdGlvblVwZGF0ZRIpCgNrZXkYASABKAsyHC5jb252bWFyay52MS5Db252ZXJzYXRpb25LZXkSEQoJc2V0X21hcmtzGAIgAygNEhMKC2NsZWFyX21hcmtzGAMgAygNEhgKC2N1c3RvbV9tYXJrGAQgASgJSACIAQESEgoKYWRkX2xhYmVscxgFIAMoCRIVCg1yZW1vdmVfbGFiZWxzGAYgAygJEjMKCHNldHRpbmdzGAcgASgLMiEuY29udm1hcmsudjEuQ29udmVyc2F0aW9uU2V0dGluZ3NCDgoMX2N1c3RvbV9tYXJrInwKGlVwZGF0ZUNvbnZlcnNhdGlvbnNSZXF1ZXN0EjAKB3VwZGF0ZXMYASADKAsyHy5jb252bWFyay52MS5Db252ZXJzYXRpb25VcGRhdGUSLAoLcmVzdWx0X3ZpZXcYAiABKA4yFy5jb252bWFyay52MS5SZXN1bHRWaWV3IkkKG1VwZGF0ZUNvbnZlcnNhdGlvbnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuY29udm1hcmsudjEuVXBkYXRlUmVzdWx0InQKDFVwZGF0ZVJlc3VsdBIiCgZzdGF0dXMYASABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIvCgxjb252ZXJzYXRpb24YAiABKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24SDwoHY2hhbmdlZBgDIAEoCCJDChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EikKA2tleRgBIAEoCzIcLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbktleSJKChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIvCgxjb252ZXJzYXRpb24YASABKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24iSgocQmF0Y2hHZXRDb252ZXJzYXRpb25zUmVxdWVzdBIqCgRrZXlzGAEgAygLMhwuY29udm1hcmsudjEuQ29udmVyc2F0aW9uS2V5IlEKHUJhdGNoR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjAKDWNvbnZlcnNhdGlvbnMYASADKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24iiQEKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIVCg1vd25lcl91c2VyX2lkGAEgASgJEi8KBmZpbHRlchgCIAEoCzIfLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbkZpbHRlchIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSKvAQoSQ29udmVyc2F0aW9uRmlsdGVyEhEKCW1hcmtzX2FsbBgBIAMoDRIRCgltYXJrc19hbnkYAiADKA0SEgoKbWFya3Nfbm9uZRgDIAMoDRIrCgR0eXBlGAQgASgOMh0uY29udm1hcmsudjEuQ29udmVyc2F0aW9uVHlwZRISCgpsYWJlbHNfYW55GAUgAygJEhMKBnBpbm5lZBgGIAEoCEgAiAEBQgkKB19waW5uZWQiZgoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIwCg1jb252ZXJzYXRpb25zGAEgAygLMhkuY29udm1hcmsudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpwChBDb252ZXJzYXRpb25UeXBlEiEKHUNPTlZFUlNBVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYQ09OVkVSU0FUSU9OX1RZUEVfRElSRUNUEAESGwoXQ09OVkVSU0FUSU9OX1RZUEVfR1JPVVAQAiqTAQoNUmVjZWl2ZU9wdGlvbhIeChpSRUNFSVZFX09QVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQ0VJVkVfT1BUSU9OX1JFQ0VJVkUQARIhCh1SRUNFSVZFX09QVElPTl9ET19OT1RfUkVDRUlWRRACEiMKH1JFQ0VJVkVfT1BUSU9OX1JFQ0VJVkVfU0lMRU5UTFkQAypXCgpSZXN1bHRWaWV3EhsKF1JFU1VMVF9WSUVXX1VOU1BFQ0lGSUVEEAASFAoQUkVTVUxUX1ZJRVdfRlVMTBABEhYKElJFU1VMVF9WSUVXX1NUQVRVUxACMqkDCgtNYXJrU2VydmljZRJoChNVcGRhdGVDb252ZXJzYXRpb25zEicuY29udm1hcmsudjEuVXBkYXRlQ29udmVyc2F0aW9uc1JlcXVlc3QaKC5jb252bWFyay52MS5VcGRhdGVDb252ZXJzYXRpb25zUmVzcG9uc2USXAoPR2V0Q29udmVyc2F0aW9uEiMuY29udm1hcmsudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBokLmNvbnZtYXJrLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEm4KFUJhdGNoR2V0Q29udmVyc2F0aW9ucxIpLmNvbnZtYXJrLnYxLkJhdGNoR2V0Q29udmVyc2F0aW9uc1JlcXVlc3QaKi5jb252bWFyay52MS5CYXRjaEdldENvbnZlcnNhdGlvbnNSZXNwb25zZRJiChFMaXN0Q29udmVyc2F0aW9ucxIlLmNvbnZtYXJrLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBomLmNvbnZtYXJrLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Ch5jb252bWFyay92MS9tYXJrX3NlcnZpY2UucHJvdG8SC2NvbnZtYXJrLnYxIm4KD0NvbnZlcnNhdGlvbktleRIVCg1vd25lcl91c2VyX2lkGAEgASgJEisKBHR5cGUYAiABKA4yHS5jb252bWFyay52MS5Db252ZXJzYXRpb25UeXBlEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCSKyAgoUQ29udmVyc2F0aW9uU2V0dGluZ3MSEwoGcGlubmVkGAEgASgISACIAQESNwoOcmVjZWl2ZV9vcHRpb24YAiABKA4yGi5jb252bWFyay52MS5SZWNlaXZlT3B0aW9uSAGIAQESGQoMcHJpdmF0ZV9jaGF0GAMgASgISAKIAQESIgoVYnVybl9kdXJhdGlvbl9zZWNvbmRzGAQgASgFSAOIAQESGgoNYXR0YWNoZWRfaW5mbxgFIAEoCUgEiAEBEg8KAmV4GAYgASgJSAWIAQFCCQoHX3Bpbm5lZEIRCg9fcmVjZWl2ZV9vcHRpb25CDwoNX3ByaXZhdGVfY2hhdEIYChZfYnVybl9kdXJhdGlvbl9zZWNvbmRzQhAKDl9hdHRhY2hlZF9pbmZvQgUKA19leCL3AQoMQ29udmVyc2F0aW9uEikKA2tleRgBIAEoCzIcLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbktleRINCgVtYXJrcxgCIAMoDRITCgtjdXN0b21fbWFyaxgDIAEoCRIOCgZsYWJlbHMYBCADKAkSMwoIc2V0dGluZ3MYBSABKAsyIS5jb252bWFyay52MS5Db252ZXJzYXRpb25TZXR0aW5ncxIPCgd2ZXJzaW9uGAYgASgEEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgltYXJrX2JpdHMYCCABKAQi8QEKEkNvbnZlcnNhdGlvblVwZGF0ZRIpCgNrZXkYASABKAsyHC5jb252bWFyay52MS5Db252ZXJzYXRpb25LZXkSEQoJc2V0X21hcmtzGAIgAygNEhMKC2NsZWFyX21hcmtzGAMgAygNEhgKC2N1c3RvbV9tYXJrGAQgASgJSACIAQESEgoKYWRkX2xhYmVscxgFIAMoCRIVCg1yZW1vdmVfbGFiZWxzGAYgAygJEjMKCHNldHRpbmdzGAcgASgLMiEuY29udm1hcmsudjEuQ29udmVyc2F0aW9uU2V0dGluZ3NCDgoMX2N1c3RvbV9tYXJrInwKGlVwZGF0ZUNvbnZlcnNhdGlvbnNSZXF1ZXN0EjAKB3VwZGF0ZXMYASADKAsyHy5jb252bWFyay52MS5Db252ZXJzYXRpb25VcGRhdGUSLAoLcmVzdWx0X3ZpZXcYAiABKA4yFy5jb252bWFyay52MS5SZXN1bHRWaWV3IkkKG1VwZGF0ZUNvbnZlcnNhdGlvbnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuY29udm1hcmsudjEuVXBkYXRlUmVzdWx0InQKDFVwZGF0ZVJlc3VsdBIiCgZzdGF0dXMYASABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIvCgxjb252ZXJzYXRpb24YAiABKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24SDwoHY2hhbmdlZBgDIAEoCCJDChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EikKA2tleRgBIAEoCzIcLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbktleSJKChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIvCgxjb252ZXJzYXRpb24YASABKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24iSgocQmF0Y2hHZXRDb252ZXJzYXRpb25zUmVxdWVzdBIqCgRrZXlzGAEgAygLMhwuY29udm1hcmsudjEuQ29udmVyc2F0aW9uS2V5IlEKHUJhdGNoR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEjAKDWNvbnZlcnNhdGlvbnMYASADKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24iiQEKGExpc3RDb252ZXJzYXRpb25zUmVxdWVzdBIVCg1vd25lcl91c2VyX2lkGAEgASgJEi8KBmZpbHRlchgCIAEoCzIfLmNvbnZtYXJrLnYxLkNvbnZlcnNhdGlvbkZpbHRlchIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSKvAQoSQ29udmVyc2F0aW9uRmlsdGVyEhEKCW1hcmtzX2FsbBgBIAMoDRIRCgltYXJrc19hbnkYAiADKA0SEgoKbWFya3Nfbm9uZRgDIAMoDRIrCgR0eXBlGAQgASgOMh0uY29udm1hcmsudjEuQ29udmVyc2F0aW9uVHlwZRISCgpsYWJlbHNfYW55GAUgAygJEhMKBnBpbm5lZBgGIAEoCEgAiAEBQgkKB19waW5uZWQiZgoZTGlzdENvbnZlcnNhdGlvbnNSZXNwb25zZRIwCg1jb252ZXJzYXRpb25zGAEgAygLMhkuY29udm1hcmsudjEuQ29udmVyc2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJIChpEZWxldGVDb252ZXJzYXRpb25zUmVxdWVzdBIqCgRrZXlzGAEgAygLMhwuY29udm1hcmsudjEuQ29udmVyc2F0aW9uS2V5IkkKG0RlbGV0ZUNvbnZlcnNhdGlvbnNSZXNwb25zZRIqCgdyZXN1bHRzGAEgAygLMhkuY29udm1hcmsudjEuRGVsZXRlUmVzdWx0IkMKDERlbGV0ZVJlc3VsdBIiCgZzdGF0dXMYASABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIPCgdkZWxldGVkGAIgASgIIlYKEkNvbnZlcnNhdGlvbkNoYW5nZRIvCgxjb252ZXJzYXRpb24YASABKAsyGS5jb252bWFyay52MS5Db252ZXJzYXRpb24SDwoHZGVsZXRlZBgCIAEoCCJUChhTeW5jQ29udmVyc2F0aW9uc1JlcXVlc3QSFQoNb3duZXJfdXNlcl9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFIoMBChlTeW5jQ29udmVyc2F0aW9uc1Jlc3BvbnNlEjAKB2NoYW5nZXMYASADKAsyHy5jb252bWFyay52MS5Db252ZXJzYXRpb25DaGFuZ2USEwoLbmV4dF9jdXJzb3IYAiABKAkSEAoIaGFzX21vcmUYAyABKAgSDQoFcmVzZXQYBCABKAgiQgoZV2F0Y2hDb252ZXJzYXRpb25zUmVxdWVzdBIVCg1vd25lcl91c2VyX2lkGAEgASgJEg4KBmN1cnNvchgCIAEoCSJeChpXYXRjaENvbnZlcnNhdGlvbnNSZXNwb25zZRIwCgdjaGFuZ2VzGAEgAygLMh8uY29udm1hcmsudjEuQ29udmVyc2F0aW9uQ2hhbmdlEg4KBmN1cnNvchgCIAEoCSpwChBDb252ZXJzYXRpb25UeXBlEiEKHUNPTlZFUlNBVElPTl9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYQ09OVkVSU0FUSU9OX1RZUEVfRElSRUNUEAESGwoXQ09OVkVSU0FUSU9OX1RZUEVfR1JPVVAQAiqTAQoNUmVjZWl2ZU9wdGlvbhIeChpSRUNFSVZFX09QVElPTl9VTlNQRUNJRklFRBAAEhoKFlJFQ0VJVkVfT1BUSU9OX1JFQ0VJVkUQARIhCh1SRUNFSVZFX09QVElPTl9ET19OT1RfUkVDRUlWRRACEiMKH1JFQ0VJVkVfT1BUSU9OX1JFQ0VJVkVfU0lMRU5UTFkQAypXCgpSZXN1bHRWaWV3EhsKF1JFU1VMVF9WSUVXX1VOU1BFQ0lGSUVEEAASFAoQUkVTVUxUX1ZJRVdfRlVMTBABEhYKElJFU1VMVF9WSUVXX1NUQVRVUxACMuAFCgtNYXJrU2VydmljZRJoChNVcGRhdGVDb252ZXJzYXRpb25zEicuY29udm1hcmsudjEuVXBkYXRlQ29udmVyc2F0aW9uc1JlcXVlc3QaKC5jb252bWFyay52MS5VcGRhdGVDb252ZXJzYXRpb25zUmVzcG9uc2USXAoPR2V0Q29udmVyc2F0aW9uEiMuY29udm1hcmsudjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBokLmNvbnZtYXJrLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEm4KFUJhdGNoR2V0Q29udmVyc2F0aW9ucxIpLmNvbnZtYXJrLnYxLkJhdGNoR2V0Q29udmVyc2F0aW9uc1JlcXVlc3QaKi5jb252bWFyay52MS5CYXRjaEdldENvbnZlcnNhdGlvbnNSZXNwb25zZRJiChFMaXN0Q29udmVyc2F0aW9ucxIlLmNvbnZtYXJrLnYxLkxpc3RDb252ZXJzYXRpb25zUmVxdWVzdBomLmNvbnZtYXJrLnYxLkxpc3RDb252ZXJzYXRpb25zUmVzcG9uc2USaAoTRGVsZXRlQ29udmVyc2F0aW9ucxInLmNvbnZtYXJrLnYxLkRlbGV0ZUNvbnZlcnNhdGlvbnNSZXF1ZXN0GiguY29udm1hcmsudjEuRGVsZXRlQ29udmVyc2F0aW9uc1Jlc3BvbnNlEmIKEVN5bmNDb252ZXJzYXRpb25zEiUuY29udm1hcmsudjEuU3luY0NvbnZlcnNhdGlvbnNSZXF1ZXN0GiYuY29udm1hcmsudjEuU3luY0NvbnZlcnNhdGlvbnNSZXNwb25zZRJnChJXYXRjaENvbnZlcnNhdGlvbnMSJi5jb252bWFyay52MS5XYXRjaENvbnZlcnNhdGlvbnNSZXF1ZXN0GicuY29udm1hcmsudjEuV2F0Y2hDb252ZXJzYXRpb25zUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * ConversationKey names one conversation as seen by one user (the owner of the marks).
@@ -478,6 +478,233 @@ export const ListConversationsResponseSchema: GenMessage<ListConversationsRespon
   messageDesc(file_convmark_v1_mark_service, 13);
 
 /**
+ * DeleteConversationsRequest names 1..max_updates_per_request conversations to remove.
+ *
+ * @generated from message convmark.v1.DeleteConversationsRequest
+ */
+export type DeleteConversationsRequest = Message<"convmark.v1.DeleteConversationsRequest"> & {
+  /**
+   * @generated from field: repeated convmark.v1.ConversationKey keys = 1;
+   */
+  keys: ConversationKey[];
+};
+
+/**
+ * Describes the message convmark.v1.DeleteConversationsRequest.
+ * Use `create(DeleteConversationsRequestSchema)` to create a new message.
+ */
+export const DeleteConversationsRequestSchema: GenMessage<DeleteConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 14);
+
+/**
+ * DeleteConversationsResponse holds one result per key, in request order.
+ *
+ * @generated from message convmark.v1.DeleteConversationsResponse
+ */
+export type DeleteConversationsResponse = Message<"convmark.v1.DeleteConversationsResponse"> & {
+  /**
+   * @generated from field: repeated convmark.v1.DeleteResult results = 1;
+   */
+  results: DeleteResult[];
+};
+
+/**
+ * Describes the message convmark.v1.DeleteConversationsResponse.
+ * Use `create(DeleteConversationsResponseSchema)` to create a new message.
+ */
+export const DeleteConversationsResponseSchema: GenMessage<DeleteConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 15);
+
+/**
+ * DeleteResult is the outcome of deleting one conversation; each key is deleted independently.
+ *
+ * @generated from message convmark.v1.DeleteResult
+ */
+export type DeleteResult = Message<"convmark.v1.DeleteResult"> & {
+  /**
+   * @generated from field: google.rpc.Status status = 1;
+   */
+  status?: Status | undefined;
+
+  /**
+   * False when there was nothing to delete (the conversation was never written or already deleted).
+   *
+   * @generated from field: bool deleted = 2;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message convmark.v1.DeleteResult.
+ * Use `create(DeleteResultSchema)` to create a new message.
+ */
+export const DeleteResultSchema: GenMessage<DeleteResult> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 16);
+
+/**
+ * ConversationChange is one conversation as it is after a change.
+ *
+ * @generated from message convmark.v1.ConversationChange
+ */
+export type ConversationChange = Message<"convmark.v1.ConversationChange"> & {
+  /**
+   * The state after the change. For a deletion only `key`, `version` and `update_time` are set.
+   *
+   * @generated from field: convmark.v1.Conversation conversation = 1;
+   */
+  conversation?: Conversation | undefined;
+
+  /**
+   * True: the conversation was deleted (a tombstone, kept for the tombstone retention period).
+   *
+   * @generated from field: bool deleted = 2;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message convmark.v1.ConversationChange.
+ * Use `create(ConversationChangeSchema)` to create a new message.
+ */
+export const ConversationChangeSchema: GenMessage<ConversationChange> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 17);
+
+/**
+ * SyncConversationsRequest asks for the changes after a cursor.
+ *
+ * @generated from message convmark.v1.SyncConversationsRequest
+ */
+export type SyncConversationsRequest = Message<"convmark.v1.SyncConversationsRequest"> & {
+  /**
+   * One owner's feed; empty: every owner's changes (the feed for push services).
+   *
+   * @generated from field: string owner_user_id = 1;
+   */
+  ownerUserId: string;
+
+  /**
+   * next_cursor of a previous Sync, or a cursor from Watch, of the same owner_user_id; empty: from
+   * the beginning.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * 1..1000; 0 means 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message convmark.v1.SyncConversationsRequest.
+ * Use `create(SyncConversationsRequestSchema)` to create a new message.
+ */
+export const SyncConversationsRequestSchema: GenMessage<SyncConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 18);
+
+/**
+ * SyncConversationsResponse holds one page of changes in commit order.
+ *
+ * @generated from message convmark.v1.SyncConversationsResponse
+ */
+export type SyncConversationsResponse = Message<"convmark.v1.SyncConversationsResponse"> & {
+  /**
+   * Each conversation at most once, with its latest state (several changes may be collapsed).
+   *
+   * @generated from field: repeated convmark.v1.ConversationChange changes = 1;
+   */
+  changes: ConversationChange[];
+
+  /**
+   * Where the next Sync or a Watch continues; always set, also when `changes` is empty.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+
+  /**
+   * True: more changes are waiting; call again with next_cursor.
+   *
+   * @generated from field: bool has_more = 3;
+   */
+  hasMore: boolean;
+
+  /**
+   * True: the cursor is older than the retained tombstones; `changes` is empty and the client must
+   * re-list everything (ListConversations) and then continue from next_cursor.
+   *
+   * @generated from field: bool reset = 4;
+   */
+  reset: boolean;
+};
+
+/**
+ * Describes the message convmark.v1.SyncConversationsResponse.
+ * Use `create(SyncConversationsResponseSchema)` to create a new message.
+ */
+export const SyncConversationsResponseSchema: GenMessage<SyncConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 19);
+
+/**
+ * WatchConversationsRequest opens a live feed.
+ *
+ * @generated from message convmark.v1.WatchConversationsRequest
+ */
+export type WatchConversationsRequest = Message<"convmark.v1.WatchConversationsRequest"> & {
+  /**
+   * One owner's feed; empty: every owner's changes (the feed for push services).
+   *
+   * @generated from field: string owner_user_id = 1;
+   */
+  ownerUserId: string;
+
+  /**
+   * A cursor from Sync or Watch of the same owner_user_id; empty: from now (only new changes).
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message convmark.v1.WatchConversationsRequest.
+ * Use `create(WatchConversationsRequestSchema)` to create a new message.
+ */
+export const WatchConversationsRequestSchema: GenMessage<WatchConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 20);
+
+/**
+ * WatchConversationsResponse is a batch of changes in commit order, or a heartbeat.
+ *
+ * @generated from message convmark.v1.WatchConversationsResponse
+ */
+export type WatchConversationsResponse = Message<"convmark.v1.WatchConversationsResponse"> & {
+  /**
+   * Empty: a heartbeat carrying the current cursor.
+   *
+   * @generated from field: repeated convmark.v1.ConversationChange changes = 1;
+   */
+  changes: ConversationChange[];
+
+  /**
+   * The cursor after these changes: save it and pass it to resume.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message convmark.v1.WatchConversationsResponse.
+ * Use `create(WatchConversationsResponseSchema)` to create a new message.
+ */
+export const WatchConversationsResponseSchema: GenMessage<WatchConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_convmark_v1_mark_service, 21);
+
+/**
  * ConversationType says whether the conversation is one-to-one or a group.
  *
  * @generated from enum convmark.v1.ConversationType
@@ -616,6 +843,36 @@ export const MarkService: GenService<{
     methodKind: "unary";
     input: typeof ListConversationsRequestSchema;
     output: typeof ListConversationsResponseSchema;
+  },
+  /**
+   * Removes conversations entirely (marks, custom mark, labels, settings); frees their place under the per-owner cap.
+   *
+   * @generated from rpc convmark.v1.MarkService.DeleteConversations
+   */
+  deleteConversations: {
+    methodKind: "unary";
+    input: typeof DeleteConversationsRequestSchema;
+    output: typeof DeleteConversationsResponseSchema;
+  },
+  /**
+   * Changes since a cursor, one page at a time (incremental sync).
+   *
+   * @generated from rpc convmark.v1.MarkService.SyncConversations
+   */
+  syncConversations: {
+    methodKind: "unary";
+    input: typeof SyncConversationsRequestSchema;
+    output: typeof SyncConversationsResponseSchema;
+  },
+  /**
+   * The changes since a cursor, then every new change as it commits, until the client cancels.
+   *
+   * @generated from rpc convmark.v1.MarkService.WatchConversations
+   */
+  watchConversations: {
+    methodKind: "server_streaming";
+    input: typeof WatchConversationsRequestSchema;
+    output: typeof WatchConversationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_convmark_v1_mark_service, 0);
