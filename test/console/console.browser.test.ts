@@ -1,0 +1,173 @@
+/**
+ * The console in a real headless Chromium (Debian's, driven by playwright-core) against the real
+ * server: the page as `npm run build` builds it, writes through the UI read back over gRPC, writes
+ * over gRPC and a vendor dialect seen live, refusals shown in words, and a screenshot that is not blank.
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { build } from "vite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ConversationType,
+  GetConversationRequestSchema,
+  GetConversationResponseSchema,
+  MarkService,
+  UpdateConversationsRequestSchema,
+  UpdateConversationsResponseSchema,
+} from "../../gen/convmark/v1/mark_service_pb.js";
+import { grpcClient, type GrpcTestClient } from "../support/grpc.js";
+import { startTestServer, type TestServer } from "../support/harness.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.log(`console browser tests not run: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+
+const direct = (owner: string, conversationId: string) => ({ ownerUserId: owner, type: ConversationType.DIRECT, conversationId });
+
+describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
+  let server: TestServer;
+  let browser: Browser;
+  let g: GrpcTestClient;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    // Exactly what `npm run build` produces for the console (dist/console).
+    await build({ configFile: "console/vite.config.ts", logLevel: "error" });
+    server = await startTestServer({ CONVMARK_MAX_MARKED_PER_OWNER: "3" });
+    g = grpcClient(server.url);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    g?.close();
+    await server?.close();
+  });
+
+  async function open(path: string): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${server.url}${path}`);
+    return page;
+  }
+
+  const readBack = async (owner: string, id: string) =>
+    (await g.unary(MarkService, "GetConversation", GetConversationRequestSchema, GetConversationResponseSchema, { key: direct(owner, id) })).conversation!;
+
+  it("GET / links the console, and /console?user=alice opens alice's conversations (deep link)", async () => {
+    await server.marks.updateConversations({ updates: [{ key: direct("alice", "bob"), setMarks: [1, 33], customMark: "vip", addLabels: ["work"] }] });
+    const landing = await open("/");
+    await landing.getByRole("link", { name: "Console" }).click();
+    await landing.waitForURL(/\/console$/);
+    await expect.poll(() => landing.locator("#user").evaluate((el) => el === document.activeElement)).toBe(true);
+    await landing.close();
+
+    const page = await open("/console?user=alice");
+    const row = page.locator('tr[data-key="1/bob"]');
+    await row.waitFor();
+    expect(await row.locator(".chip[data-mark]").allTextContents()).toEqual(["star", "33"]);
+    expect(await row.locator("td.custom").textContent()).toBe("vip");
+    expect(await row.locator("td.labels").textContent()).toBe("work");
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it("sets a mark through the UI (keyboard only) and the server has it over gRPC", async () => {
+    const page = await open("/console?user=carol");
+    await page.locator("caption").filter({ hasText: "carol has no conversations" }).waitFor();
+    await page.locator("#open-id").fill("dave");
+    await page.locator("#open-id").press("Enter");
+    await page.locator("#editor[open]").waitFor();
+    // The editor opens focused on the first mark: Space ticks "star"; Tab moves on.
+    await page.keyboard.press("Space");
+    await page.locator("#e-labels").fill("friends, 家人");
+    await page.locator("#e-save").press("Enter");
+    await page.locator('tr[data-key="1/dave"]').waitFor();
+    const c = await readBack("carol", "dave");
+    expect(c.marks).toEqual([1]);
+    expect([...c.labels].sort()).toEqual(["friends", "家人"]);
+    expect(await page.locator('tr[data-key="1/dave"] .chip-star').textContent()).toBe("star");
+    await page.close();
+  });
+
+  it("shows a refused write in words (the status message and reason), not a blank page", async () => {
+    // The owner may mark 3 conversations; the fourth is refused with RESOURCE_EXHAUSTED.
+    await g.unary(MarkService, "UpdateConversations", UpdateConversationsRequestSchema, UpdateConversationsResponseSchema, {
+      updates: ["a", "b", "c"].map((id) => ({ key: direct("erin", id), setMarks: [2] })),
+    });
+    const page = await open("/console?user=erin");
+    await page.locator('tr[data-key="1/c"]').waitFor();
+    await page.locator("#open-id").fill("d");
+    await page.locator("#open-form button[type=submit]").click();
+    await page.locator("#e-mark-1").check();
+    await page.locator("#e-save").click();
+    const err = page.locator("#editor-error");
+    await err.waitFor({ state: "visible" });
+    expect(await err.textContent()).toMatch(/^Refused: ResourceExhausted: .+\(OWNER_MARKED_LIMIT\)$/);
+    expect((await readBack("erin", "d").catch((e: Error) => e)) instanceof Error).toBe(true);
+    await page.locator("#e-cancel").click();
+
+    // A bad filter is refused in the page itself, also in words.
+    await page.locator("#f-marks-any").fill("sparkle");
+    await page.locator("#f-marks-any").press("Enter");
+    expect(await page.locator("#error").textContent()).toContain('"sparkle" is not a mark');
+    await page.close();
+  });
+
+  it("filters by marks and pages through the results", async () => {
+    await server.marks.updateConversations({
+      updates: Array.from({ length: 30 }, (_, i) => ({ key: direct("frank", `p${String(i).padStart(2, "0")}`), settings: { pinned: i % 2 === 0 } })),
+    });
+    const page = await open("/console?user=frank");
+    await page.locator("#rows tr").first().waitFor();
+    await page.locator("#f-pinned").selectOption("yes");
+    await page.locator("#f-page-size").selectOption("25");
+    await page.locator("#filters button[type=submit]").click();
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(15);
+    await page.locator("#f-pinned").selectOption("");
+    await page.locator("#filters button[type=submit]").click();
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(25);
+    await page.locator("#next-page").click();
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(5);
+    await page.locator("#prev-page").click();
+    await expect.poll(() => page.locator("#rows tr").count()).toBe(25);
+    await page.close();
+  });
+
+  it("takes a screenshot that is not blank", async () => {
+    await server.marks.updateConversations({
+      updates: [
+        { key: direct("grace", "heidi"), setMarks: [1, 2], customMark: "VIP customer", addLabels: ["support"], settings: { pinned: true, receiveOption: 3 } },
+        { key: { ownerUserId: "grace", type: ConversationType.GROUP, conversationId: "team-eng" }, setMarks: [3, 40], addLabels: ["work", "工作"] },
+        { key: direct("grace", "ivan"), setMarks: [4] },
+      ],
+    });
+    const page = await open("/console?user=grace");
+    await page.locator('tr[data-key="2/team-eng"]').waitFor();
+    const png = await page.screenshot({ fullPage: false });
+    const dir = join("test-artifacts");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "console.png"), png);
+    // Decode it in the browser itself and count its colours: a blank page has one or two.
+    const colours = await page.evaluate(async (b64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = img.width;
+      canvas.height = img.height;
+      const ctx = canvas.getContext("2d")!;
+      ctx.drawImage(img, 0, 0);
+      const data = ctx.getImageData(0, 0, img.width, img.height).data;
+      const seen = new Set<number>();
+      for (let i = 0; i < data.length; i += 4) seen.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+      return { size: [img.width, img.height], distinct: seen.size };
+    }, png.toString("base64"));
+    expect(colours.size).toEqual([1280, 720]);
+    expect(colours.distinct).toBeGreaterThan(50);
+    await page.close();
+  });
+});
