@@ -21,6 +21,7 @@ import { createLoggingInterceptor, createMetricsInterceptor } from "./server/int
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
+import { createFeedHub } from "./service/feed-hub.js";
 import { createMarkService } from "./service/mark-service.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import type { MarkStore } from "./store/store.js";
@@ -75,7 +76,13 @@ async function openStores(
       await client.close();
     };
     try {
-      const store = await openMongoStore({ uri: config.mongo.uri, dbName: config.mongo.dbName, limits, client });
+      const store = await openMongoStore({
+        uri: config.mongo.uri,
+        dbName: config.mongo.dbName,
+        limits,
+        client,
+        tombstoneRetentionMs: config.feed.tombstoneRetentionMs,
+      });
       opened.push(store);
       const directory = await openDirectory({ strict, mongo: { uri: config.mongo.uri, dbName: config.mongo.dbName, client } });
       opened.push(directory);
@@ -88,7 +95,7 @@ async function openStores(
   mkdirSync(config.dataDir, { recursive: true });
   // One file: the directory keeps its own tables beside the marks.
   const path = join(resolve(config.dataDir), "convmark.db");
-  const store = openSqliteStore({ path, limits });
+  const store = openSqliteStore({ path, limits, tombstoneRetentionMs: config.feed.tombstoneRetentionMs });
   try {
     const directory = await openDirectory({ strict, sqlitePath: path });
     return { store, directory, close: async () => void (await Promise.allSettled([directory.close(), store.close()])) };
@@ -109,7 +116,9 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
 
-    const markService = createMarkService({ store, limits: core.limits, guard: directory.guard });
+    // One hub per process: every Watch shares the store's one reader of new changes.
+    const feed = createFeedHub(store, { maxBacklog: core.feed.maxBacklog });
+    const markService = createMarkService({ store, limits: core.limits, guard: directory.guard, feed, heartbeatMs: core.feed.heartbeatMs });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
     const marks = createClient(MarkService, createInProcessTransport(MarkService, markService, interceptors));
@@ -137,6 +146,9 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
+      // Watch streams never finish by themselves: end them (cleanly, clients resume from their
+      // cursor) before the listener waits for in-flight calls.
+      beforeClose: () => feed.close(),
     });
     const address = await app.listen(core.port, core.host);
     const host = core.host === "0.0.0.0" || core.host === "::" ? "127.0.0.1" : core.host;

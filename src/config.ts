@@ -24,6 +24,9 @@ const EnvSchema = z.object({
   CONVMARK_MAX_MARKED_PER_OWNER: int(1, 10_000_000).default(DEFAULT_LIMITS.maxMarkedPerOwner),
   CONVMARK_MAX_LABELS_PER_CONVERSATION: int(1, 10_000).default(DEFAULT_LIMITS.maxLabelsPerConversation),
   CONVMARK_MAX_PAGE_SIZE: int(1, 100_000).default(DEFAULT_LIMITS.maxPageSize),
+  CONVMARK_WATCH_HEARTBEAT_MS: int(10, 3_600_000).default(15_000),
+  CONVMARK_WATCH_MAX_BACKLOG: int(1, 10_000_000).default(10_000),
+  CONVMARK_TOMBSTONE_RETENTION_SECONDS: int(1, 10 * 365 * 24 * 3600).default(30 * 24 * 3600),
 });
 
 export interface CoreConfig {
@@ -39,6 +42,8 @@ export interface CoreConfig {
   readonly gatewayMaxBodyBytes: number;
   readonly shutdownGraceMs: number;
   readonly limits: Limits;
+  /** The change feed: Watch heartbeats, a watcher's backlog limit, how long tombstones stay. */
+  readonly feed: { readonly heartbeatMs: number; readonly maxBacklog: number; readonly tombstoneRetentionMs: number };
 }
 
 /** Thrown for invalid configuration; main prints it and exits non-zero. */
@@ -70,6 +75,11 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
       maxMarkedPerOwner: e.CONVMARK_MAX_MARKED_PER_OWNER,
       maxLabelsPerConversation: e.CONVMARK_MAX_LABELS_PER_CONVERSATION,
       maxPageSize: e.CONVMARK_MAX_PAGE_SIZE,
+    },
+    feed: {
+      heartbeatMs: e.CONVMARK_WATCH_HEARTBEAT_MS,
+      maxBacklog: e.CONVMARK_WATCH_MAX_BACKLOG,
+      tombstoneRetentionMs: e.CONVMARK_TOMBSTONE_RETENTION_SECONDS * 1000,
     },
   };
 }

@@ -43,6 +43,8 @@ export interface BuildAppOptions {
   reflectionExtraFiles?: readonly DescFile[];
   /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
   jsonRegistry?: Registry_;
+  /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
+  beforeClose?: () => void | Promise<void>;
   /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
   gateway?: (req: NodeServerRequest, res: NodeServerResponse) => Promise<boolean>;
 }
@@ -93,6 +95,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
       closing ??= (async () => {
         health.shutdown();
         if (opts.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, opts.drainDelayMs));
+        await opts.beforeClose?.();
         await server.close(graceMs);
       })();
       return closing;

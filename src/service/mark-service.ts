@@ -6,6 +6,11 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   BatchGetConversationsResponseSchema,
   ConversationType,
+  DeleteConversationsResponseSchema,
+  SyncConversationsResponseSchema,
+  type ConversationChange,
+  type DeleteResult,
+  type WatchConversationsResponse,
   GetConversationResponseSchema,
   ListConversationsResponseSchema,
   ResultView,
@@ -19,8 +24,10 @@ import { emptyRecord, type ConvKey, type ConvType, type ValidUpdate } from "../d
 import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
 import { Failure, isFailure, validateKey, validateUpdate } from "../domain/validate.js";
-import type { ListFilter, MarkStore } from "../store/store.js";
+import { FeedUnsupportedError, type Change, type ChangePage, type ListFilter, type MarkStore } from "../store/store.js";
 import { recordToProto } from "./convert.js";
+import { decodeFeedCursor, encodeFeedCursor } from "./feed-cursor.js";
+import type { FeedHub } from "./feed-hub.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /**
@@ -33,6 +40,30 @@ export interface MarkServiceDeps {
   readonly store: MarkStore;
   readonly limits: Limits;
   readonly guard?: KeyGuard;
+  /** Live delivery for WatchConversations; without it Watch answers UNAVAILABLE. */
+  readonly feed?: FeedHub;
+  /** Time between Watch heartbeats (default 15 s). */
+  readonly heartbeatMs?: number;
+}
+
+/** Changes read per store query while a Watch catches up. */
+const CATCH_UP_PAGE = 500;
+
+function changeToProto(c: Change): ConversationChange {
+  return { $typeName: "convmark.v1.ConversationChange", conversation: recordToProto(c.record), deleted: c.deleted };
+}
+
+/** The value of a change in its feed: position in one owner's, seq in every owner's. */
+const feedValue = (owner: string | undefined, c: Change) => (owner === undefined ? c.seq : c.record.position);
+
+/** Store feed calls with the every-owner feed a store does not keep mapped to UNIMPLEMENTED. */
+async function feedCall<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof FeedUnsupportedError) throw new ConnectError(e.message, Code.Unimplemented);
+    throw e;
+  }
 }
 
 // google.rpc.Status code 0 is OK, which Connect's Code enum (errors only) does not name.
@@ -46,6 +77,16 @@ function failedResult(f: Failure): UpdateResult {
   const status = statusOf(f.code, f.message);
   if (f.reason) status.details.push(anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: f.reason, domain: REASON_DOMAIN })));
   return { $typeName: "convmark.v1.UpdateResult", status, conversation: undefined, changed: false };
+}
+
+/** owner_user_id of a feed request: empty means every owner. */
+function feedOwner(owner: string, limits: Limits): string | undefined {
+  if (owner === "") return undefined;
+  const n = Buffer.byteLength(owner);
+  if (n > limits.maxIdBytes || !owner.isWellFormed()) {
+    throw new ConnectError(`owner_user_id must be at most ${limits.maxIdBytes} bytes of valid UTF-8`, Code.InvalidArgument);
+  }
+  return owner;
 }
 
 function mustKey(k: Parameters<typeof validateKey>[0], limits: Limits): ConvKey {
@@ -84,7 +125,10 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
 
 /** convmark.v1.MarkService over a MarkStore. Dialects call it too, so its checks apply once. */
 export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof MarkService> {
-  const { store, limits, guard } = deps;
+  const { store, limits, guard, feed } = deps;
+  const heartbeatMs = deps.heartbeatMs ?? 15_000;
+  const readFeed = (owner: string | undefined, after: bigint, limit: number): Promise<ChangePage> =>
+    feedCall(() => store.changes({ ...(owner !== undefined ? { owner } : {}), after, limit }));
   return {
     async updateConversations(req) {
       const n = req.updates.length;
@@ -171,16 +215,100 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       });
     },
 
-    // Being built on branch `feed` (issue 8); the proto is final.
-    async deleteConversations() {
-      throw new ConnectError("DeleteConversations is not implemented yet", Code.Unimplemented);
+    async deleteConversations(req) {
+      const n = req.keys.length;
+      if (n === 0) throw new ConnectError("keys must not be empty", Code.InvalidArgument);
+      if (n > limits.maxUpdatesPerRequest) {
+        throw new ConnectError(`${n} keys in one request, at most ${limits.maxUpdatesPerRequest} allowed`, Code.InvalidArgument);
+      }
+      const results: DeleteResult[] = new Array(n);
+      const keys: ConvKey[] = [];
+      const index: number[] = [];
+      req.keys.forEach((k, i) => {
+        const key = validateKey(k, limits);
+        if (isFailure(key)) results[i] = { $typeName: "convmark.v1.DeleteResult", status: failedResult(key).status, deleted: false };
+        else {
+          keys.push(key);
+          index.push(i);
+        }
+      });
+      const outcomes = keys.length > 0 ? await store.deleteConversations(keys) : [];
+      outcomes.forEach((o, j) => {
+        results[index[j]!] = o.ok
+          ? { $typeName: "convmark.v1.DeleteResult", status: statusOf(OK_STATUS_CODE), deleted: o.deleted }
+          : { $typeName: "convmark.v1.DeleteResult", status: failedResult(o.failure).status, deleted: false };
+      });
+      return create(DeleteConversationsResponseSchema, { results });
     },
-    async syncConversations() {
-      throw new ConnectError("SyncConversations is not implemented yet", Code.Unimplemented);
+
+    async syncConversations(req) {
+      const owner = feedOwner(req.ownerUserId, limits);
+      if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
+      const limit = req.pageSize === 0 ? limits.defaultPageSize : Math.min(req.pageSize, limits.maxPageSize);
+      const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : 0n;
+      const page = await readFeed(owner, after, limit);
+      return create(SyncConversationsResponseSchema, {
+        changes: page.changes.map(changeToProto),
+        nextCursor: encodeFeedCursor(owner, page.last),
+        hasMore: page.hasMore,
+        reset: page.reset,
+      });
     },
-    // eslint-disable-next-line require-yield
-    async *watchConversations() {
-      throw new ConnectError("WatchConversations is not implemented yet", Code.Unimplemented);
+
+    async *watchConversations(req, ctx) {
+      const owner = feedOwner(req.ownerUserId, limits);
+      const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : undefined;
+      // Subscribe before reading anything, so a change committing meanwhile is queued, not lost;
+      // what the catch-up already sent is skipped by its value.
+      const watcher = feed?.open(owner);
+      if (!watcher) throw new ConnectError("the server is shutting down; reconnect with your cursor", Code.Unavailable);
+      const response = (changes: Change[], cur: bigint): WatchConversationsResponse => ({
+        $typeName: "convmark.v1.WatchConversationsResponse",
+        changes: changes.map(changeToProto),
+        cursor: encodeFeedCursor(owner, cur),
+      });
+      try {
+        let cur = after ?? (await feedCall(() => store.head(owner)));
+        let sent = false;
+        // Catching up: pages from the store (collapsed to the latest state of each conversation).
+        for (;;) {
+          // Live changes dropped for the backlog limit are still in the store: read on.
+          if (watcher.overflowed) watcher.resetOverflow();
+          const page = await readFeed(owner, cur, CATCH_UP_PAGE);
+          if (page.reset) {
+            throw new ConnectError(
+              "the cursor is older than the retained tombstones (or unknown to this store): re-list the conversations, then watch from the cursor SyncConversations returns",
+              Code.FailedPrecondition,
+            );
+          }
+          if (page.changes.length > 0) {
+            cur = page.last;
+            sent = true;
+            yield response(page.changes, cur);
+          }
+          // Done when the store has nothing more and no live change was dropped meanwhile.
+          if (!page.hasMore && !watcher.overflowed) break;
+        }
+        // Live: tell the client where it stands at once, then every change as it commits.
+        if (!sent) yield response([], cur);
+        for (;;) {
+          const r = await watcher.wait(heartbeatMs, ctx.signal);
+          if (r === "ended") return;
+          if (watcher.overflowed) {
+            throw new ConnectError(
+              "the client fell too far behind the live feed; reconnect with the last cursor it received",
+              Code.ResourceExhausted,
+            );
+          }
+          const fresh = watcher.take().filter((c) => feedValue(owner, c) > cur);
+          if (fresh.length > 0) {
+            cur = feedValue(owner, fresh.at(-1)!);
+            yield response(fresh, cur);
+          } else if (r === "timeout") yield response([], cur);
+        }
+      } finally {
+        watcher.close();
+      }
     },
   };
 }

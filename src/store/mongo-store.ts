@@ -25,15 +25,38 @@
  * the other is retried by withTransaction on a fresh snapshot. That serializes the owner's stream
  * (strictly increasing positions without gaps or duplicates) and makes the marked-conversation cap
  * hold across concurrent callers and processes. No-op batches read only and write nothing.
+ * Deletes go through the same planner: the conversation document is removed and a `tombstones`
+ * document (key, version, deletion time, position) written in the same transaction.
+ *
+ * Feed: one owner's changes are the conversations and tombstones with position > cursor (index
+ * {owner, position}), read in one snapshot session. Live delivery: one change stream per process on
+ * both collections with post-images (`changeStreamPreAndPostImages`, MongoDB 6.0+, enabled at open),
+ * started at the cluster time of open so no commit after it is missed; subscribers share it. There
+ * is no store-wide order across owners (that would need one counter every transaction writes), so
+ * the every-owner feed (changes/head without owner) throws FeedUnsupportedError.
  */
 import { Code } from "@connectrpc/connect";
-import { MongoClient, MongoError, MongoServerError, type Collection, type Document, type TransactionOptions } from "mongodb";
+import {
+  Long,
+  MongoClient,
+  MongoError,
+  MongoServerError,
+  type ChangeStream,
+  type Collection,
+  type Document,
+  type Timestamp,
+  type TransactionOptions,
+} from "mongodb";
 import { keyString, type ConvKey, type ConversationRecord, type ValidUpdate } from "../domain/conversation.js";
+import type { WriteOp } from "./planner.js";
 import { failure } from "../domain/validate.js";
 import {
   CONVERSATIONS,
   OWNERS,
+  TOMBSTONES,
   buildListFilter,
+  toBigInt,
+  tombstoneToRecord,
   conversationFilter,
   docToRecord,
   ownerKeysFilter,
@@ -41,9 +64,22 @@ import {
   planOwnerBatch,
   type OwnerPlan,
 } from "./mongo-updates.js";
-import type { ApplyOutcome, ListPage, ListQuery, MarkStore, StoreLimits } from "./store.js";
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  FeedUnsupportedError,
+  type ApplyOutcome,
+  type Change,
+  type ChangePage,
+  type ChangeQuery,
+  type DeleteOutcome,
+  type FeedOptions,
+  type ListPage,
+  type ListQuery,
+  type MarkStore,
+  type StoreLimits,
+} from "./store.js";
 
-export interface MongoStoreOptions {
+export interface MongoStoreOptions extends FeedOptions {
   /** Connection string; ignored for connecting when `client` is given. */
   readonly uri: string;
   /** Database name; defaults to the database in the URI path, else "convmark". */
@@ -63,6 +99,7 @@ interface OwnerDoc {
   _id: string;
   position: unknown;
   marked: unknown;
+  purgedPosition?: unknown;
 }
 
 const TXN_OPTIONS: TransactionOptions = {
@@ -92,14 +129,25 @@ export async function openMongoStore(opts: MongoStoreOptions): Promise<MarkStore
     // useBigInt64: int64 fields (marks, version, position) come back as bigint.
     const conversations = db.collection<Document>(CONVERSATIONS, { useBigInt64: true });
     const owners = db.collection<OwnerDoc>(OWNERS, { useBigInt64: true });
+    const tombstones = db.collection<Document>(TOMBSTONES, { useBigInt64: true });
     await conversations.createIndex({ owner: 1, type: 1, cid: 1 }, { unique: true, name: "owner_type_cid" });
     await conversations.createIndex({ owner: 1, position: -1 }, { name: "owner_position" });
+    await tombstones.createIndex({ owner: 1, type: 1, cid: 1 }, { unique: true, name: "owner_type_cid" });
+    await tombstones.createIndex({ owner: 1, position: 1 }, { name: "owner_position" });
+    await tombstones.createIndex({ updateTime: 1 }, { name: "update_time" });
+    // Post-images let the change stream carry each document as that change left it.
+    for (const coll of [CONVERSATIONS, TOMBSTONES]) {
+      await db.command({ collMod: coll, changeStreamPreAndPostImages: { enabled: true } });
+    }
     // Create `owners` up front: creating a collection implicitly inside a transaction needs 4.4+ and
     // is refused in cross-shard transactions; `conversations` exists through its indexes.
     await db.createCollection(OWNERS).catch((e: unknown) => {
       if (!(e instanceof MongoServerError && e.code === 48)) throw e; // NamespaceExists
     });
-    return new MongoStore(client, owned, conversations, owners, opts);
+    // Cluster time now: the change stream starts here, so no commit after open is missed.
+    const pong = await db.command({ ping: 1 });
+    const startAt = (pong.operationTime ?? (pong.$clusterTime as Document | undefined)?.clusterTime) as Timestamp | undefined;
+    return new MongoStore(client, owned, conversations, owners, tombstones, opts, startAt);
   } catch (e) {
     if (owned) await client.close().catch(() => undefined);
     throw e;
@@ -134,19 +182,39 @@ class MongoStore implements MarkStore {
     private readonly ownsClient: boolean,
     private readonly conversations: Collection<Document>,
     private readonly owners: Collection<OwnerDoc>,
+    private readonly tombstones: Collection<Document>,
     private readonly opts: MongoStoreOptions,
+    private readonly startAt: Timestamp | undefined,
   ) {
     this.now = opts.now ?? Date.now;
     this.chunk = Math.max(1, opts.maxUpdatesPerTransaction ?? 500);
     this.concurrency = Math.max(1, opts.ownerConcurrency ?? 8);
+    this.retentionMs = opts.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
+    this.purgeTimer = setInterval(() => void this.purgeTombstones().catch(() => undefined), Math.min(3_600_000, Math.max(1000, this.retentionMs / 10)));
+    this.purgeTimer.unref();
   }
 
-  async applyUpdates(updates: readonly ValidUpdate[]): Promise<ApplyOutcome[]> {
-    const outcomes: ApplyOutcome[] = new Array(updates.length);
+  private readonly retentionMs: number;
+  private readonly purgeTimer: NodeJS.Timeout;
+  private readonly listeners = new Set<(changes: readonly Change[]) => void>();
+  private stream: ChangeStream | undefined;
+
+  applyUpdates(updates: readonly ValidUpdate[]): Promise<ApplyOutcome[]> {
+    return this.apply(updates.map((update) => ({ kind: "update", update }))) as Promise<ApplyOutcome[]>;
+  }
+
+  deleteConversations(keys: readonly ConvKey[]): Promise<DeleteOutcome[]> {
+    return this.apply(keys.map((key) => ({ kind: "delete", key }))) as Promise<DeleteOutcome[]>;
+  }
+
+  private async apply(ops: readonly WriteOp[]): Promise<(ApplyOutcome | DeleteOutcome)[]> {
+    const updates = ops;
+    const ownerOf = (op: WriteOp) => (op.kind === "update" ? op.update.key : op.key).owner;
+    const outcomes: (ApplyOutcome | DeleteOutcome)[] = new Array(updates.length);
     const groups = new Map<string, number[]>();
     updates.forEach((u, i) => {
-      let g = groups.get(u.key.owner);
-      if (!g) groups.set(u.key.owner, (g = []));
+      let g = groups.get(ownerOf(u));
+      if (!g) groups.set(ownerOf(u), (g = []));
       g.push(i);
     });
     const work = [...groups];
@@ -166,8 +234,8 @@ class MongoStore implements MarkStore {
   }
 
   /** One transaction; a driver/server error fails every item of the chunk (nothing was applied). */
-  private async applyOwnerChunk(owner: string, updates: ValidUpdate[]): Promise<ApplyOutcome[]> {
-    const keys = updates.map((u) => u.key);
+  private async applyOwnerChunk(owner: string, updates: WriteOp[]): Promise<(ApplyOutcome | DeleteOutcome)[]> {
+    const keys = updates.map((u) => (u.kind === "update" ? u.update.key : u.key));
     for (let attempt = 0; ; attempt++) {
       const session = this.client.startSession();
       try {
@@ -182,6 +250,7 @@ class MongoStore implements MarkStore {
           const p = planOwnerBatch(owner, ownerStateOf(ownerDoc), current, updates, this.opts.limits, this.now());
           if (p.writes.length > 0 && p.ownerUpdate) {
             await this.conversations.bulkWrite(p.writes, { session, ordered: true });
+            if (p.tombstoneWrites.length > 0) await this.tombstones.bulkWrite(p.tombstoneWrites, { session, ordered: true });
             await this.owners.updateOne({ _id: owner }, p.ownerUpdate, { session, upsert: true });
           }
           return p;
@@ -237,7 +306,92 @@ class MongoStore implements MarkStore {
     return { records };
   }
 
+  async changes(q: ChangeQuery): Promise<ChangePage> {
+    if (q.owner === undefined) throw new FeedUnsupportedError("the MongoDB store keeps no feed across all owners; watch one owner at a time");
+    const owner = q.owner;
+    const limit = Math.max(1, q.limit);
+    const session = this.client.startSession({ snapshot: true });
+    try {
+      const o = await this.owners.findOne({ _id: owner }, { session });
+      const head = o ? toBigInt(o.position) : 0n;
+      const purged = o ? toBigInt(o.purgedPosition) : 0n;
+      if (q.after > head || (q.after > 0n && q.after < purged)) return { changes: [], last: head, hasMore: false, reset: true };
+      const filter = { owner, position: { $gt: Long.fromBigInt(q.after) } };
+      const [live, dead] = await Promise.all([
+        this.conversations.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray(),
+        this.tombstones.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray(),
+      ]);
+      const all: Change[] = [
+        ...live.map((d) => ({ record: docToRecord(d), deleted: false, seq: 0n })),
+        ...dead.map((d) => ({ record: tombstoneToRecord(d), deleted: true, seq: 0n })),
+      ].sort((a, b) => (a.record.position < b.record.position ? -1 : 1));
+      const changes = all.slice(0, limit);
+      return { changes, last: changes.at(-1)?.record.position ?? q.after, hasMore: all.length > limit, reset: false };
+    } finally {
+      await session.endSession().catch(() => undefined);
+    }
+  }
+
+  async head(owner?: string): Promise<bigint> {
+    if (owner === undefined) throw new FeedUnsupportedError("the MongoDB store keeps no feed across all owners; watch one owner at a time");
+    const o = await this.owners.findOne({ _id: owner });
+    return o ? toBigInt(o.position) : 0n;
+  }
+
+  subscribe(listener: (changes: readonly Change[]) => void): () => void {
+    this.listeners.add(listener);
+    this.stream ??= this.openStream();
+    return () => void this.listeners.delete(listener);
+  }
+
+  private openStream(): ChangeStream {
+    const db = this.conversations.dbName;
+    const stream = this.client.db(db).watch(
+      [{ $match: { "ns.coll": { $in: [CONVERSATIONS, TOMBSTONES] }, operationType: { $in: ["insert", "update", "replace"] } } }],
+      { fullDocument: "required", ...(this.startAt ? { startAtOperationTime: this.startAt } : {}) },
+    );
+    stream.on("change", (ev: Document) => {
+      const doc = ev.fullDocument as Document | undefined;
+      if (!doc) return;
+      const coll = (ev.ns as { coll: string }).coll;
+      const change: Change =
+        coll === TOMBSTONES ? { record: tombstoneToRecord(doc), deleted: true, seq: 0n } : { record: docToRecord(doc), deleted: false, seq: 0n };
+      for (const l of [...this.listeners]) {
+        try {
+          l([change]);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+    });
+    stream.on("error", () => {
+      // The driver resumes resumable errors itself; anything else ends the stream: reopen on next subscribe.
+      this.stream = undefined;
+    });
+    return stream;
+  }
+
+  async purgeTombstones(): Promise<number> {
+    const cutoff = new Date(this.now() - this.retentionMs);
+    const old = await this.tombstones.find({ updateTime: { $lt: cutoff } }, { projection: { owner: 1, position: 1 } }).toArray();
+    if (old.length === 0) return 0;
+    // Raise each owner's purgedPosition before deleting, so a reader never misses a tombstone unnoticed.
+    const byOwner = new Map<string, bigint>();
+    for (const d of old) {
+      const p = toBigInt(d.position);
+      if ((byOwner.get(String(d.owner)) ?? 0n) < p) byOwner.set(String(d.owner), p);
+    }
+    await this.owners.bulkWrite(
+      [...byOwner].map(([owner, p]) => ({ updateOne: { filter: { _id: owner }, update: { $max: { purgedPosition: Long.fromBigInt(p) } } } })),
+    );
+    const res = await this.tombstones.deleteMany({ _id: { $in: old.map((d) => d._id) } });
+    return res.deletedCount;
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.purgeTimer);
+    this.listeners.clear();
+    await this.stream?.close().catch(() => undefined);
     if (this.ownsClient) await this.client.close();
   }
 }

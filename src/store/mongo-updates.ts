@@ -12,29 +12,19 @@
  *                                attachedInfo?, ex? }   only the fields that were ever set
  *                    version: Long, updateTime: Date, position: Long,
  *                    marked: boolean            isMarked() of the stored state (the per-owner cap) }
- *   owners:        { _id: owner, position: Long (last stream position used), marked: number }
+ *   owners:        { _id: owner, position: Long (last stream position used), marked: number,
+ *                    purgedPosition?: Long (highest position of a purged tombstone) }
+ *   tombstones:    { owner, type, cid, version: Long, updateTime: Date (deletion), position: Long }
  */
-import { Code } from "@connectrpc/connect";
 import { Long, type AnyBulkWriteOperation, type Document } from "mongodb";
-import {
-  SETTING_FIELDS,
-  applyUpdate,
-  isMarked,
-  keyString,
-  type ConvKey,
-  type ConvType,
-  type ConversationRecord,
-  type Settings,
-  type ValidUpdate,
-  exceedsLabelLimit,
-} from "../domain/conversation.js";
+import { SETTING_FIELDS, keyString, type ConvKey, type ConvType, type ConversationRecord, type Settings, type ValidUpdate } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
-import { Reason } from "../domain/reasons.js";
-import { failure } from "../domain/validate.js";
-import type { ApplyOutcome, ListQuery, StoreLimits } from "./store.js";
+import { planWrites, tombstoneOf, type WriteOp } from "./planner.js";
+import type { ApplyOutcome, DeleteOutcome, ListQuery, StoreLimits } from "./store.js";
 
 export const CONVERSATIONS = "conversations";
 export const OWNERS = "owners";
+export const TOMBSTONES = "tombstones";
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -239,82 +229,78 @@ export function ownerStateOf(doc: Document | null | undefined): OwnerState {
 }
 
 export interface OwnerPlan {
-  /** One outcome per input update, in order. */
-  readonly outcomes: ApplyOutcome[];
+  /** One outcome per input operation, in order (DeleteOutcome for deletes). */
+  readonly outcomes: (ApplyOutcome | DeleteOutcome)[];
   /** Ordered bulkWrite operations on `conversations` (empty: nothing changed, write nothing). */
   readonly writes: AnyBulkWriteOperation<Document>[];
+  /** Ordered bulkWrite operations on `tombstones` (deletes add one, re-creating removes it). */
+  readonly tombstoneWrites: AnyBulkWriteOperation<Document>[];
   /** Update of the owners document; absent when nothing changed. */
   readonly ownerUpdate?: Document;
   readonly ownerAfter: OwnerState;
 }
 
-/** Same wording as the SQLite store, so both adapters fail identically. */
-export function capFailureMessage(owner: string, marked: number, limit: number): string {
-  return `user ${owner} already has ${marked} marked conversations (limit ${limit})`;
+/** The tombstones document of a deleted conversation (collection `tombstones`). */
+export function tombstoneDoc(r: ConversationRecord): Document {
+  return {
+    owner: r.key.owner,
+    type: r.key.type,
+    cid: r.key.conversationId,
+    version: Long.fromBigInt(r.version),
+    updateTime: new Date(r.updateTimeMs),
+    position: Long.fromBigInt(r.position),
+  };
 }
 
-export function labelsFailureMessage(limit: number): string {
-  return `a conversation carries at most ${limit} labels`;
+/** A tombstones document back to its record (the feed marks it deleted). */
+export function tombstoneToRecord(doc: Document): ConversationRecord {
+  const t = doc.updateTime;
+  return tombstoneOf(
+    { owner: String(doc.owner), type: Number(doc.type) as ConvType, conversationId: String(doc.cid) },
+    toBigInt(doc.version),
+    t instanceof Date ? t.getTime() : Number(toBigInt(t)),
+    toBigInt(doc.position),
+  );
 }
 
 /**
- * Plans one owner's updates against the state read inside the transaction: each update in order
- * through the shared applyUpdate (so semantics equal the SQLite store's, including the order of the
- * checks), failures decided per item before anything is written, each effective change taking the
- * next position. `current` maps keyString(key) to the stored records of (at least) the updated keys.
+ * Plans one owner's operations against the state read inside the transaction with the shared
+ * planner (src/store/planner.ts) and translates the plan into delta update documents. `current`
+ * maps keyString(key) to the stored records of (at least) the keys of the batch.
  */
 export function planOwnerBatch(
   owner: string,
   ownerState: OwnerState,
   current: ReadonlyMap<string, ConversationRecord>,
-  updates: readonly ValidUpdate[],
+  batch: readonly (ValidUpdate | WriteOp)[],
   limits: StoreLimits,
   nowMs: number,
 ): OwnerPlan {
-  const state = new Map(current);
-  let position = ownerState.position;
-  let marked = ownerState.marked;
-  const outcomes: ApplyOutcome[] = [];
-  const writes: AnyBulkWriteOperation<Document>[] = [];
-
-  for (const u of updates) {
-    if (u.key.owner !== owner) throw new Error(`update of owner ${u.key.owner} in a batch of owner ${owner}`);
-    const ks = keyString(u.key);
-    const cur = state.get(ks);
-    const { next, changed } = applyUpdate(cur, u, nowMs);
-    if (!changed) {
-      outcomes.push({ ok: true, record: next, changed: false });
-      continue;
-    }
-    if (exceedsLabelLimit(cur, next, limits.maxLabelsPerConversation)) {
-      outcomes.push({
-        ok: false,
-        failure: failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit),
-      });
-      continue;
-    }
-    const was = cur !== undefined && isMarked(cur);
-    const is = isMarked(next);
-    if (is && !was && marked >= limits.maxMarkedPerOwner) {
-      outcomes.push({
-        ok: false,
-        failure: failure(
-          Code.ResourceExhausted,
-          capFailureMessage(owner, marked, limits.maxMarkedPerOwner),
-          Reason.OwnerMarkedLimit,
-        ),
-      });
-      continue;
-    }
-    position += 1n;
-    const record: ConversationRecord = { ...next, position };
-    writes.push(...buildConversationWrites(u, { position, updateTimeMs: nowMs, marked: is }));
-    state.set(ks, record);
-    marked += Number(is) - Number(was);
-    outcomes.push({ ok: true, record, changed: true });
+  const ops: WriteOp[] = batch.map((b) => ("kind" in b ? b : { kind: "update", update: b }));
+  for (const op of ops) {
+    const k = op.kind === "update" ? op.update.key : op.key;
+    if (k.owner !== owner) throw new Error(`operation of owner ${k.owner} in a batch of owner ${owner}`);
   }
-
-  const ownerAfter = { position, marked };
-  if (writes.length === 0) return { outcomes, writes, ownerAfter };
-  return { outcomes, writes, ownerUpdate: buildOwnerUpdate(position, marked - ownerState.marked), ownerAfter };
+  const plan = planWrites(
+    ops,
+    { current: (k) => current.get(keyString(k)), owner: () => ({ position: ownerState.position, marked: ownerState.marked }) },
+    limits,
+    nowMs,
+  );
+  const writes: AnyBulkWriteOperation<Document>[] = [];
+  const tombstoneWrites: AnyBulkWriteOperation<Document>[] = [];
+  for (const c of plan.changes) {
+    const filter = conversationFilter(c.record.key);
+    if (c.kind === "delete") {
+      writes.push({ deleteOne: { filter } });
+      tombstoneWrites.push({ replaceOne: { filter: { ...filter }, replacement: tombstoneDoc(c.record), upsert: true } });
+      continue;
+    }
+    if (!c.before) tombstoneWrites.push({ deleteOne: { filter: { ...filter } } });
+    writes.push(...buildConversationWrites(c.update, { position: c.record.position, updateTimeMs: nowMs, marked: c.marked }));
+  }
+  const after = plan.owners.get(owner);
+  const ownerAfter = after ? { position: after.position, marked: after.marked } : ownerState;
+  if (!after) return { outcomes: plan.outcomes, writes, tombstoneWrites, ownerAfter };
+  return { outcomes: plan.outcomes, writes, tombstoneWrites, ownerUpdate: buildOwnerUpdate(after.position, after.markedDelta), ownerAfter };
 }

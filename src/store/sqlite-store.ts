@@ -1,33 +1,43 @@
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
-import {
-  applyUpdate,
-  exceedsLabelLimit,
-
-  isMarked,
-  type ConvKey,
-  type ConvType,
-  type ConversationRecord,
-  type ReceiveOpt,
-  type Settings,
-  type ValidUpdate,
-} from "../domain/conversation.js";
+import type { ConvKey, ConvType, ConversationRecord, ReceiveOpt, Settings } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
-import { Reason } from "../domain/reasons.js";
 import { failure } from "../domain/validate.js";
-import type { ApplyOutcome, ListFilter, ListPage, ListQuery, MarkStore, StoreLimits } from "./store.js";
+import { planWrites, tombstoneOf, type OwnerCounters, type WriteOp } from "./planner.js";
+import {
+  DEFAULT_TOMBSTONE_RETENTION_MS,
+  type ApplyOutcome,
+  type Change,
+  type ChangePage,
+  type ChangeQuery,
+  type DeleteOutcome,
+  type FeedOptions,
+  type ListFilter,
+  type ListPage,
+  type ListQuery,
+  type MarkStore,
+  type StoreLimits,
+} from "./store.js";
 
-export interface SqliteStoreOptions {
+export interface SqliteStoreOptions extends FeedOptions {
   /** Database file, or ":memory:". */
   readonly path: string;
   readonly limits: StoreLimits;
   readonly now?: () => number;
   /** Updates per write transaction; between chunks the event loop gets a turn. */
   readonly chunkSize?: number;
+  /** How long a write waits for another process's write lock before failing (default 5000 ms). */
+  readonly busyTimeoutMs?: number;
+  /** How often to look for commits of other processes on the same file (default 25 ms). */
+  readonly pollIntervalMs?: number;
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
+// Feed: every change takes the owner's next `position` and the next store-wide `seq` (table feed)
+// in the write's own IMMEDIATE transaction. SQLite serializes writers, also across processes, so seq
+// order is commit order. A row carries the seq of its latest change; a deleted conversation moves
+// to `tombstones` until the retention period ends.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS conversations (
   owner          TEXT    NOT NULL,
@@ -46,19 +56,44 @@ CREATE TABLE IF NOT EXISTS conversations (
   update_time    INTEGER NOT NULL,
   position       INTEGER NOT NULL,           -- owner's stream position of the last change
   marked         INTEGER NOT NULL,           -- counts against the per-owner cap
+  seq            INTEGER NOT NULL DEFAULT 0, -- store-wide feed position of the last change
   PRIMARY KEY (owner, type, conv_id)
 ) WITHOUT ROWID;
--- Lists walk an owner's stream newest first; marks in the index let the mark filters skip rows
--- without reading them from the table.
-CREATE UNIQUE INDEX IF NOT EXISTS conversations_owner_position_marks ON conversations (owner, position, marks);
 CREATE TABLE IF NOT EXISTS owners (
-  owner        TEXT    PRIMARY KEY,
-  position     INTEGER NOT NULL,             -- last stream position handed out
-  marked_count INTEGER NOT NULL
+  owner           TEXT    PRIMARY KEY,
+  position        INTEGER NOT NULL,          -- last stream position handed out
+  marked_count    INTEGER NOT NULL,
+  purged_position INTEGER NOT NULL DEFAULT 0 -- highest position of a purged tombstone
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+  owner       TEXT    NOT NULL,
+  type        INTEGER NOT NULL,
+  conv_id     TEXT    NOT NULL,
+  version     INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,              -- deletion time
+  position    INTEGER NOT NULL,
+  seq         INTEGER NOT NULL,
+  PRIMARY KEY (owner, type, conv_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  seq        INTEGER NOT NULL,               -- last seq handed out
+  purged_seq INTEGER NOT NULL                -- highest seq of a purged tombstone
+);
+`;
+
+// Lists walk an owner's stream newest first; marks in the index let the mark filters skip rows
+// without reading them from the table. The same index serves one owner's feed.
+const INDEXES = `
+CREATE UNIQUE INDEX IF NOT EXISTS conversations_owner_position_marks ON conversations (owner, position, marks);
+CREATE INDEX IF NOT EXISTS conversations_seq ON conversations (seq);
+CREATE UNIQUE INDEX IF NOT EXISTS tombstones_owner_position ON tombstones (owner, position);
+CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (seq);
+CREATE INDEX IF NOT EXISTS tombstones_time ON tombstones (update_time);
 `;
 
 interface Row {
+  seq?: bigint;
   owner: string;
   type: bigint;
   conv_id: string;
@@ -76,11 +111,18 @@ interface Row {
   position: bigint;
 }
 
-interface OwnerState {
+interface TombRow {
+  owner: string;
+  type: bigint;
+  conv_id: string;
+  version: bigint;
+  update_time: bigint;
   position: bigint;
-  markedCount: number;
-  dirty: boolean;
+  seq: bigint;
 }
+
+const tombToRecord = (t: TombRow): ConversationRecord =>
+  tombstoneOf({ owner: t.owner, type: Number(t.type) as ConvType, conversationId: t.conv_id }, t.version, Number(t.update_time), t.position);
 
 function rowToRecord(r: Row): ConversationRecord {
   const settings: Settings = {};
@@ -102,6 +144,20 @@ function rowToRecord(r: Row): ConversationRecord {
   };
 }
 
+/** Merges two lists sorted by `by` into the first `limit` entries (and whether more exist). */
+function mergeFeed(a: Change[], b: Change[], by: "position" | "seq", limit: number): { changes: Change[]; hasMore: boolean } {
+  const val = (c: Change) => (by === "seq" ? c.seq : c.record.position);
+  const out: Change[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length <= limit && (i < a.length || j < b.length)) {
+    if (j >= b.length || (i < a.length && val(a[i]!) < val(b[j]!))) out.push(a[i++]!);
+    else out.push(b[j++]!);
+  }
+  const hasMore = out.length > limit;
+  return { changes: hasMore ? out.slice(0, limit) : out, hasMore };
+}
+
 const boolInt = (b: boolean | undefined) => (b === undefined ? null : b ? 1 : 0);
 
 /** The embedded default store: one SQLite file in WAL mode, safe for several processes sharing it. */
@@ -110,113 +166,152 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   db.pragma("journal_mode = WAL");
   // NORMAL in WAL mode survives process crashes; a power loss may drop the last commits.
   db.pragma("synchronous = NORMAL");
-  db.pragma("busy_timeout = 5000");
-  const userVersion = db.pragma("user_version", { simple: true }) as number;
-  if (userVersion > SCHEMA_VERSION) {
+  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+  // Schema set-up and migration in one IMMEDIATE transaction, so processes opening the same file at
+  // once do not both migrate it.
+  try {
+    db.transaction(() => {
+      const userVersion = db.pragma("user_version", { simple: true }) as number;
+      if (userVersion > SCHEMA_VERSION) {
+        throw new Error(`${opts.path} has schema version ${userVersion}, newer than this convmark (${SCHEMA_VERSION})`);
+      }
+      const hadConversations = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conversations'").get() !== undefined;
+      db.exec(SCHEMA);
+      if (hadConversations && userVersion < 3) {
+        // Versions 1 and 2 had no feed: number the existing rows in update order.
+        db.exec("DROP INDEX IF EXISTS conversations_owner_position"); // version 1's index without marks
+        db.exec("ALTER TABLE conversations ADD COLUMN seq INTEGER NOT NULL DEFAULT 0");
+        db.exec("ALTER TABLE owners ADD COLUMN purged_position INTEGER NOT NULL DEFAULT 0");
+        db.exec(`UPDATE conversations SET seq = n.rn FROM (
+            SELECT owner AS o, type AS t, conv_id AS c, row_number() OVER (ORDER BY update_time, owner, position) AS rn FROM conversations
+          ) AS n WHERE owner = n.o AND type = n.t AND conv_id = n.c`);
+      }
+      db.exec(INDEXES);
+      db.exec("INSERT OR IGNORE INTO feed (id, seq, purged_seq) SELECT 1, (SELECT count(*) FROM conversations), 0");
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  } catch (e) {
     db.close();
-    throw new Error(`${opts.path} has schema version ${userVersion}, newer than this convmark (${SCHEMA_VERSION})`);
+    throw e;
   }
-  db.exec(SCHEMA);
-  // Version 1 had the same index without marks.
-  if (userVersion < 2) db.exec("DROP INDEX IF EXISTS conversations_owner_position");
-  db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
   const now = opts.now ?? Date.now;
   const chunkSize = opts.chunkSize ?? 1000;
-  const { maxMarkedPerOwner, maxLabelsPerConversation } = opts.limits;
+  const limits = opts.limits;
+  const retentionMs = opts.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
 
   const selectOne = db
     .prepare<[string, number, string], Row>("SELECT * FROM conversations WHERE owner = ? AND type = ? AND conv_id = ?")
     .safeIntegers(true);
   const selectOwner = db
-    .prepare<[string], { position: bigint; marked_count: bigint }>("SELECT position, marked_count FROM owners WHERE owner = ?")
+    .prepare<[string], { position: bigint; marked_count: bigint; purged_position: bigint }>(
+      "SELECT position, marked_count, purged_position FROM owners WHERE owner = ?",
+    )
     .safeIntegers(true);
+  const selectFeed = db.prepare<[], { seq: bigint; purged_seq: bigint }>("SELECT seq, purged_seq FROM feed WHERE id = 1").safeIntegers(true);
+  const updateFeedSeq = db.prepare("UPDATE feed SET seq = ? WHERE id = 1");
   const upsertOwner = db.prepare(
     `INSERT INTO owners (owner, position, marked_count) VALUES (?, ?, ?)
      ON CONFLICT (owner) DO UPDATE SET position = excluded.position, marked_count = excluded.marked_count`,
   );
   const upsertConversation = db.prepare(
     `INSERT INTO conversations (owner, type, conv_id, marks, custom_mark, labels, pinned, receive_option, private_chat,
-       burn_duration, attached_info, ex, version, update_time, position, marked)
+       burn_duration, attached_info, ex, version, update_time, position, marked, seq)
      VALUES (@owner, @type, @conv_id, @marks, @custom_mark, @labels, @pinned, @receive_option, @private_chat,
-       @burn_duration, @attached_info, @ex, @version, @update_time, @position, @marked)
+       @burn_duration, @attached_info, @ex, @version, @update_time, @position, @marked, @seq)
      ON CONFLICT (owner, type, conv_id) DO UPDATE SET
        marks = excluded.marks, custom_mark = excluded.custom_mark, labels = excluded.labels,
        pinned = excluded.pinned, receive_option = excluded.receive_option, private_chat = excluded.private_chat,
        burn_duration = excluded.burn_duration, attached_info = excluded.attached_info, ex = excluded.ex,
        version = excluded.version, update_time = excluded.update_time, position = excluded.position,
-       marked = excluded.marked`,
+       marked = excluded.marked, seq = excluded.seq`,
   );
+  const deleteConversation = db.prepare("DELETE FROM conversations WHERE owner = ? AND type = ? AND conv_id = ?");
+  const deleteTombstone = db.prepare("DELETE FROM tombstones WHERE owner = ? AND type = ? AND conv_id = ?");
+  const insertTombstone = db.prepare(
+    "INSERT OR REPLACE INTO tombstones (owner, type, conv_id, version, update_time, position, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const ownerConversationsAfter = db
+    .prepare<[string, bigint, number], Row>("SELECT * FROM conversations WHERE owner = ? AND position > ? ORDER BY position LIMIT ?")
+    .safeIntegers(true);
+  const ownerTombstonesAfter = db
+    .prepare<[string, bigint, number], TombRow>("SELECT * FROM tombstones WHERE owner = ? AND position > ? ORDER BY position LIMIT ?")
+    .safeIntegers(true);
+  const conversationsAfterSeq = db
+    .prepare<[bigint, number], Row & { seq: bigint }>("SELECT * FROM conversations WHERE seq > ? ORDER BY seq LIMIT ?")
+    .safeIntegers(true);
+  const tombstonesAfterSeq = db
+    .prepare<[bigint, number], TombRow>("SELECT * FROM tombstones WHERE seq > ? ORDER BY seq LIMIT ?")
+    .safeIntegers(true);
+  const purgeTombstones = db
+    .prepare<[number], { owner: string; position: bigint; seq: bigint }>(
+      "DELETE FROM tombstones WHERE update_time < ? RETURNING owner, position, seq",
+    )
+    .safeIntegers(true);
+  const raisePurgedPosition = db.prepare("UPDATE owners SET purged_position = max(purged_position, ?) WHERE owner = ?");
+  const raisePurgedSeq = db.prepare("UPDATE feed SET purged_seq = max(purged_seq, ?) WHERE id = 1");
 
-  const ownerState = (owners: Map<string, OwnerState>, owner: string): OwnerState => {
-    let s = owners.get(owner);
-    if (!s) {
-      const row = selectOwner.get(owner);
-      s = { position: row?.position ?? 0n, markedCount: Number(row?.marked_count ?? 0n), dirty: false };
-      owners.set(owner, s);
-    }
-    return s;
-  };
-
-  const applyOne = (u: ValidUpdate, owners: Map<string, OwnerState>, nowMs: number): ApplyOutcome => {
-    const row = selectOne.get(u.key.owner, u.key.type, u.key.conversationId);
-    const cur = row ? rowToRecord(row) : undefined;
-    const { next, changed } = applyUpdate(cur, u, nowMs);
-    if (!changed) return { ok: true, record: next, changed: false };
-    if (exceedsLabelLimit(cur, next, maxLabelsPerConversation)) {
-      return {
-        ok: false,
-        failure: failure(Code.ResourceExhausted, `a conversation carries at most ${maxLabelsPerConversation} labels`, Reason.LabelLimit),
-      };
-    }
-    const owner = ownerState(owners, u.key.owner);
-    const wasMarked = cur !== undefined && isMarked(cur);
-    const nowMarked = isMarked(next);
-    if (nowMarked && !wasMarked && owner.markedCount >= maxMarkedPerOwner) {
-      return {
-        ok: false,
-        failure: failure(
-          Code.ResourceExhausted,
-          `user ${u.key.owner} already has ${owner.markedCount} marked conversations (limit ${maxMarkedPerOwner})`,
-          Reason.OwnerMarkedLimit,
-        ),
-      };
-    }
-    owner.position += 1n;
-    owner.markedCount += Number(nowMarked) - Number(wasMarked);
-    owner.dirty = true;
-    const record: ConversationRecord = { ...next, position: owner.position };
-    const s = record.settings;
-    upsertConversation.run({
-      owner: u.key.owner,
-      type: u.key.type,
-      conv_id: u.key.conversationId,
-      marks: toSigned64(record.marks),
-      custom_mark: record.customMark,
-      labels: JSON.stringify(record.labels),
-      pinned: boolInt(s.pinned),
-      receive_option: s.receiveOption ?? null,
-      private_chat: boolInt(s.privateChat),
-      burn_duration: s.burnDurationSeconds ?? null,
-      attached_info: s.attachedInfo ?? null,
-      ex: s.ex ?? null,
-      version: record.version,
-      update_time: record.updateTimeMs,
-      position: record.position,
-      marked: nowMarked ? 1 : 0,
-    });
-    return { ok: true, record, changed: true };
-  };
+  const keyParams = (k: ConvKey) => [k.owner, k.type, k.conversationId] as const;
 
   // IMMEDIATE takes the write lock up front, so concurrent processes serialize instead of failing.
-  const applyChunk = db.transaction((chunk: readonly ValidUpdate[]): ApplyOutcome[] => {
-    const owners = new Map<string, OwnerState>();
+  const applyChunk = db.transaction((chunk: readonly WriteOp[]): (ApplyOutcome | DeleteOutcome)[] => {
+    const owners = new Map<string, OwnerCounters>();
     const nowMs = now();
-    const out = chunk.map((u) => applyOne(u, owners, nowMs));
-    for (const [owner, s] of owners) {
-      if (s.dirty) upsertOwner.run(owner, s.position, s.markedCount);
+    const plan = planWrites(
+      chunk,
+      {
+        current(k) {
+          const row = selectOne.get(k.owner, k.type, k.conversationId);
+          return row ? rowToRecord(row) : undefined;
+        },
+        owner(owner) {
+          let c = owners.get(owner);
+          if (!c) {
+            const row = selectOwner.get(owner);
+            c = { position: row?.position ?? 0n, marked: Number(row?.marked_count ?? 0n) };
+            owners.set(owner, c);
+          }
+          return c;
+        },
+      },
+      limits,
+      nowMs,
+    );
+    if (plan.changes.length === 0) return plan.outcomes;
+    let seq = selectFeed.get()!.seq;
+    for (const c of plan.changes) {
+      seq += 1n;
+      const r = c.record;
+      if (c.kind === "delete") {
+        deleteConversation.run(...keyParams(r.key));
+        insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq);
+        continue;
+      }
+      if (!c.before) deleteTombstone.run(...keyParams(r.key));
+      const s = r.settings;
+      upsertConversation.run({
+        owner: r.key.owner,
+        type: r.key.type,
+        conv_id: r.key.conversationId,
+        marks: toSigned64(r.marks),
+        custom_mark: r.customMark,
+        labels: JSON.stringify(r.labels),
+        pinned: boolInt(s.pinned),
+        receive_option: s.receiveOption ?? null,
+        private_chat: boolInt(s.privateChat),
+        burn_duration: s.burnDurationSeconds ?? null,
+        attached_info: s.attachedInfo ?? null,
+        ex: s.ex ?? null,
+        version: r.version,
+        update_time: r.updateTimeMs,
+        position: r.position,
+        marked: c.marked ? 1 : 0,
+        seq,
+      });
     }
-    return out;
+    for (const [owner, o] of plan.owners) upsertOwner.run(owner, o.position, o.marked);
+    updateFeedSeq.run(seq);
+    return plan.outcomes;
   });
 
   const listStatements = new Map<string, Database.Statement<unknown[], Row>>();
@@ -249,14 +344,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   };
 
   // Group commit: calls arriving in the same event-loop turn share transactions of up to chunkSize
-  // updates, so a single-update request does not pay a whole BEGIN/COMMIT of its own. Each update is
-  // still applied atomically and independently; only a database error fails a whole transaction.
+  // operations, so a single-update request does not pay a whole BEGIN/COMMIT of its own. Each
+  // operation is still applied atomically and independently; a database error fails the operations
+  // of its transaction (INTERNAL each, nothing of them applied) and no others.
   interface Pending {
-    readonly updates: readonly ValidUpdate[];
+    readonly ops: readonly WriteOp[];
     taken: number;
-    readonly out: ApplyOutcome[];
-    resolve(out: ApplyOutcome[]): void;
-    reject(e: unknown): void;
+    readonly out: (ApplyOutcome | DeleteOutcome)[];
+    resolve(out: (ApplyOutcome | DeleteOutcome)[]): void;
   }
   const queue: Pending[] = [];
   let scheduled = false;
@@ -272,38 +367,186 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     for (let room = chunkSize; room > 0 && queue.length > 0; ) {
       const p = queue[0]!;
       const from = p.taken;
-      const to = Math.min(p.updates.length, from + room);
+      const to = Math.min(p.ops.length, from + room);
       parts.push({ p, from, to });
       room -= to - from;
       p.taken = to;
-      if (to === p.updates.length) queue.shift();
+      if (to === p.ops.length) queue.shift();
     }
+    let outcomes: (ApplyOutcome | DeleteOutcome)[];
+    const n = parts.reduce((k, { from, to }) => k + to - from, 0);
     try {
       if (closed) throw new Error("store is closed");
-      const outcomes = applyChunk.immediate(parts.flatMap(({ p, from, to }) => p.updates.slice(from, to)));
-      let i = 0;
-      for (const { p, from, to } of parts) {
-        for (let k = from; k < to; k++) p.out.push(outcomes[i++]!);
-        if (p.out.length === p.updates.length) p.resolve(p.out);
-      }
+      outcomes = applyChunk.immediate(parts.flatMap(({ p, from, to }) => p.ops.slice(from, to)));
+      wakeReader();
     } catch (e) {
-      for (const { p } of parts) {
-        const at = queue.indexOf(p);
-        if (at >= 0) queue.splice(at, 1);
-        p.reject(e);
-      }
+      const f = failure(Code.Internal, `SQLite: ${e instanceof Error ? e.message : String(e)}`);
+      outcomes = Array.from({ length: n }, () => ({ ok: false, failure: f }));
+    }
+    let i = 0;
+    for (const { p, from, to } of parts) {
+      for (let k = from; k < to; k++) p.out.push(outcomes[i++]!);
+      if (p.out.length === p.ops.length) p.resolve(p.out);
     }
     if (queue.length > 0) schedule();
   };
+  const enqueue = (ops: readonly WriteOp[]): Promise<(ApplyOutcome | DeleteOutcome)[]> => {
+    if (closed) return Promise.reject(new Error("store is closed"));
+    if (ops.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      queue.push({ ops, taken: 0, out: [], resolve });
+      schedule();
+    });
+  };
+
+  const rowChange = (r: Row & { seq: bigint }): Change => ({ record: rowToRecord(r), deleted: false, seq: r.seq });
+  const tombChange = (t: TombRow): Change => ({ record: tombToRecord(t), deleted: true, seq: t.seq });
+
+  /** One consistent snapshot of the feed after `after` (both tables and the head in one read transaction). */
+  const readChanges = db.transaction((q: ChangeQuery): ChangePage => {
+    const limit = Math.max(1, q.limit);
+    let head: bigint;
+    let purged: bigint;
+    if (q.owner !== undefined) {
+      const o = selectOwner.get(q.owner);
+      head = o?.position ?? 0n;
+      purged = o?.purged_position ?? 0n;
+    } else {
+      const f = selectFeed.get()!;
+      head = f.seq;
+      purged = f.purged_seq;
+    }
+    // A fresh reader (after 0) needs no tombstones; any other reader needs all of them since `after`.
+    if (q.after > head || (q.after > 0n && q.after < purged)) return { changes: [], last: head, hasMore: false, reset: true };
+    const merged =
+      q.owner !== undefined
+        ? mergeFeed(
+            ownerConversationsAfter.all(q.owner, q.after, limit + 1).map((r) => rowChange(r as Row & { seq: bigint })),
+            ownerTombstonesAfter.all(q.owner, q.after, limit + 1).map(tombChange),
+            "position",
+            limit,
+          )
+        : mergeFeed(conversationsAfterSeq.all(q.after, limit + 1).map(rowChange), tombstonesAfterSeq.all(q.after, limit + 1).map(tombChange), "seq", limit);
+    const lastChange = merged.changes.at(-1);
+    const last = lastChange ? (q.owner !== undefined ? lastChange.record.position : lastChange.seq) : q.after;
+    return { changes: merged.changes, last, hasMore: merged.hasMore, reset: false };
+  });
+
+  // The shared reader: one query per batch of commits for all subscribers of this process. Own
+  // commits wake it at once; commits of other processes on the file are noticed by polling
+  // data_version (a cheap pragma that changes when another connection commits).
+  const listeners = new Set<(changes: readonly Change[]) => void>();
+  let readSeq = 0n;
+  let readerScheduled = false;
+  let pollTimer: NodeJS.Timeout | undefined;
+  let dataVersion = 0;
+  const pollIntervalMs = opts.pollIntervalMs ?? 25;
+  const readNew = () => {
+    readerScheduled = false;
+    if (closed || listeners.size === 0) return;
+    for (;;) {
+      const page = readChanges({ after: readSeq, limit: 1000 });
+      if (page.reset) {
+        readSeq = page.last; // only if the file was replaced under us
+        return;
+      }
+      if (page.changes.length === 0) return;
+      readSeq = page.last;
+      for (const l of [...listeners]) {
+        try {
+          l(page.changes);
+        } catch {
+          // a listener's failure is its own
+        }
+      }
+      if (!page.hasMore) return;
+    }
+  };
+  function wakeReader() {
+    if (!readerScheduled && listeners.size > 0) {
+      readerScheduled = true;
+      setImmediate(readNew);
+    }
+  }
+  const poll = () => {
+    if (closed) return;
+    const v = db.pragma("data_version", { simple: true }) as number;
+    if (v !== dataVersion) {
+      dataVersion = v;
+      wakeReader();
+    }
+  };
+
+  const purge = db.transaction((): number => {
+    const cutoff = now() - retentionMs;
+    const gone = purgeTombstones.all(cutoff);
+    const byOwner = new Map<string, bigint>();
+    let maxSeq = 0n;
+    for (const g of gone) {
+      if ((byOwner.get(g.owner) ?? 0n) < g.position) byOwner.set(g.owner, g.position);
+      if (g.seq > maxSeq) maxSeq = g.seq;
+    }
+    for (const [owner, position] of byOwner) raisePurgedPosition.run(position, owner);
+    if (maxSeq > 0n) raisePurgedSeq.run(maxSeq);
+    return gone.length;
+  });
+  const purgeNow = () => purge.immediate();
+  // At open and then hourly; several processes purging the same file is harmless.
+  try {
+    purgeNow();
+  } catch {
+    // a busy file: the next round purges
+  }
+  const purgeTimer = setInterval(() => {
+    try {
+      if (!closed) purgeNow();
+    } catch {
+      // retried next hour
+    }
+  }, Math.min(3_600_000, Math.max(1000, retentionMs / 10)));
+  purgeTimer.unref();
 
   return {
-    applyUpdates(updates) {
-      if (closed) return Promise.reject(new Error("store is closed"));
-      if (updates.length === 0) return Promise.resolve([]);
-      return new Promise<ApplyOutcome[]>((resolve, reject) => {
-        queue.push({ updates, taken: 0, out: [], resolve, reject });
-        schedule();
-      });
+    async applyUpdates(updates) {
+      return (await enqueue(updates.map((update) => ({ kind: "update", update })))) as ApplyOutcome[];
+    },
+
+    async deleteConversations(keys) {
+      return (await enqueue(keys.map((key) => ({ kind: "delete", key })))) as DeleteOutcome[];
+    },
+
+    async changes(q) {
+      ensureOpen();
+      return readChanges(q);
+    },
+
+    async head(owner) {
+      ensureOpen();
+      return owner !== undefined ? (selectOwner.get(owner)?.position ?? 0n) : selectFeed.get()!.seq;
+    },
+
+    subscribe(listener) {
+      ensureOpen();
+      if (listeners.size === 0) {
+        // Deliver from here on: what is committed now is already visible to a reader that subscribes.
+        readSeq = selectFeed.get()!.seq;
+        dataVersion = db.pragma("data_version", { simple: true }) as number;
+        pollTimer = setInterval(poll, pollIntervalMs);
+        pollTimer.unref();
+      }
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0 && pollTimer) {
+          clearInterval(pollTimer);
+          pollTimer = undefined;
+        }
+      };
+    },
+
+    async purgeTombstones() {
+      ensureOpen();
+      return purgeNow();
     },
 
     async get(key: ConvKey) {
@@ -343,8 +586,16 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(purgeTimer);
+      if (pollTimer) clearInterval(pollTimer);
+      listeners.clear();
+      // Calls still queued for the group commit are refused rather than left hanging.
+      for (const p of queue.splice(0)) {
+        const f = failure(Code.Unavailable, "store is closed");
+        while (p.out.length < p.ops.length) p.out.push({ ok: false, failure: f });
+        p.resolve(p.out);
+      }
       db.close();
     },
   };
 }
-

@@ -42,7 +42,7 @@ describe("sqlite directory", () => {
     const userVersion = db.pragma("user_version", { simple: true });
     const journal = db.pragma("journal_mode", { simple: true });
     db.close();
-    expect(tables).toEqual(["conversations", "directory_group_members", "directory_groups", "directory_users", "owners"]);
+    expect(tables).toEqual(["conversations", "directory_group_members", "directory_groups", "directory_users", "feed", "owners", "tombstones"]);
     // The version is the marks store's: the directory neither sets nor bumps it.
     expect(userVersion).toBe(storeVersion);
     expect(journal).toBe("wal");

@@ -3,10 +3,15 @@ import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConvType, type ConvKey, type ValidUpdate } from "../../src/domain/conversation.js";
 import { maskOf } from "../../src/domain/marks.js";
-import type { ApplyOutcome, ListFilter, MarkStore, StoreLimits } from "../../src/store/store.js";
+import { FeedUnsupportedError, type ApplyOutcome, type Change, type ChangePage, type ListFilter, type MarkStore, type StoreLimits } from "../../src/store/store.js";
 
 export interface OpenStore {
-  (opts: { limits: StoreLimits; now: () => number }): Promise<MarkStore>;
+  (opts: { limits: StoreLimits; now: () => number; tombstoneRetentionMs?: number }): Promise<MarkStore>;
+}
+
+export interface StoreTraits {
+  /** The store keeps a feed of every owner's changes in one order (SQLite: yes, MongoDB: no). */
+  readonly allOwnersFeed: boolean;
 }
 
 const LIMITS: StoreLimits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
@@ -33,13 +38,32 @@ function ok(o: ApplyOutcome | undefined) {
   return o;
 }
 
-export function describeStoreContract(name: string, open: OpenStore): void {
+/** Every change after `after`, page by page, as "conversationId@position" (tombstones with a "-"). */
+async function feedOf(s: MarkStore, owner: string | undefined, after = 0n, limit = 2): Promise<{ items: string[]; last: bigint; pages: ChangePage[] }> {
+  const items: string[] = [];
+  const pages: ChangePage[] = [];
+  let cur = after;
+  for (let i = 0; i < 100; i++) {
+    const p = await s.changes({ ...(owner !== undefined ? { owner } : {}), after: cur, limit });
+    pages.push(p);
+    items.push(...p.changes.map(show));
+    cur = p.last;
+    if (!p.hasMore) break;
+  }
+  return { items, last: cur, pages };
+}
+
+function show(c: Change): string {
+  return `${c.deleted ? "-" : ""}${c.record.key.conversationId}@${c.record.position}`;
+}
+
+export function describeStoreContract(name: string, open: OpenStore, traits: StoreTraits): void {
   describe(`store contract: ${name}`, () => {
     let clock = 1_700_000_000_000;
     const now = () => clock;
     const stores: MarkStore[] = [];
-    const fresh = async (limits: Partial<StoreLimits> = {}) => {
-      const s = await open({ limits: { ...LIMITS, ...limits }, now });
+    const fresh = async (limits: Partial<StoreLimits> = {}, tombstoneRetentionMs?: number) => {
+      const s = await open({ limits: { ...LIMITS, ...limits }, now, ...(tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs } : {}) });
       stores.push(s);
       return s;
     };
@@ -207,5 +231,128 @@ export function describeStoreContract(name: string, open: OpenStore): void {
       }
       expect(seen).toEqual(["d1", "g2", "d3", "d2", "g1"]);
     });
+
+    it("deletes conversations entirely, frees their place under the cap, and re-creates them anew", async () => {
+      const s = await fresh({ maxMarkedPerOwner: 2 });
+      await s.applyUpdates([upd(key("o", "a"), { set: [1], addLabels: ["x"], settings: { pinned: true } }), upd(key("o", "b"), { customMark: "m" })]);
+      const [capped] = await s.applyUpdates([upd(key("o", "c"), { set: [1] })]);
+      expect(capped?.ok).toBe(false);
+      clock += 10;
+      const out = await s.deleteConversations([key("o", "a"), key("o", "never"), key("o", "a"), key("other", "a")]);
+      expect(out.map((o) => o.ok && o.deleted)).toEqual([true, false, false, false]);
+      const tomb = out[0]!.ok ? out[0]!.record : undefined;
+      expect(tomb).toMatchObject({ key: key("o", "a"), version: 2n, position: 3n, updateTimeMs: clock, marks: 0n, labels: [] });
+      expect(await s.get(key("o", "a"))).toBeUndefined();
+      expect((await s.batchGet([key("o", "a"), key("o", "b")])).map((r) => r?.customMark)).toEqual([undefined, "m"]);
+      expect((await s.list({ owner: "o", filter: NO_FILTER, limit: 10 })).records.map((r) => r.key.conversationId)).toEqual(["b"]);
+      // The freed slot can be taken; a deleted conversation written again starts over at version 1.
+      const again = await s.applyUpdates([upd(key("o", "c"), { set: [1] }), upd(key("o", "a"), { set: [2] })]);
+      expect(again.map((o) => (o.ok ? `${o.record.version}@${o.record.position}` : o.failure.code))).toEqual(["1@4", Code.ResourceExhausted]);
+      // A delete and an update of one conversation in one call apply in order.
+      const del = await s.deleteConversations([key("o", "c")]);
+      expect(del[0]?.ok && del[0].deleted).toBe(true);
+      const back = await s.applyUpdates([upd(key("o", "a"), { set: [2] }), upd(key("o", "a"), { set: [3] })]);
+      expect(back.map((o) => (o.ok ? `${o.record.version}@${o.record.position}` : o.failure.code))).toEqual(["1@6", "2@7"]);
+      const a = await s.get(key("o", "a"));
+      expect(a?.settings).toEqual({});
+      expect(a?.labels).toEqual([]);
+      expect(a?.marks).toBe(6n);
+      expect(await s.head("o")).toBe(7n);
+    });
+
+    it("feeds one owner's changes in position order, each conversation once in its latest state", async () => {
+      const s = await fresh();
+      await s.applyUpdates([
+        upd(key("o", "a"), { set: [1] }), // 1
+        upd(key("o", "b"), { set: [1] }), // 2
+        upd(key("x", "a"), { set: [1] }), // another owner
+        upd(key("o", "c"), { set: [1] }), // 3
+        upd(key("o", "a"), { set: [1] }), // no-op: no change
+        upd(key("o", "a"), { set: [2] }), // 4: a again
+      ]);
+      await s.deleteConversations([key("o", "b")]); // 5
+      await s.applyUpdates([upd(key("o", "d"), { customMark: "d" })]); // 6
+      const all = await feedOf(s, "o");
+      expect(all.items).toEqual(["c@3", "a@4", "-b@5", "d@6"]);
+      expect(all.last).toBe(6n);
+      expect(all.pages.map((p) => p.hasMore)).toEqual([true, false]);
+      const a = all.pages[0]!.changes.find((c) => c.record.key.conversationId === "a")!;
+      expect(a.record.marks).toBe(3n);
+      expect(a.record.version).toBe(2n);
+      const b = all.pages[1]!.changes.find((c) => c.deleted)!;
+      expect(b.record).toMatchObject({ key: key("o", "b"), version: 2n, marks: 0n });
+      // Resuming from any cursor gives exactly what changed after it.
+      expect((await feedOf(s, "o", 3n)).items).toEqual(["a@4", "-b@5", "d@6"]);
+      expect((await feedOf(s, "o", 6n)).items).toEqual([]);
+      expect((await s.changes({ owner: "o", after: 6n, limit: 5 })).last).toBe(6n);
+      // Re-creating a deleted conversation replaces its tombstone.
+      await s.applyUpdates([upd(key("o", "b"), { set: [9] })]); // 7
+      expect((await feedOf(s, "o", 4n, 10)).items).toEqual(["d@6", "b@7"]);
+      expect((await feedOf(s, "nobody")).items).toEqual([]);
+    });
+
+    it("resets a cursor older than the retained tombstones, or beyond the head", async () => {
+      const day = 24 * 3600 * 1000;
+      const s = await fresh({}, day);
+      await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("o", "b"), { set: [1] }), upd(key("o", "c"), { set: [1] })]); // 1..3
+      await s.deleteConversations([key("o", "a")]); // 4
+      clock += 2 * day;
+      await s.deleteConversations([key("o", "b")]); // 5, still retained
+      expect(await s.purgeTombstones()).toBe(1);
+      const stale = await s.changes({ owner: "o", after: 2n, limit: 10 });
+      expect(stale).toEqual({ changes: [], last: 5n, hasMore: false, reset: true });
+      // From the purged tombstone on nothing is missing; a fresh reader needs no tombstones.
+      expect((await feedOf(s, "o", 4n)).items).toEqual(["-b@5"]);
+      expect((await feedOf(s, "o", 0n, 10)).items).toEqual(["c@3", "-b@5"]);
+      expect((await s.changes({ owner: "o", after: 99n, limit: 10 })).reset).toBe(true);
+      // Another owner's feed is untouched by this owner's purge.
+      await s.applyUpdates([upd(key("p", "a"), { set: [1] })]);
+      expect((await s.changes({ owner: "p", after: 1n, limit: 10 })).reset).toBe(false);
+    });
+
+    it("delivers every change committed after subscribe, in commit order", async () => {
+      const s = await fresh();
+      await s.applyUpdates([upd(key("o", "before"), { set: [1] })]);
+      const got: string[] = [];
+      const unsubscribe = s.subscribe((cs) => got.push(...cs.map((c) => `${c.record.key.owner}:${show(c)}`)));
+      await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("p", "a"), { set: [1] })]);
+      await s.deleteConversations([key("o", "before")]);
+      await s.applyUpdates([upd(key("o", "a"), { set: [1] })]); // no-op
+      await s.applyUpdates([upd(key("o", "b"), { set: [1] })]);
+      const deadline = Date.now() + 5000;
+      while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const mine = got.filter((g) => g.startsWith("o:"));
+      expect(mine).toEqual(["o:a@2", "o:-before@3", "o:b@4"]);
+      expect(got).toContain("p:a@1");
+      unsubscribe();
+      await s.applyUpdates([upd(key("o", "c"), { set: [1] })]);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got.some((g) => g.includes("c@"))).toBe(false);
+    });
+
+    if (traits.allOwnersFeed) {
+      it("feeds every owner's changes in one commit order", async () => {
+        const s = await fresh();
+        await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("p", "a"), { set: [1] })]);
+        const mid = await s.head();
+        await s.applyUpdates([upd(key("q", "z"), { set: [1] }), upd(key("o", "a"), { set: [2] })]);
+        await s.deleteConversations([key("p", "a")]);
+        const all = await feedOf(s, undefined, 0n, 2);
+        const seqs = all.pages.flatMap((p) => p.changes.map((c) => c.seq));
+        expect(seqs).toEqual([...seqs].sort((x, y) => (x < y ? -1 : 1)));
+        const who = all.pages.flatMap((p) => p.changes.map((c) => `${c.record.key.owner}:${show(c)}`));
+        expect(who).toEqual(["q:z@1", "o:a@2", "p:-a@2"]);
+        expect(all.last).toBe(await s.head());
+        const since = await feedOf(s, undefined, mid, 10);
+        expect(since.items).toEqual(["z@1", "a@2", "-a@2"]);
+        expect((await feedOf(s, undefined, all.last)).items).toEqual([]);
+      });
+    } else {
+      it("refuses the every-owner feed it does not keep", async () => {
+        const s = await fresh();
+        await expect(s.changes({ after: 0n, limit: 1 })).rejects.toBeInstanceOf(FeedUnsupportedError);
+        await expect(s.head()).rejects.toBeInstanceOf(FeedUnsupportedError);
+      });
+    }
   });
 }

@@ -34,7 +34,7 @@ import {
   toBigInt,
 } from "../../src/store/mongo-updates.js";
 import { dbNameFromUri } from "../../src/store/mongo-store.js";
-import type { ListFilter, StoreLimits } from "../../src/store/store.js";
+import type { ApplyOutcome, ListFilter, StoreLimits } from "../../src/store/store.js";
 import { applyMongoUpdate, applyWrites, cloneDoc, type Doc } from "./mongo-model.js";
 
 const K: ConvKey = { owner: "alice", type: ConvType.Direct, conversationId: "bob" };
@@ -328,7 +328,7 @@ describe("planOwnerBatch", () => {
       LIMITS,
       T,
     );
-    expect(p.outcomes.map((o) => o.ok && [o.changed, o.record.position, o.record.version])).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => o.ok && [o.changed, o.record.position, o.record.version])).toEqual([
       [true, 11n, 1n],
       [false, 11n, 1n],
       [false, 0n, 0n],
@@ -368,7 +368,7 @@ describe("planOwnerBatch", () => {
       { ...LIMITS, maxMarkedPerOwner: 2 },
       T,
     );
-    expect(p.outcomes.map((o) => (o.ok ? "ok" : [o.failure.code, o.failure.reason, o.failure.message]))).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => (o.ok ? "ok" : [o.failure.code, o.failure.reason, o.failure.message]))).toEqual([
       [Code.ResourceExhausted, Reason.OwnerMarkedLimit, "user o already has 2 marked conversations (limit 2)"],
       "ok",
       "ok",
@@ -388,7 +388,7 @@ describe("planOwnerBatch", () => {
       { ...LIMITS, maxLabelsPerConversation: 2 },
       T,
     );
-    expect(p.outcomes.map((o) => (o.ok ? o.changed : [o.failure.code, o.failure.reason]))).toEqual([
+    expect((p.outcomes as ApplyOutcome[]).map((o) => (o.ok ? o.changed : [o.failure.code, o.failure.reason]))).toEqual([
       true,
       [Code.ResourceExhausted, Reason.LabelLimit],
       false,
@@ -478,7 +478,7 @@ describe("update documents applied by a model of MongoDB equal applyUpdate", () 
           expect(o).toEqual({ ok: true, record: next, changed: false });
         }
         if (!o.ok) failedCount++;
-        else if (o.changed) changedCount++;
+        else if ("changed" in o && o.changed) changedCount++;
       }
 
       // What MongoDB would store reads back as the reference state.

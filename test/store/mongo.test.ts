@@ -16,18 +16,23 @@ const uri = process.env.MONGODB_URI;
 if (!uri) console.log("MongoDB store contract suite not run: MONGODB_URI is not set");
 
 describe.runIf(uri)("mongodb store", () => {
-  describeStoreContract("mongodb", async ({ limits, now }) => {
+  describeStoreContract("mongodb", async ({ limits, now, tombstoneRetentionMs }) => {
     const dbName = `convmark_test_${process.pid}_${randomBytes(6).toString("hex")}`;
     const client = await new MongoClient(uri!).connect();
     let store: MarkStore;
     try {
-      store = await openMongoStore({ uri: uri!, dbName, limits, now, client });
+      store = await openMongoStore({ uri: uri!, dbName, limits, now, client, ...(tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs } : {}) });
     } catch (e) {
       await client.close();
       throw e;
     }
     return {
       applyUpdates: (u) => store.applyUpdates(u),
+      deleteConversations: (k) => store.deleteConversations(k),
+      changes: (q) => store.changes(q),
+      head: (o) => store.head(o),
+      subscribe: (l) => store.subscribe(l),
+      purgeTombstones: () => store.purgeTombstones(),
       get: (k) => store.get(k),
       batchGet: (ks) => store.batchGet(ks),
       list: (q) => store.list(q),
@@ -40,5 +45,5 @@ describe.runIf(uri)("mongodb store", () => {
         }
       },
     };
-  });
+  }, { allOwnersFeed: false });
 });

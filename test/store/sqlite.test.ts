@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
+import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
@@ -9,7 +11,12 @@ const dir = mkdtempSync(join(tmpdir(), "convmark-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
-describeStoreContract("sqlite (file, WAL)", async ({ limits, now }) => openSqliteStore({ path: join(dir, `t${n++}.db`), limits, now, chunkSize: 2 }));
+describeStoreContract(
+  "sqlite (file, WAL)",
+  async ({ limits, now, tombstoneRetentionMs }) =>
+    openSqliteStore({ path: join(dir, `t${n++}.db`), limits, now, chunkSize: 2, ...(tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs } : {}) }),
+  { allOwnersFeed: true },
+);
 
 describe("sqlite store", () => {
   it("survives a reopen of the same file", async () => {
@@ -28,6 +35,45 @@ describe("sqlite store", () => {
     const [next] = await b.applyUpdates([upd(key("u", "d"), { set: [2] })]);
     expect(next?.ok && next.record.position).toBe(2n);
     await b.close();
+  });
+
+  it("fails exactly the items of a transaction that hits a database error, and applies none of them", async () => {
+    const path = join(dir, "locked.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits, busyTimeoutMs: 50, chunkSize: 2 });
+    await s.applyUpdates([upd(key("u", "a"), { set: [1] })]);
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE"); // another process holds the write lock
+    const out = await s.applyUpdates([upd(key("u", "b"), { set: [1] }), upd(key("u", "c"), { set: [1] }), upd(key("u", "d"), { set: [1] })]);
+    const del = await s.deleteConversations([key("u", "a")]);
+    expect([...out, ...del].map((o) => (o.ok ? "ok" : o.failure.code))).toEqual([Code.Internal, Code.Internal, Code.Internal, Code.Internal]);
+    other.exec("ROLLBACK");
+    other.close();
+    expect(await s.batchGet([key("u", "a"), key("u", "b")])).toMatchObject([{ marks: 1n }, undefined]);
+    expect(await s.head("u")).toBe(1n);
+    // The store keeps working once the lock is gone.
+    const [ok] = await s.applyUpdates([upd(key("u", "b"), { set: [1] })]);
+    expect(ok?.ok && ok.record.position).toBe(2n);
+    await s.close();
+  });
+
+  it("numbers the rows of a version 2 file for the feed when it opens it", async () => {
+    const path = join(dir, "v2.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits });
+    await s.applyUpdates([upd(key("u", "a"), { set: [1] }), upd(key("v", "a"), { set: [1] })]);
+    await s.close();
+    // Turn it back into the version 2 layout (no feed columns or tables).
+    const db = new Database(path);
+    db.exec(`DROP TABLE feed; DROP TABLE tombstones; DROP INDEX conversations_seq;
+      ALTER TABLE conversations DROP COLUMN seq; ALTER TABLE owners DROP COLUMN purged_position; PRAGMA user_version = 2;`);
+    db.close();
+    const again = openSqliteStore({ path, limits });
+    const all = await again.changes({ after: 0n, limit: 10 });
+    expect(all.changes.map((c) => [c.record.key.owner, c.seq])).toEqual([["u", 1n], ["v", 2n]]);
+    await again.applyUpdates([upd(key("u", "b"), { set: [1] })]);
+    expect(await again.head()).toBe(3n);
+    await again.close();
   });
 
   it("refuses to work after close", async () => {

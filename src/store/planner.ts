@@ -1,0 +1,156 @@
+/**
+ * The write rules of every store, once: each operation of a batch in order against the state the
+ * adapter read (plus what earlier operations of the batch did), deciding per item the label limit,
+ * the per-owner marked cap, the owner's next stream position and the marked count. Pure: the SQLite
+ * adapter turns the plan into statements, the MongoDB adapter into update documents.
+ */
+import { Code } from "@connectrpc/connect";
+import { applyUpdate, exceedsLabelLimit, isMarked, keyString, type ConvKey, type ConversationRecord, type ValidUpdate } from "../domain/conversation.js";
+import { Reason } from "../domain/reasons.js";
+import { failure } from "../domain/validate.js";
+import type { ApplyOutcome, DeleteOutcome, StoreLimits } from "./store.js";
+
+/** One operation of a batch. */
+export type WriteOp = { readonly kind: "update"; readonly update: ValidUpdate } | { readonly kind: "delete"; readonly key: ConvKey };
+
+/** The owner's stream and cap bookkeeping as stored (missing owner: position 0, nothing marked). */
+export interface OwnerCounters {
+  readonly position: bigint;
+  readonly marked: number;
+}
+
+/** What the planner needs to read; both lookups are synchronous (adapters read ahead). */
+export interface PlanState {
+  /** The stored, live conversation (a deleted one is absent). */
+  current(key: ConvKey): ConversationRecord | undefined;
+  owner(owner: string): OwnerCounters;
+}
+
+/** An effective change, in batch order; `record.position` is the owner's new position. */
+export type PlannedChange =
+  | {
+      readonly kind: "upsert";
+      /** Index of the operation in the batch. */
+      readonly index: number;
+      readonly update: ValidUpdate;
+      /** State before (undefined: the conversation is new, or was deleted). */
+      readonly before: ConversationRecord | undefined;
+      readonly record: ConversationRecord;
+      readonly marked: boolean;
+    }
+  | {
+      readonly kind: "delete";
+      readonly index: number;
+      readonly before: ConversationRecord;
+      /** The tombstone: key, version (one past the last), deletion time, position; nothing else. */
+      readonly record: ConversationRecord;
+    };
+
+export interface OwnerAfter {
+  readonly position: bigint;
+  readonly marked: number;
+  /** marked - marked before the batch */
+  readonly markedDelta: number;
+}
+
+export interface WritePlan {
+  /** One per operation, in order: ApplyOutcome for updates, DeleteOutcome for deletes. */
+  readonly outcomes: (ApplyOutcome | DeleteOutcome)[];
+  readonly changes: PlannedChange[];
+  /** Only owners with at least one change. */
+  readonly owners: Map<string, OwnerAfter>;
+}
+
+export function labelsFailureMessage(limit: number): string {
+  return `a conversation carries at most ${limit} labels`;
+}
+
+export function capFailureMessage(owner: string, marked: number, limit: number): string {
+  return `user ${owner} already has ${marked} marked conversations (limit ${limit})`;
+}
+
+/** The tombstone of a deleted conversation: only its key, version, deletion time and position. */
+export function tombstoneOf(key: ConvKey, version: bigint, updateTimeMs: number, position: bigint): ConversationRecord {
+  return { key, marks: 0n, customMark: "", labels: [], settings: {}, version, updateTimeMs, position };
+}
+
+export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: StoreLimits, nowMs: number): WritePlan {
+  // What earlier operations of this batch did: a record, or null for deleted.
+  const overlay = new Map<string, ConversationRecord | null>();
+  const counters = new Map<string, { position: bigint; marked: number; before: number }>();
+  const outcomes: (ApplyOutcome | DeleteOutcome)[] = [];
+  const changes: PlannedChange[] = [];
+  const ownerOf = (owner: string) => {
+    let c = counters.get(owner);
+    if (!c) {
+      const s = state.owner(owner);
+      c = { position: s.position, marked: s.marked, before: s.marked };
+      counters.set(owner, c);
+    }
+    return c;
+  };
+  const currentOf = (key: ConvKey, ks: string) => {
+    const o = overlay.get(ks);
+    return o === null ? undefined : (o ?? state.current(key));
+  };
+  const changed = new Set<string>();
+
+  ops.forEach((op, index) => {
+    if (op.kind === "delete") {
+      const ks = keyString(op.key);
+      const cur = currentOf(op.key, ks);
+      if (!cur) {
+        outcomes.push({ ok: true, deleted: false });
+        return;
+      }
+      const owner = ownerOf(op.key.owner);
+      owner.position += 1n;
+      owner.marked -= Number(isMarked(cur));
+      changed.add(op.key.owner);
+      const record = tombstoneOf(cur.key, cur.version + 1n, nowMs, owner.position);
+      overlay.set(ks, null);
+      changes.push({ kind: "delete", index, before: cur, record });
+      outcomes.push({ ok: true, deleted: true, record });
+      return;
+    }
+    const u = op.update;
+    const ks = keyString(u.key);
+    const cur = currentOf(u.key, ks);
+    const { next, changed: effective } = applyUpdate(cur, u, nowMs);
+    if (!effective) {
+      outcomes.push({ ok: true, record: next, changed: false });
+      return;
+    }
+    if (exceedsLabelLimit(cur, next, limits.maxLabelsPerConversation)) {
+      outcomes.push({
+        ok: false,
+        failure: failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit),
+      });
+      return;
+    }
+    const owner = ownerOf(u.key.owner);
+    const was = cur !== undefined && isMarked(cur);
+    const is = isMarked(next);
+    if (is && !was && owner.marked >= limits.maxMarkedPerOwner) {
+      outcomes.push({
+        ok: false,
+        failure: failure(Code.ResourceExhausted, capFailureMessage(u.key.owner, owner.marked, limits.maxMarkedPerOwner), Reason.OwnerMarkedLimit),
+      });
+      return;
+    }
+    owner.position += 1n;
+    owner.marked += Number(is) - Number(was);
+    changed.add(u.key.owner);
+    const record: ConversationRecord = { ...next, position: owner.position };
+    overlay.set(ks, record);
+    changes.push({ kind: "upsert", index, update: u, before: cur, record, marked: is });
+    outcomes.push({ ok: true, record, changed: true });
+  });
+
+  const owners = new Map<string, OwnerAfter>();
+  for (const o of changed) {
+    const c = counters.get(o)!;
+    owners.set(o, { position: c.position, marked: c.marked, markedDelta: c.marked - c.before });
+  }
+  return { outcomes, changes, owners };
+}
