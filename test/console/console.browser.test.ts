@@ -23,6 +23,19 @@ const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.log(`console browser tests not run: ${CHROMIUM} is missing (apt-get install -y chromium)`);
 
+/** The few browser globals the page functions use (this file is type-checked without the DOM library). */
+interface Browserish {
+  document: {
+    activeElement: unknown;
+    createElement(tag: "canvas"): {
+      width: number;
+      height: number;
+      getContext(kind: "2d"): { drawImage(img: unknown, x: number, y: number): void; getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
+    };
+  };
+  Image: new () => { src: string; width: number; height: number; decode(): Promise<void> };
+}
+
 const direct = (owner: string, conversationId: string) => ({ ownerUserId: owner, type: ConversationType.DIRECT, conversationId });
 
 describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
@@ -34,7 +47,7 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
   beforeAll(async () => {
     // Exactly what `npm run build` produces for the console (dist/console).
     await build({ configFile: "console/vite.config.ts", logLevel: "error" });
-    server = await startTestServer({ CONVMARK_MAX_MARKED_PER_OWNER: "3" });
+    server = await startTestServer({ CONVMARK_MAX_MARKED_PER_OWNER: "3", OPENIM_SECRET: "openIM123" });
     g = grpcClient(server.url);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -62,7 +75,7 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
     const landing = await open("/");
     await landing.getByRole("link", { name: "Console" }).click();
     await landing.waitForURL(/\/console$/);
-    await expect.poll(() => landing.locator("#user").evaluate((el) => el === document.activeElement)).toBe(true);
+    await expect.poll(() => landing.locator("#user").evaluate((el) => el === (globalThis as unknown as Browserish).document.activeElement)).toBe(true);
     await landing.close();
 
     const page = await open("/console?user=alice");
@@ -117,6 +130,73 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
     await page.close();
   });
 
+  it("changes a row live, without a reload, when gRPC or a vendor dialect writes", async () => {
+    await server.marks.updateConversations({ updates: [{ key: direct("judy", "kim"), setMarks: [2] }] });
+    const page = await open("/console?user=judy");
+    const row = page.locator('tr[data-key="1/kim"]');
+    await row.waitFor();
+    await page.locator("#live.on").waitFor();
+    await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
+
+    // A service writes over gRPC: the row changes in place.
+    await g.unary(MarkService, "UpdateConversations", UpdateConversationsRequestSchema, UpdateConversationsResponseSchema, {
+      updates: [{ key: direct("judy", "kim"), setMarks: [1], clearMarks: [2], customMark: "from grpc" }],
+    });
+    await expect.poll(() => row.locator(".chip[data-mark]").allTextContents(), { timeout: 15_000 }).toEqual(["star"]);
+    expect(await row.locator("td.custom").textContent()).toBe("from grpc");
+
+    // OpenIM's set_conversations (a vendor dialect) pins a new conversation: it appears on top.
+    const token = (await (
+      await fetch(`${server.url}/auth/get_admin_token`, {
+        method: "POST",
+        headers: { "content-type": "application/json", operationID: "op1" },
+        body: JSON.stringify({ secret: "openIM123", userID: "imAdmin" }),
+      })
+    ).json()) as { data: { token: string } };
+    const res = await fetch(`${server.url}/conversation/set_conversations`, {
+      method: "POST",
+      headers: { "content-type": "application/json", operationID: "op2", token: token.data.token },
+      body: JSON.stringify({ userIDs: ["judy"], conversation: { conversationID: "si_judy_lee", conversationType: 1, userID: "lee", isPinned: true } }),
+    });
+    expect(((await res.json()) as { errCode: number }).errCode).toBe(0);
+    const lee = page.locator('tr[data-key="1/lee"]');
+    await lee.waitFor({ timeout: 15_000 });
+    expect(await page.locator("#rows tr").first().getAttribute("data-key")).toBe("1/lee");
+    expect(await lee.locator("td").nth(4).textContent()).toBe("pinned");
+
+    // A delete elsewhere removes the row.
+    await server.marks.deleteConversations({ keys: [direct("judy", "kim")] });
+    await row.waitFor({ state: "detached", timeout: 15_000 });
+    // Still the same page: nothing reloaded it.
+    expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(42);
+    await page.close();
+  });
+
+  it("deletes through the UI, and shows the directory with a group's members", async () => {
+    await server.marks.updateConversations({ updates: [{ key: direct("mallory", "x1"), setMarks: [3] }] });
+    const page = await open("/console?user=mallory");
+    await page.getByRole("button", { name: "Edit direct x1" }).click();
+    await page.locator("#e-delete").click();
+    await page.locator("#e-delete").click();
+    await page.locator('tr[data-key="1/x1"]').waitFor({ state: "detached" });
+    expect((await server.marks.batchGetConversations({ keys: [direct("mallory", "x1")] })).conversations[0]!.version).toBe(0n);
+
+    const dir = `${server.url}/convmark.v1.DirectoryService`;
+    const post = (m: string, body: unknown) => fetch(`${dir}/${m}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    await post("RegisterUsers", { userIds: ["mallory", "nina"] });
+    await post("CreateGroup", { groupId: "night-shift", memberUserIds: ["mallory", "nina"] });
+    await page.getByRole("button", { name: "Directory" }).click();
+    await page.locator("#d-group").fill("night-shift");
+    await page.locator("#d-group").press("Enter");
+    await page.locator("#d-group-result ul.members li").nth(1).waitFor();
+    expect(await page.locator("#d-group-result ul.members li").allTextContents()).toEqual(["mallory", "nina"]);
+    await page.locator("#d-users").fill("nina, olga");
+    await page.locator("#d-users").press("Enter");
+    await page.locator("#d-users-table tbody tr").nth(1).waitFor();
+    expect(await page.locator("#d-users-table tbody td:first-of-type").allTextContents()).toEqual(["registered", "not registered"]);
+    await page.close();
+  });
+
   it("filters by marks and pages through the results", async () => {
     await server.marks.updateConversations({
       updates: Array.from({ length: 30 }, (_, i) => ({ key: direct("frank", `p${String(i).padStart(2, "0")}`), settings: { pinned: i % 2 === 0 } })),
@@ -153,6 +233,7 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
     writeFileSync(join(dir, "console.png"), png);
     // Decode it in the browser itself and count its colours: a blank page has one or two.
     const colours = await page.evaluate(async (b64) => {
+      const { Image, document } = globalThis as unknown as Browserish;
       const img = new Image();
       img.src = `data:image/png;base64,${b64}`;
       await img.decode();
