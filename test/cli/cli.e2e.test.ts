@@ -183,8 +183,8 @@ describe("the convmark CLI", () => {
   });
 
   it("export → import into an empty server reproduces every conversation; --resume skips what is in; bad lines are summed up", async () => {
-    const owners = ["exp-a", "exp-b"];
-    const seeded = await server.marks.updateConversations({
+    const source = await startTestServer();
+    const seeded = await source.marks.updateConversations({
       updates: [
         { key: direct("exp-a", "x"), setMarks: [1, 64], customMark: "c\n\"q\"", addLabels: ["l1", "标签"], settings: { pinned: true, receiveOption: 2, privateChat: true, burnDurationSeconds: 30, attachedInfo: "ai", ex: "{}" } },
         { key: { ownerUserId: "exp-a", type: ConversationType.GROUP, conversationId: "g" }, setMarks: [4] },
@@ -193,21 +193,22 @@ describe("the convmark CLI", () => {
       ],
     });
     expect(seeded.results.map((r) => r.status?.code)).toEqual([0, 0, 0, 0, 0, 0, 0]);
-    const exported: string[] = [];
-    for (const owner of owners) {
-      const r = await cli(["export", "--user", owner, "--url", url]);
-      expect(r.code, r.stderr).toBe(0);
-      exported.push(...r.stdout.trim().split("\n"));
-    }
+    // Every owner (through the feed), as a backup takes it.
+    const all = await cli(["export", "--url", source.url]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stderr).toContain("exported 7 conversations");
+    const exported = all.stdout.trim().split("\n");
     expect(exported).toHaveLength(7);
+    // One owner's.
+    const one = await cli(["export", "--user", "exp-b", "--url", source.url]);
+    expect(one.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { key: { ownerUserId: string } }).key.ownerUserId)).toEqual(["exp-b", "exp-b", "exp-b", "exp-b"]);
 
     const target = await startTestServer();
     try {
       const imp = await cli(["import", "--batch-size", "3", "--url", target.url], { input: exported.join("\n") + "\n" });
       expect(imp.code, imp.stderr).toBe(0);
       expect(imp.stderr).toContain("read 7, written 7, unchanged 0, skipped (already in) 0, failed 0");
-      const back: string[] = [];
-      for (const owner of owners) back.push(...(await cli(["export", "--user", owner, "--url", target.url])).stdout.trim().split("\n"));
+      const back = (await cli(["export", "--url", target.url])).stdout.trim().split("\n");
       const byKey = (lines: string[]) => new Map(lines.map((l) => [JSON.stringify((JSON.parse(l) as { key: unknown }).key), content(l)]));
       expect(byKey(back)).toEqual(byKey(exported));
 
@@ -234,7 +235,44 @@ describe("the convmark CLI", () => {
       expect(bad.stderr).toMatch(/line 3 z\/direct\/ok: .*mark/);
     } finally {
       await target.close();
+      await source.close();
     }
+  });
+
+  it("deletes, syncs from a cursor, and watches changes live from --cursor", async () => {
+    const owner = "feedy";
+    const start = await cli(["sync", "--user", owner, "--json", "--url", url]);
+    expect(start.code, start.stderr).toBe(0);
+    const cursor = (JSON.parse(start.stdout) as { nextCursor: string }).nextCursor;
+    expect(cursor).toBeTruthy();
+    await server.marks.updateConversations({ updates: [{ key: direct(owner, "a"), setMarks: [1] }, { key: direct(owner, "b"), setMarks: [2] }] });
+    const del = await cli(["delete", owner, "direct", "a", "never", "--url", url]);
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stdout).toMatch(/a +deleted/);
+    expect(del.stdout).toMatch(/never +nothing to delete/);
+
+    const synced = await cli(["sync", "--user", owner, "--cursor", cursor, "--url", url]);
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(synced.stdout).toMatch(/feedy +direct\/a +v\d+ +deleted/);
+    expect(synced.stdout).toMatch(/feedy +direct\/b +v1 +marks=unread/);
+    expect(synced.stderr).toMatch(/^next cursor: \S+/);
+
+    // watch --cursor replays what came after the cursor, then goes on live; SIGINT ends it with 0.
+    const child = spawn(process.execPath, [BIN, "watch", "--user", owner, "--cursor", cursor, "--json", "--url", url], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    const changes = () =>
+      out
+        .split("\n")
+        .filter((l) => l.trim())
+        .flatMap((l) => (JSON.parse(l) as { changes: { conversation: { key: { conversationId: string }; marks?: number[] }; deleted?: boolean }[] }).changes);
+    await expect.poll(() => changes().length, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+    await server.marks.updateConversations({ updates: [{ key: direct(owner, "c"), setMarks: [33] }] });
+    await expect.poll(() => changes().some((c) => c.conversation.key.conversationId === "c" && c.conversation.marks?.[0] === 33), { timeout: 30_000 }).toBe(true);
+    expect(changes().some((c) => c.conversation.key.conversationId === "a" && c.deleted === true)).toBe(true);
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
   });
 
   it("runs as `npx convmark` from the project (package.json bin, through tsx, no build)", async () => {
