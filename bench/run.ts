@@ -13,6 +13,7 @@ import Database from "better-sqlite3";
 import { openSqliteStore } from "../src/store/sqlite-store.js";
 import type { MarkStore } from "../src/store/store.js";
 import { closedLoop, drainTasks, GrpcPool, httpLoad, type CallOutcome, type RawSlice } from "./load.js";
+import { benchSync, benchWatch, formatFeed, type SyncFigures, type WatchFigures } from "./feed.js";
 import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
 import { buildResults, formatReport, machineInfo, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
 import { heapFromMetrics, startServer, type BenchServer } from "./server.js";
@@ -97,7 +98,8 @@ const ALL_ROWS: readonly RowId[] = [
 const USAGE = `usage: npm run bench [-- options]
   --quick          100k stored conversations, shorter phases (about a minute)
   --profile        run the server under node --cpu-prof (profiles and a summary in bench/profiles)
-  --only=ROW,...   measure only these rows (${ALL_ROWS.join(", ")})
+  --only=ROW,...   measure only these rows (${ALL_ROWS.join(", ")}); the feed rows (watch, sync) need
+                   the full set of rows or --only=list
   --seconds=N      seconds per measured slice
 Runs with --profile or --only write bench/profiles/results.json instead of bench/results.json.`;
 
@@ -343,6 +345,19 @@ async function main(): Promise<void> {
     if (!settings.only || settings.only.includes("bulk") || settings.only.includes("list")) {
       ({ stored, memory } = await fillAndList());
     }
+    // ---- the change feed (bench/feed.ts): Sync on the full store, then 10,000 live watchers ----
+    let watch: WatchFigures | undefined;
+    let sync: SyncFigures | undefined;
+    if (!settings.only || settings.only.includes("list")) {
+      const target = `127.0.0.1:${srv.port}`;
+      if (stored >= CONVS_PER_BULK_OWNER) {
+        log(`measure sync (${settings.listSeconds} s)`);
+        sync = await guard(benchSync({ target, owner: LIST_OWNER, expected: CONVS_PER_BULK_OWNER, stored, seconds: settings.listSeconds }));
+      }
+      watch = await guard(
+        benchWatch({ target, server: srv, watchers: 10_000, connections: 12, updatesPerSecond: 1000, seconds: settings.quick ? 5 : 15, log }),
+      );
+    }
     pool.close();
     pool = undefined;
     await server.stop();
@@ -373,11 +388,17 @@ async function main(): Promise<void> {
       seconds,
     });
     console.log(formatReport(results));
+    console.log(formatFeed(watch, sync));
+    const withFeed = {
+      ...results,
+      ...(watch ? { watch } : {}),
+      ...(sync ? { sync, ...(sync.stored >= 1_000_000 ? { sync_p99_ms_1m: sync.p99_ms } : {}) } : {}),
+    };
 
     const partial = settings.profile || settings.only !== undefined;
     if (partial) mkdirSync(profileDir, { recursive: true });
     const outPath = partial ? join(profileDir, "results.json") : join(BENCH_DIR, "results.json");
-    writeFileSync(`${outPath}.tmp`, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(`${outPath}.tmp`, `${JSON.stringify(withFeed, null, 2)}\n`);
     renameSync(`${outPath}.tmp`, outPath);
     log(`wrote ${outPath} (${seconds.toFixed(0)} s in all)`);
 

@@ -42,7 +42,7 @@ export interface StartOptions {
 }
 
 /** Every piece of configuration, parsed before anything opens: a bad value stops the start with ConfigError. */
-function configFromEnv(env: NodeJS.ProcessEnv) {
+export function configFromEnv(env: NodeJS.ProcessEnv) {
   return {
     core: coreConfigFromEnv(env),
     directory: directoryConfigFromEnv(env),

@@ -13,6 +13,15 @@ describe("core configuration", () => {
     }
   });
 
+  it("reads the feed settings, defaulting to 15 s heartbeats, 10,000 queued changes and 30 days of tombstones", () => {
+    expect(coreConfigFromEnv({}).feed).toEqual({ heartbeatMs: 15_000, maxBacklog: 10_000, tombstoneRetentionMs: 30 * 24 * 3600 * 1000 });
+    expect(
+      coreConfigFromEnv({ CONVMARK_WATCH_HEARTBEAT_MS: "500", CONVMARK_WATCH_MAX_BACKLOG: "7", CONVMARK_TOMBSTONE_RETENTION_SECONDS: "60" }).feed,
+    ).toEqual({ heartbeatMs: 500, maxBacklog: 7, tombstoneRetentionMs: 60_000 });
+    expect(() => coreConfigFromEnv({ CONVMARK_WATCH_HEARTBEAT_MS: "0" })).toThrow(/CONVMARK_WATCH_HEARTBEAT_MS/);
+    expect(() => coreConfigFromEnv({ CONVMARK_TOMBSTONE_RETENTION_SECONDS: "soon" })).toThrow(/CONVMARK_TOMBSTONE_RETENTION_SECONDS/);
+  });
+
   it("names the variable it refuses", () => {
     expect(() => coreConfigFromEnv({ MONGODB_URI: "http://db:27017" })).toThrow(/MONGODB_URI/);
     expect(() => coreConfigFromEnv({ PORT: "70000" })).toThrow(ConfigError);

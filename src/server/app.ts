@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { clientAddressContextValues } from "./client-address.js";
 import { createHealthRegistry, createHealthService, type HealthRegistry } from "./health.js";
 import { createLoggingInterceptor, createMetricsInterceptor, withMetricsEndpoint } from "./interceptors.js";
 import {
@@ -70,6 +71,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
     compressMinBytes: opts.compressMinBytes ?? 1024 * 1024,
     ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
+    contextValues: clientAddressContextValues,
     interceptors: [
       createLoggingInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricsRegistry),

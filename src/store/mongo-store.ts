@@ -36,6 +36,7 @@
  * the every-owner feed (changes/head without owner) throws FeedUnsupportedError.
  */
 import { Code } from "@connectrpc/connect";
+import { dbNameFromUri } from "../config.js";
 import {
   Long,
   MongoClient,
@@ -111,12 +112,8 @@ const TXN_OPTIONS: TransactionOptions = {
 /** Extra whole-transaction attempts for errors withTransaction does not retry itself. */
 const MAX_EXTRA_ATTEMPTS = 5;
 
-/** Database name in a mongodb:// or mongodb+srv:// URI path, if any. */
-export function dbNameFromUri(uri: string): string | undefined {
-  const m = /^mongodb(?:\+srv)?:\/\/[^/?]*\/([^?]*)/.exec(uri);
-  if (!m || !m[1]) return undefined;
-  return decodeURIComponent(m[1]);
-}
+/** Re-exported for the directory adapter (the rule lives with the configuration). */
+export { dbNameFromUri };
 
 /** Creates the indexes (idempotent) after checking the deployment supports transactions. */
 export async function openMongoStore(opts: MongoStoreOptions): Promise<MarkStore> {

@@ -35,7 +35,7 @@ function planError(r: SetConversationsRequest, maxUserIds = 1000) {
 
 describe("openimConfigFromEnv", () => {
   it("defaults: unconfigured, imAdmin, 90 days, 1000 user IDs, no rate limit", () => {
-    expect(openimConfigFromEnv({})).toEqual({ adminUserIds: ["imAdmin"], tokenTtlSeconds: 7_776_000, maxUserIds: 1000, rateLimitPerSecond: 0 });
+    expect(openimConfigFromEnv({})).toEqual({ adminUserIds: ["imAdmin"], tokenTtlSeconds: 7_776_000, maxUserIds: 1000, rateLimitPerSecond: 0, secretFailuresPerMinute: 10 });
   });
   it("reads every variable", () => {
     const c = openimConfigFromEnv({
@@ -44,8 +44,9 @@ describe("openimConfigFromEnv", () => {
       OPENIM_TOKEN_TTL_SECONDS: "60",
       OPENIM_MAX_USER_IDS: "5",
       OPENIM_RATE_LIMIT_PER_SECOND: "3",
+      OPENIM_SECRET_FAILURES_PER_MINUTE: "4",
     });
-    expect(c).toEqual({ secret: "s3cret", adminUserIds: ["a", "b"], tokenTtlSeconds: 60, maxUserIds: 5, rateLimitPerSecond: 3 });
+    expect(c).toEqual({ secret: "s3cret", adminUserIds: ["a", "b"], tokenTtlSeconds: 60, maxUserIds: 5, rateLimitPerSecond: 3, secretFailuresPerMinute: 4 });
   });
   it("an empty secret is unconfigured", () => {
     expect(openimConfigFromEnv({ OPENIM_SECRET: "" }).secret).toBeUndefined();
@@ -58,6 +59,7 @@ describe("openimConfigFromEnv", () => {
     ["OPENIM_MAX_USER_IDS", "1.5"],
     ["OPENIM_RATE_LIMIT_PER_SECOND", "x"],
     ["OPENIM_ADMIN_USER_IDS", " , "],
+    ["OPENIM_SECRET_FAILURES_PER_MINUTE", "0"],
   ])("%s=%j is a ConfigError naming the variable", (name, value) => {
     expect(() => openimConfigFromEnv({ [name]: value })).toThrow(ConfigError);
     expect(() => openimConfigFromEnv({ [name]: value })).toThrow(name);

@@ -90,7 +90,7 @@ async function start(
   const markImpl = createMarkService({ store, limits: DEFAULT_LIMITS, ...(opts.guard ? { guard: opts.guard } : {}) });
   const marks = createClient(MarkService, createRouterTransport((r) => r.service(MarkService, markImpl)));
   const clock = { now: T0 };
-  const config: OpenimConfig = { secret: SECRET, adminUserIds: ["imAdmin"], tokenTtlSeconds: 7_776_000, maxUserIds: 1000, rateLimitPerSecond: 0, ...opts.config };
+  const config: OpenimConfig = { secret: SECRET, adminUserIds: ["imAdmin"], tokenTtlSeconds: 7_776_000, maxUserIds: 1000, rateLimitPerSecond: 0, secretFailuresPerMinute: 10, ...opts.config };
   const dialect = createOpenimDialect(
     {
       marks,

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { SetConvMarkRequestSchema, SetConvMarkResponseSchema, ZimServerService } from "../../gen/vendor/zego/v1/zim_server_pb.js";
 import { ConfigError } from "../../src/config.js";
-import { NonceCache } from "../../src/dialects/zego/auth.js";
+import { NonceCache, TIMESTAMP_WINDOW_SECONDS, nonceCapacity } from "../../src/dialects/zego/auth.js";
 import { createZegoDialect, zegoConfigFromEnv, zegoSignature, type ZegoConfig } from "../../src/dialects/zego/index.js";
 import { validateRequest } from "../../src/dialects/zego/translate.js";
 import {
@@ -535,21 +535,31 @@ describe("validateRequest (pure)", () => {
 });
 
 describe("NonceCache", () => {
-  it("refuses a nonce until it expires, and stays bounded", () => {
-    const c = new NonceCache(3);
-    expect(c.checkAndRecord("a", 1000, 0)).toBe(true);
-    expect(c.checkAndRecord("a", 1000, 500)).toBe(false);
-    expect(c.checkAndRecord("a", 3000, 1000)).toBe(true);
-    for (const n of ["b", "c", "d", "e"]) expect(c.checkAndRecord(n, 5000, 1500)).toBe(true);
-    expect(c.size).toBeLessThanOrEqual(3);
-    expect(c.checkAndRecord("e", 5000, 1600)).toBe(false);
+  it("refuses a nonce until its TTL passes, on the injected clock", () => {
+    let now = 1_000_000;
+    const c = new NonceCache(3, () => now);
+    expect(c.record("a", 1000)).toBe("recorded");
+    now += 500;
+    expect(c.has("a")).toBe(true);
+    expect(c.record("a", 1000)).toBe("replay");
+    now += 600;
+    expect(c.has("a")).toBe(false);
+    expect(c.record("a", 1000)).toBe("recorded");
   });
 
-  it("drops expired entries", () => {
-    const c = new NonceCache(100);
-    for (let i = 0; i < 10; i++) c.checkAndRecord(`n${i}`, 1000, 0);
-    c.checkAndRecord("late", 5000, 2000);
+  it("refuses new nonces rather than dropping live ones when full, and makes room from expired ones", () => {
+    let now = 1_000_000;
+    const c = new NonceCache(3, () => now);
+    for (const n of ["a", "b", "c"]) expect(c.record(n, 5000)).toBe("recorded");
+    expect(c.record("d", 5000)).toBe("full");
+    expect(c.has("a") && c.has("b") && c.has("c")).toBe(true);
+    now += 6000;
+    expect(c.record("d", 5000)).toBe("recorded");
     expect(c.size).toBe(1);
+  });
+
+  it("is sized for every call the rate limit admits within the Timestamp window", () => {
+    expect(nonceCapacity(20)).toBe(20 * (2 * TIMESTAMP_WINDOW_SECONDS + 3));
   });
 });
 

@@ -308,6 +308,25 @@ describe("change feed: dialect writes, concurrency, processes, restart, shutdown
     }
   });
 
+  it("the README's plain curl over Connect streaming watches a user's marks", async () => {
+    const server = await startTestServer();
+    try {
+      const cmd = `printf '\\x00\\x00\\x00\\x00\\x17{"ownerUserId":"alice"}' | curl -sN --max-time 10 ${server.url}/convmark.v1.MarkService/WatchConversations -H 'content-type: application/connect+json' --data-binary @- --output -`;
+      const child = spawn("bash", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+      await waitFor(() => out.includes("cursor"), "curl's first message");
+      await server.marks.updateConversations({ updates: [{ key: direct("alice", "viacurl"), setMarks: [5] }] });
+      await waitFor(() => out.includes("viacurl"), "curl to print the change");
+      await server.close();
+      await exited;
+      expect(out).toMatch(/"marks":\[5\]/);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("refuses new Watch calls after shutdown has begun", async () => {
     const { createFeedHub } = await import("../../src/service/feed-hub.js");
     const { openSqliteStore } = await import("../../src/store/sqlite-store.js");

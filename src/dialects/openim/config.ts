@@ -1,6 +1,5 @@
 /** OpenIM dialect configuration from the environment (validated with zod at start). */
-import { z } from "zod";
-import { ConfigError, zodProblems } from "../../config.js";
+import { integer, list, optional, parseEnv, text, withDefault } from "../../env.js";
 
 /** OpenIM's default token policy: config/openim-rpc-auth.yml `tokenPolicy.expire: 90` (days). */
 export const OPENIM_DEFAULT_TOKEN_TTL_SECONDS = 90 * 24 * 60 * 60;
@@ -8,6 +7,9 @@ export const OPENIM_DEFAULT_TOKEN_TTL_SECONDS = 90 * 24 * 60 * 60;
 export const OPENIM_DEFAULT_ADMIN_USER_IDS: readonly string[] = ["imAdmin"];
 /** userIDs per set_conversations call (OpenIM has no limit; convmark's MarkService allows 20,000 updates). */
 export const OPENIM_DEFAULT_MAX_USER_IDS = 1000;
+
+/** Wrong get_admin_token secrets per client address per minute (OpenIM itself does not throttle them). */
+export const OPENIM_DEFAULT_SECRET_FAILURES_PER_MINUTE = 10;
 
 export interface OpenimConfig {
   /** The server's secret; undefined = unconfigured (every call answers with OpenIM's auth error). */
@@ -18,41 +20,27 @@ export interface OpenimConfig {
   readonly maxUserIds: number;
   /** Calls per second over both endpoints and both transports; 0 = no limit (OpenIM's default). */
   readonly rateLimitPerSecond: number;
+  /** Wrong secrets get_admin_token accepts per client address per minute before answering 429. */
+  readonly secretFailuresPerMinute: number;
 }
 
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, "must be a non-negative integer")
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
-
-const EnvSchema = z.object({
-  OPENIM_SECRET: z.string().optional(),
-  OPENIM_ADMIN_USER_IDS: z.string().optional(),
-  OPENIM_TOKEN_TTL_SECONDS: int(1, 10 * 365 * 24 * 3600).optional(),
-  OPENIM_MAX_USER_IDS: int(1, 20_000).optional(),
-  OPENIM_RATE_LIMIT_PER_SECOND: int(0, 1_000_000).optional(),
-});
+const OpenimEnv = {
+  OPENIM_SECRET: optional(text),
+  OPENIM_ADMIN_USER_IDS: withDefault(list("user ID"), [...OPENIM_DEFAULT_ADMIN_USER_IDS]),
+  OPENIM_TOKEN_TTL_SECONDS: withDefault(integer(1, 10 * 365 * 24 * 3600), OPENIM_DEFAULT_TOKEN_TTL_SECONDS),
+  OPENIM_MAX_USER_IDS: withDefault(integer(1, 20_000), OPENIM_DEFAULT_MAX_USER_IDS),
+  OPENIM_RATE_LIMIT_PER_SECOND: withDefault(integer(0, 1_000_000), 0),
+  OPENIM_SECRET_FAILURES_PER_MINUTE: withDefault(integer(1, 1_000_000), OPENIM_DEFAULT_SECRET_FAILURES_PER_MINUTE),
+};
 
 export function openimConfigFromEnv(env: NodeJS.ProcessEnv): OpenimConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(`invalid OpenIM configuration: ${zodProblems(parsed.error)}`);
-  const e = parsed.data;
-  let adminUserIds = OPENIM_DEFAULT_ADMIN_USER_IDS;
-  if (e.OPENIM_ADMIN_USER_IDS !== undefined) {
-    adminUserIds = [...new Set(e.OPENIM_ADMIN_USER_IDS.split(",").map((s) => s.trim()).filter((s) => s !== ""))];
-    if (adminUserIds.length === 0) {
-      throw new ConfigError("invalid OpenIM configuration: OPENIM_ADMIN_USER_IDS must name at least one user ID (comma-separated)");
-    }
-  }
-  const secret = e.OPENIM_SECRET !== undefined && e.OPENIM_SECRET !== "" ? e.OPENIM_SECRET : undefined;
+  const e = parseEnv(env, OpenimEnv, "OpenIM configuration");
   return {
-    ...(secret !== undefined ? { secret } : {}),
-    adminUserIds,
-    tokenTtlSeconds: e.OPENIM_TOKEN_TTL_SECONDS ?? OPENIM_DEFAULT_TOKEN_TTL_SECONDS,
-    maxUserIds: e.OPENIM_MAX_USER_IDS ?? OPENIM_DEFAULT_MAX_USER_IDS,
-    rateLimitPerSecond: e.OPENIM_RATE_LIMIT_PER_SECOND ?? 0,
+    ...(e.OPENIM_SECRET !== undefined ? { secret: e.OPENIM_SECRET } : {}),
+    adminUserIds: e.OPENIM_ADMIN_USER_IDS,
+    tokenTtlSeconds: e.OPENIM_TOKEN_TTL_SECONDS,
+    maxUserIds: e.OPENIM_MAX_USER_IDS,
+    rateLimitPerSecond: e.OPENIM_RATE_LIMIT_PER_SECOND,
+    secretFailuresPerMinute: e.OPENIM_SECRET_FAILURES_PER_MINUTE,
   };
 }

@@ -32,6 +32,8 @@ import { planSetConversations, type SetPlan } from "./translate.js";
 export interface OpenimAuth {
   readonly operationId?: string | undefined;
   readonly token?: string | undefined;
+  /** The caller's IP address: failed secret checks of get_admin_token are throttled per address. */
+  readonly clientAddress?: string | undefined;
 }
 
 export interface OpenimCore {
@@ -68,6 +70,24 @@ function list(ids: readonly string[]): string {
 export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): OpenimCore {
   const limiter = config.rateLimitPerSecond > 0 ? new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1 }) : undefined;
   const admins = new Set(config.adminUserIds);
+  // Failed get_admin_token secret checks per client address in a fixed 60 s window; past the limit
+  // the address is answered 429 without its secret being checked, so guessing gets no answers.
+  const secretFailures = new RateLimiterMemory({ points: config.secretFailuresPerMinute, duration: 60, keyPrefix: "openim-secret" });
+
+  /** The refusal for an address over its failed-secret budget (with seconds until it may retry). */
+  async function secretThrottled(address: string): Promise<OpenimError | undefined> {
+    const res = await secretFailures.get(address);
+    if (!res || res.consumedPoints < config.secretFailuresPerMinute) return undefined;
+    const retryAfterSeconds = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+    return openimError(OpenimCode.TooManyRequests, `${config.secretFailuresPerMinute} wrong secrets from this address within a minute, retry in ${retryAfterSeconds} s`);
+  }
+
+  async function recordSecretFailure(address: string): Promise<void> {
+    // consume() rejects once the budget is used up; the failure is counted either way.
+    await secretFailures.consume(address).catch((e: unknown) => {
+      if (!(e instanceof RateLimiterRes)) deps.logger.error({ err: e }, "openim: secret-failure limiter failed");
+    });
+  }
 
   async function rateLimited(): Promise<OpenimError | undefined> {
     if (!limiter) return undefined;
@@ -150,8 +170,12 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
       const pre = (await rateLimited()) ?? operationIdMissing(auth);
       if (pre) return adminTokenFailure(pre);
       if (isOpenimError(request)) return adminTokenFailure(request);
+      const address = auth.clientAddress ?? "unknown";
+      const throttled = await secretThrottled(address);
+      if (throttled) return adminTokenFailure(throttled);
       // internal/rpc/auth GetAdminToken: the secret first (ErrNoPermission "secret invalid"), then the admin list (ErrArgs).
       if (config.secret === undefined || !secretMatches(request.secret, config.secret)) {
+        await recordSecretFailure(address);
         return adminTokenFailure(openimError(OpenimCode.NoPermissionError, "secret invalid"));
       }
       if (!admins.has(request.userId)) {

@@ -6,6 +6,7 @@ import { fromJson, type DescMessage, type JsonValue, type MessageShape } from "@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { readJsonBody, sendJson } from "../http.js";
+import { clientAddressFromContext, clientAddressOf } from "../../server/client-address.js";
 import { AuthService, GetAdminTokenRequestSchema } from "../../../gen/vendor/openim/v1/auth_service_pb.js";
 import { ConversationService, SetConversationsRequestSchema } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import type { OpenimConfig } from "./config.js";
@@ -29,7 +30,11 @@ function header(req: GatewayRequest, name: string): string | undefined {
 }
 
 function metadataAuth(ctx: HandlerContext): OpenimAuth {
-  return { operationId: ctx.requestHeader.get("operationid") ?? undefined, token: ctx.requestHeader.get("token") ?? undefined };
+  return {
+    operationId: ctx.requestHeader.get("operationid") ?? undefined,
+    token: ctx.requestHeader.get("token") ?? undefined,
+    clientAddress: clientAddressFromContext(ctx),
+  };
 }
 
 const BODY_PROBLEMS: Record<string, string> = {
@@ -94,7 +99,7 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
         res.end("404 page not found");
         return true;
       }
-      const auth: OpenimAuth = { operationId: header(req, "operationid"), token: header(req, "token") };
+      const auth: OpenimAuth = { operationId: header(req, "operationid"), token: header(req, "token"), clientAddress: clientAddressOf(req) };
       if (path === OPENIM_ADMIN_TOKEN_PATH) {
         const request = await parseBody(req, GetAdminTokenRequestSchema, deps.maxBodyBytes);
         const r = await core.getAdminToken(auth, request);

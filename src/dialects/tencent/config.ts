@@ -1,6 +1,6 @@
 /** Tencent dialect configuration from the environment. */
 import { z } from "zod";
-import { ConfigError, zodProblems } from "../../config.js";
+import { integer, list, optional, parseEnv, text, withDefault } from "../../env.js";
 
 export interface TencentConfig {
   /** The SDKAppID requests must carry; absent: unconfigured (every call gets an auth error). */
@@ -13,35 +13,22 @@ export interface TencentConfig {
   readonly rateLimitPerSecond: number;
 }
 
-const emptyAsUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
-
-const EnvSchema = z.object({
-  TENCENT_SDKAPPID: z.preprocess(
-    emptyAsUndefined,
+const TencentEnv = {
+  TENCENT_SDKAPPID: optional(
     z
       .string()
       .trim()
       .regex(/^[0-9]+$/, "must be an unsigned integer (the SDKAppID from the IM console)")
       .transform(Number)
-      .pipe(z.number().int().min(1, "must be 1..4294967295").max(4294967295, "must be 1..4294967295"))
-      .optional(),
+      .pipe(z.number().int().min(1, "must be 1..4294967295").max(4294967295, "must be 1..4294967295")),
   ),
-  TENCENT_SECRET_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
-  TENCENT_ADMIN_IDENTIFIERS: z
-    .string()
-    .default("administrator")
-    .transform((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
-    .pipe(z.array(z.string()).min(1, "must name at least one admin account")),
-  TENCENT_RATE_LIMIT_PER_SECOND: z.preprocess(
-    emptyAsUndefined,
-    z.coerce.number().int("must be an integer").min(1).max(1_000_000).default(200),
-  ),
-});
+  TENCENT_SECRET_KEY: optional(text),
+  TENCENT_ADMIN_IDENTIFIERS: withDefault(list("admin account"), ["administrator"]),
+  TENCENT_RATE_LIMIT_PER_SECOND: withDefault(integer(1, 1_000_000), 200),
+};
 
 export function tencentConfigFromEnv(env: NodeJS.ProcessEnv): TencentConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(`invalid Tencent configuration: ${zodProblems(parsed.error)}`);
-  const e = parsed.data;
+  const e = parseEnv(env, TencentEnv, "Tencent configuration");
   return {
     ...(e.TENCENT_SDKAPPID !== undefined ? { sdkAppId: e.TENCENT_SDKAPPID } : {}),
     ...(e.TENCENT_SECRET_KEY !== undefined ? { secretKey: e.TENCENT_SECRET_KEY } : {}),

@@ -4,6 +4,7 @@
  * plus replay protection of SignatureNonce within the accepted timestamp window.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import { ZegoCode } from "./codes.js";
 
 /** The public parameters, as strings exactly as received (query string or metadata); absent: undefined. */
@@ -30,46 +31,47 @@ export function zegoSignature(appId: string | number, signatureNonce: string, se
 }
 
 /**
- * Nonces seen within the window, each kept until its request's Timestamp leaves the window (after
- * that the Timestamp alone rejects a replay). Bounded: past maxEntries the oldest entries are dropped
- * (see docs/dialects/zego.md); every entry costs one Map slot.
+ * How many nonces the replay cache must hold so that none is dropped before its Timestamp leaves the
+ * window: a nonce is kept until Timestamp + window (at most 2 x window + 1 s after it was accepted, for
+ * a Timestamp a full window ahead), and the per-AppId rate limit (a fixed 1 s window, so any span of
+ * n seconds admits at most rate x (n + 1) calls) bounds how many calls are accepted meanwhile.
+ */
+export function nonceCapacity(rateLimitPerSecond: number): number {
+  return rateLimitPerSecond * (2 * TIMESTAMP_WINDOW_SECONDS + 3);
+}
+
+/**
+ * Nonces of accepted calls, each kept (lru-cache, per-entry TTL) until its call's Timestamp leaves
+ * the window; after that the Timestamp alone refuses a replay. Sized by nonceCapacity, so under the
+ * rate limit it is never full; if it ever were, new calls are refused rather than old nonces dropped.
  */
 export class NonceCache {
-  private readonly entries = new Map<string, number>();
-  private lastSweepMs = Number.NEGATIVE_INFINITY;
+  private readonly cache: LRUCache<string, true>;
 
-  constructor(private readonly maxEntries: number) {}
+  constructor(readonly capacity: number, now: () => number) {
+    // maxSize (not max) keeps lru-cache from preallocating `capacity` slots up front.
+    // ttlResolution 0: read the (injected) clock on every check instead of caching it for a tick.
+    this.cache = new LRUCache<string, true>({ maxSize: capacity, sizeCalculation: () => 1, perf: { now }, ttlResolution: 0 });
+  }
 
   get size(): number {
-    return this.entries.size;
+    return this.cache.size;
   }
 
-  /** Records the nonce until expiresAtMs; returns false when it is already recorded and not expired. */
-  checkAndRecord(nonce: string, expiresAtMs: number, nowMs: number): boolean {
-    this.prune(nowMs);
-    const seen = this.entries.get(nonce);
-    if (seen !== undefined && seen > nowMs) return false;
-    this.entries.delete(nonce);
-    this.entries.set(nonce, expiresAtMs);
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-    return true;
+  /** Whether the nonce is recorded and not expired. */
+  has(nonce: string): boolean {
+    return this.cache.has(nonce);
   }
 
-  // Entries are in insertion order and expiries within ±window of insertion, so dropping expired
-  // ones from the front until the first live one keeps the map close to the live set; a full sweep
-  // runs (at most once a second) when the map has grown past half its bound.
-  private prune(nowMs: number): void {
-    for (const [k, exp] of this.entries) {
-      if (exp > nowMs) break;
-      this.entries.delete(k);
+  /** Records the nonce for ttlMs: "replay" if it is already recorded, "full" if there is no room. */
+  record(nonce: string, ttlMs: number): "recorded" | "replay" | "full" {
+    if (this.cache.has(nonce)) return "replay";
+    if (this.cache.size >= this.capacity) {
+      this.cache.purgeStale();
+      if (this.cache.size >= this.capacity) return "full";
     }
-    if (this.entries.size > this.maxEntries / 2 && nowMs - this.lastSweepMs >= 1000) {
-      this.lastSweepMs = nowMs;
-      for (const [k, exp] of this.entries) if (exp <= nowMs) this.entries.delete(k);
-    }
+    this.cache.set(nonce, true, { ttl: Math.max(1, ttlMs) });
+    return "recorded";
   }
 }
 
@@ -91,16 +93,30 @@ export interface VerifierOptions {
   /** Absent: unconfigured, every call gets ServerSecretUnavailable. */
   readonly credentials?: { readonly appId: number; readonly serverSecret: string } | undefined;
   readonly now: () => number;
-  readonly maxNonces?: number;
+  /** The per-AppId rate limit; sizes the replay cache (nonceCapacity). */
+  readonly rateLimitPerSecond: number;
 }
+
+/** A correctly signed call; claimNonce() records its nonce (call it once the call is admitted). */
+export interface VerifiedCall {
+  readonly ok: true;
+  readonly appId: number;
+  /** Records the nonce; returns the error to answer when it was used meanwhile (or the cache is full). */
+  claimNonce(): ZegoError | undefined;
+}
+
+const REPLAYED: ZegoError = {
+  code: ZegoCode.SignatureExpired,
+  message: "signature expired: this SignatureNonce was already used, sign the request again with a new one",
+};
 
 /**
  * Checks the public parameters in ZEGO's order of concerns: presence and format, the AppId's secret,
- * the Timestamp window, the signature, then the nonce (recorded only for a correctly signed call).
- * Returns the AppId on success.
+ * the Timestamp window, the signature, then that the nonce is unused. The nonce is recorded only by
+ * claimNonce(), so calls refused afterwards (rate limit) leave no trace in the replay cache.
  */
-export function createVerifier(opts: VerifierOptions): (p: ZegoAuthParams) => { ok: true; appId: number } | { ok: false; error: ZegoError } {
-  const nonces = new NonceCache(opts.maxNonces ?? 100_000);
+export function createVerifier(opts: VerifierOptions): (p: ZegoAuthParams) => VerifiedCall | { ok: false; error: ZegoError } {
+  const nonces = new NonceCache(nonceCapacity(opts.rateLimitPerSecond), opts.now);
   const fail = (code: number, message: string) => ({ ok: false as const, error: { code, message } });
   return (p) => {
     const creds = opts.credentials;
@@ -120,10 +136,24 @@ export function createVerifier(opts: VerifierOptions): (p: ZegoAuthParams) => { 
     if (Math.abs(nowMs / 1000 - ts) > TIMESTAMP_WINDOW_SECONDS) return fail(ZegoCode.SignatureExpired, "signature expired: Timestamp is more than 10 minutes from the server time");
     const expected = zegoSignature(appIdText, p.signatureNonce, creds.serverSecret, p.timestamp);
     if (!safeEqualHex(expected, p.signature)) return fail(ZegoCode.SignatureInvalid, "signature error");
-    const expiresAtMs = (ts + TIMESTAMP_WINDOW_SECONDS) * 1000 + 1000;
-    if (!nonces.checkAndRecord(`${appId}:${p.signatureNonce}`, expiresAtMs, nowMs)) {
-      return fail(ZegoCode.SignatureExpired, "signature expired: this SignatureNonce was already used, sign the request again with a new one");
-    }
-    return { ok: true, appId };
+    // A signed nonce is at most a URL long; a digest keeps every entry small.
+    const key = createHash("sha256").update(`${appId}:${p.signatureNonce}`, "utf8").digest("base64");
+    if (nonces.has(key)) return { ok: false, error: REPLAYED };
+    // Kept until the Timestamp leaves the window, plus a second for the rounding of the check above.
+    const ttlMs = (ts + TIMESTAMP_WINDOW_SECONDS + 1) * 1000 - nowMs;
+    return {
+      ok: true,
+      appId,
+      claimNonce() {
+        switch (nonces.record(key, ttlMs)) {
+          case "recorded":
+            return undefined;
+          case "replay":
+            return REPLAYED;
+          case "full":
+            return { code: ZegoCode.AppRateLimited, message: "too many calls within the Timestamp window, please retry later" };
+        }
+      },
+    };
   };
 }

@@ -1,6 +1,6 @@
 /** ZEGO dialect configuration from the environment. */
 import { z } from "zod";
-import { ConfigError, zodProblems } from "../../config.js";
+import { ConfigError, integer, optional, parseEnv, text, withDefault } from "../../env.js";
 
 export interface ZegoConfig {
   /** The AppId and ServerSecret callers sign with; absent: the dialect is unconfigured and refuses every call. */
@@ -9,30 +9,27 @@ export interface ZegoConfig {
   readonly rateLimitPerSecond: number;
 }
 
-// An empty variable counts as unset (the usual meaning of `FOO=` in env files).
-const blankToUndefined = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
+/**
+ * Largest ZEGO_RATE_LIMIT_PER_SECOND: the replay cache holds every nonce accepted within the
+ * Timestamp window (nonceCapacity = rate x 1203), a few hundred bytes each. ZEGO's own limit is 20.
+ */
+export const ZEGO_MAX_RATE_LIMIT_PER_SECOND = 1000;
 
-const EnvSchema = z.object({
-  ZEGO_APP_ID: z.preprocess(
-    blankToUndefined,
+const ZegoEnv = {
+  ZEGO_APP_ID: optional(
     z
       .string()
+      .trim()
       .regex(/^\d{1,10}$/, "must be a decimal unsigned 32-bit integer (the AppId of the ZEGO console)")
       .transform(Number)
-      .refine((n) => n >= 1 && n <= 0xffff_ffff, "must be in 1..4294967295")
-      .optional(),
+      .refine((n) => n >= 1 && n <= 0xffff_ffff, "must be in 1..4294967295"),
   ),
-  ZEGO_SERVER_SECRET: z.preprocess(blankToUndefined, z.string().optional()),
-  ZEGO_RATE_LIMIT_PER_SECOND: z.preprocess(
-    blankToUndefined,
-    z.coerce.number().int("must be an integer").min(1).max(1_000_000).default(20),
-  ),
-});
+  ZEGO_SERVER_SECRET: optional(text),
+  ZEGO_RATE_LIMIT_PER_SECOND: withDefault(integer(1, ZEGO_MAX_RATE_LIMIT_PER_SECOND), 20),
+};
 
 export function zegoConfigFromEnv(env: NodeJS.ProcessEnv): ZegoConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(`invalid ZEGO configuration: ${zodProblems(parsed.error)}`);
-  const e = parsed.data;
+  const e = parseEnv(env, ZegoEnv, "ZEGO configuration");
   if ((e.ZEGO_APP_ID === undefined) !== (e.ZEGO_SERVER_SECRET === undefined)) {
     throw new ConfigError("invalid ZEGO configuration: ZEGO_APP_ID and ZEGO_SERVER_SECRET must be set together (or both left unset)");
   }

@@ -82,7 +82,7 @@ export interface ZegoDialect extends Dialect {
 
 export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDialect {
   const log = deps.logger.child({ dialect: "zego" });
-  const verify = createVerifier({ credentials: config.credentials, now: deps.now });
+  const verify = createVerifier({ credentials: config.credentials, now: deps.now, rateLimitPerSecond: config.rateLimitPerSecond });
   const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "zego" });
 
   async function core(requestId: string, auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse> {
@@ -94,6 +94,9 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
       if (e instanceof Error) throw e;
       return errorResponse({ code: ZegoCode.AppRateLimited, message: `the AppId exceeded ${config.rateLimitPerSecond} calls per second, please retry later` }, requestId);
     }
+    // Only admitted calls take a slot in the replay cache, so refused ones cannot flush it.
+    const replayed = v.claimNonce();
+    if (replayed) return errorResponse(replayed, requestId);
     const req = await load();
     if (isZegoError(req)) return errorResponse(req, requestId);
     const bad = validateRequest(req);

@@ -17,6 +17,7 @@ import {
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
 import { Reason } from "../../domain/reasons.js";
 import { reasonOf } from "../../service/convert.js";
+import { mapEntries } from "../map-entries.js";
 import type { ZegoError } from "./auth.js";
 import { ItemCode, ZegoCode, ZegoConvType } from "./codes.js";
 
@@ -48,8 +49,8 @@ export function validateRequest(req: SetConvMarkRequest): ZegoError | undefined 
     if (e.userId === "") return badParameter(`${at}.UserId is required`);
     if (!isZegoUserId(e.userId)) return badParameter(`${at}.UserId contains characters ZEGO does not allow in a user ID`);
     if (e.action === undefined) return badParameter(`${at}.Action is required`);
-    const c2c = Object.entries(e.setMarkC2c);
-    const group = Object.entries(e.setMarkGroup);
+    const c2c = mapEntries(e.setMarkC2c);
+    const group = mapEntries(e.setMarkGroup);
     if (c2c.length === 0 && group.length === 0) return badParameter(`${at} needs at least one of SetMarkC2c, SetMarkGroup`);
     for (const [field, convs] of [["SetMarkC2c", c2c], ["SetMarkGroup", group]] as const) {
       if (convs.length > MAX_CONVERSATIONS_PER_MAP) {
@@ -97,7 +98,7 @@ export function planUpdates(req: SetConvMarkRequest): Plan {
       [e.setMarkGroup, ConversationType.GROUP, ZegoConvType.Group],
     ] as const;
     for (const [map, type, convType] of sides) {
-      for (const [convId, info] of Object.entries(map)) {
+      for (const [convId, info] of mapEntries(map)) {
         const mark = info.markContent ?? 0;
         if (!isValidMarkContent(mark)) {
           convs.push({ convId, convType, failure: { code: ItemCode.Failed, message: MARK_CONTENT_INVALID } });

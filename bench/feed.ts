@@ -1,0 +1,232 @@
+/**
+ * The change-feed rows of `npm run bench` (issue 8):
+ * - `watch`: N concurrent WatchConversations streams (one per owner) over a few HTTP/2 connections
+ *   while updates to those owners are written at a fixed rate; latency from just before the write
+ *   is sent to the change arriving at its watcher (the write time travels in the custom mark).
+ * - `sync_p99_ms_1m`: SyncConversations of one owner's 1,000 changes (page_size 1000) with the
+ *   store full (1M conversations in a full run), one request in flight.
+ */
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { performance } from "node:perf_hooks";
+import {
+  ConversationType,
+  ResultView,
+  SyncConversationsRequestSchema,
+  SyncConversationsResponseSchema,
+  UpdateConversationsRequestSchema,
+  UpdateConversationsResponseSchema,
+  WatchConversationsRequestSchema,
+  WatchConversationsResponseSchema,
+  type WatchConversationsResponse,
+} from "../gen/convmark/v1/mark_service_pb.js";
+
+export interface WatchFigures {
+  readonly watchers: number;
+  readonly connections: number;
+  readonly updates_per_second: number;
+  readonly seconds: number;
+  readonly writes: number;
+  readonly delivered: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly max_ms: number;
+  readonly rss_mb: number;
+  readonly cpu_us_per_change: number;
+}
+
+export interface SyncFigures {
+  readonly stored: number;
+  readonly changes_per_call: number;
+  readonly calls: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+}
+
+interface ServerProbe {
+  memory(): { rssMb: number };
+  cpuSeconds(): number;
+}
+
+const WATCH = "/convmark.v1.MarkService/WatchConversations";
+const UPDATE = "/convmark.v1.MarkService/UpdateConversations";
+const SYNC = "/convmark.v1.MarkService/SyncConversations";
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+function clients(target: string, n: number, tag: string): grpc.Client[] {
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      new grpc.Client(target, grpc.credentials.createInsecure(), {
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.primary_user_agent": `convmark-bench-${tag}/${i}`,
+        "grpc.max_receive_message_length": -1,
+      }),
+  );
+}
+
+export async function benchWatch(opts: {
+  target: string;
+  server: ServerProbe;
+  watchers: number;
+  connections: number;
+  updatesPerSecond: number;
+  seconds: number;
+  log: (m: string) => void;
+}): Promise<WatchFigures> {
+  const watchClients = clients(opts.target, opts.connections, "watch");
+  const [writer] = clients(opts.target, 1, "writer");
+  const calls: grpc.ClientReadableStream<WatchConversationsResponse>[] = [];
+  const latencies: number[] = [];
+  let live = 0;
+  let measuring = false;
+  let delivered = 0;
+  const ownerOf = (i: number) => `watch-${String(i).padStart(5, "0")}`;
+  try {
+    opts.log(`watch: opening ${opts.watchers} streams over ${opts.connections} connections`);
+    for (let i = 0; i < opts.watchers; i++) {
+      const client = watchClients[i % watchClients.length]!;
+      const call = client.makeServerStreamRequest(
+        WATCH,
+        (m: ReturnType<typeof create<typeof WatchConversationsRequestSchema>>) => Buffer.from(toBinary(WatchConversationsRequestSchema, m)),
+        (b: Buffer) => fromBinary(WatchConversationsResponseSchema, b),
+        create(WatchConversationsRequestSchema, { ownerUserId: ownerOf(i) }),
+      );
+      let first = true;
+      call.on("data", (m: WatchConversationsResponse) => {
+        if (first) {
+          first = false;
+          live++;
+        }
+        const now = performance.now();
+        for (const c of m.changes) {
+          const sent = Number(c.conversation?.customMark);
+          if (measuring && Number.isFinite(sent)) {
+            latencies.push(now - sent);
+            delivered++;
+          }
+        }
+      });
+      call.on("error", () => {});
+      calls.push(call);
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
+    }
+    const deadline = Date.now() + 120_000;
+    while (live < opts.watchers) {
+      if (Date.now() > deadline) throw new Error(`only ${live} of ${opts.watchers} Watch streams became live`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    opts.log(`watch: ${live} streams live; writing ${opts.updatesPerSecond} updates/s for ${opts.seconds} s`);
+
+    const write = (owner: string, n: number) =>
+      new Promise<void>((resolve) => {
+        const req = create(UpdateConversationsRequestSchema, {
+          resultView: ResultView.STATUS,
+          updates: [{ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: `c${n % 10}` }, customMark: String(performance.now()) }],
+        });
+        writer!.makeUnaryRequest(
+          UPDATE,
+          (m: typeof req) => Buffer.from(toBinary(UpdateConversationsRequestSchema, m)),
+          (b: Buffer) => fromBinary(UpdateConversationsResponseSchema, b),
+          req,
+          () => resolve(),
+        );
+      });
+
+    // Writes are paced in 10 ms ticks; each write goes to a random watched owner.
+    const tickMs = 10;
+    const perTick = opts.updatesPerSecond / (1000 / tickMs);
+    let writes = 0;
+    let owed = 0;
+    const pending: Promise<void>[] = [];
+    const cpu0 = opts.server.cpuSeconds();
+    measuring = true;
+    const t0 = performance.now();
+    let n = 0;
+    while (performance.now() - t0 < opts.seconds * 1000) {
+      owed += perTick;
+      while (owed >= 1) {
+        owed -= 1;
+        writes++;
+        pending.push(write(ownerOf(Math.floor(Math.random() * opts.watchers)), n++));
+      }
+      const next = t0 + (writes / opts.updatesPerSecond) * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+    }
+    await Promise.all(pending);
+    // Let the last changes arrive.
+    const settle = Date.now() + 5000;
+    while (delivered < writes && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
+    measuring = false;
+    const cpu = opts.server.cpuSeconds() - cpu0;
+    const rss = opts.server.memory().rssMb;
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const elapsed = (performance.now() - t0) / 1000;
+    return {
+      watchers: live,
+      connections: opts.connections,
+      updates_per_second: round(writes / Math.min(elapsed, opts.seconds), 0),
+      seconds: opts.seconds,
+      writes,
+      delivered,
+      p50_ms: round(percentile(sorted, 50)),
+      p99_ms: round(percentile(sorted, 99)),
+      max_ms: round(sorted.at(-1) ?? NaN),
+      rss_mb: round(rss, 1),
+      cpu_us_per_change: round((cpu * 1e6) / Math.max(1, delivered), 1),
+    };
+  } finally {
+    for (const c of calls) c.cancel();
+    for (const c of [...watchClients, writer!]) c.close();
+  }
+}
+
+export async function benchSync(opts: { target: string; owner: string; expected: number; stored: number; seconds: number }): Promise<SyncFigures> {
+  const [client] = clients(opts.target, 1, "sync");
+  const req = Buffer.from(toBinary(SyncConversationsRequestSchema, create(SyncConversationsRequestSchema, { ownerUserId: opts.owner, pageSize: opts.expected })));
+  const call = () =>
+    new Promise<number>((resolve, reject) => {
+      client!.makeUnaryRequest(
+        SYNC,
+        (b: Buffer) => b,
+        (b: Buffer) => fromBinary(SyncConversationsResponseSchema, b),
+        req,
+        (err, res) => (err || !res ? reject(err ?? new Error("no response")) : resolve(res.changes.length)),
+      );
+    });
+  try {
+    const times: number[] = [];
+    const end = performance.now() + opts.seconds * 1000;
+    for (let warm = 0; warm < 20; warm++) await call();
+    while (performance.now() < end) {
+      const t = performance.now();
+      const n = await call();
+      times.push(performance.now() - t);
+      if (n !== opts.expected) throw new Error(`SyncConversations returned ${n} changes, expected ${opts.expected}`);
+    }
+    const sorted = times.sort((a, b) => a - b);
+    return { stored: opts.stored, changes_per_call: opts.expected, calls: sorted.length, p50_ms: round(percentile(sorted, 50)), p99_ms: round(percentile(sorted, 99)) };
+  } finally {
+    client!.close();
+  }
+}
+
+export function formatFeed(w: WatchFigures | undefined, s: SyncFigures | undefined): string {
+  const lines = ["", "change feed"];
+  if (w) {
+    lines.push(
+      `  watch: ${w.watchers} streams over ${w.connections} connections, ${w.updates_per_second} updates/s: p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms (target <= 100) ${w.p99_ms <= 100 ? "PASS" : "MISS"}; ` +
+        `server RSS ${w.rss_mb} MB (target < 400) ${w.rss_mb < 400 ? "PASS" : "MISS"}; ${w.cpu_us_per_change} us server CPU per delivered change; ${w.delivered}/${w.writes} delivered`,
+    );
+  }
+  if (s) {
+    lines.push(`  sync: ${s.changes_per_call} changes of one owner, ${s.stored} stored: p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms (target <= 20) ${s.p99_ms <= 20 ? "PASS" : "MISS"}`);
+  }
+  return lines.join("\n");
+}
