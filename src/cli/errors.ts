@@ -14,3 +14,6 @@ export class UsageError extends Error {
 export class PartialFailure extends Error {
   override readonly name = "PartialFailure";
 }
+
+/** Largest import batch: one UpdateConversations call (the server's default limit is 20,000). */
+export const MAX_IMPORT_BATCH = 10_000;

@@ -4,35 +4,31 @@
  * Exit codes: 0 ok, 1 a call or some items failed, 2 usage.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "@commander-js/extra-typings";
-import { toJson, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { GetUsersResponseSchema, GroupSchema, type Group, IdResultSchema, type IdResult } from "../../gen/convmark/v1/directory_service_pb.js";
-import {
-  ConversationSchema,
-  ConversationType,
-  DeleteConversationsResponseSchema,
-  ListConversationsResponseSchema,
-  ResultView,
-  SyncConversationsResponseSchema,
-  UpdateConversationsResponseSchema,
-  WatchConversationsResponseSchema,
-  type ConversationChange,
-  ConversationUpdateSchema,
-  type ConversationKey,
-  type UpdateConversationsResponse,
-} from "../../gen/convmark/v1/mark_service_pb.js";
-import { HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../../gen/grpc/health/v1/health_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Group, IdResult } from "../../gen/convmark/v1/directory_service_pb.js";
+import type { ConversationChange, ConversationKey, ConversationType, UpdateConversationsResponse } from "../../gen/convmark/v1/mark_service_pb.js";
 import { parseMarkName } from "../domain/mark-names.js";
 import { MAX_MARK, MIN_MARK } from "../domain/marks.js";
-import { anyTypeRegistry } from "../service/json-registry.js";
-import { createClients, type Clients, type Protocol } from "./client.js";
-import { EXIT_FAILED, EXIT_USAGE, PartialFailure, UsageError } from "./errors.js";
-import { CONVERSATION_HEADER, conversationDetails, conversationRow, marksText, table, typeName } from "./format.js";
-import { printError, printLine, rpcErrorText, statusText } from "./output.js";
-import { MAX_IMPORT_BATCH, exportConversations, importConversations } from "./transfer.js";
+import type { Clients, Protocol } from "./client.js";
+import { EXIT_FAILED, EXIT_USAGE, MAX_IMPORT_BATCH, PartialFailure, UsageError } from "./errors.js";
+import type * as Heavy from "./heavy.js";
 
-const jsonOpts = { registry: anyTypeRegistry };
+/** The heavy modules, loaded by act() before any command body runs. */
+let L: typeof Heavy;
+
+const DIRECT = 1 as ConversationType;
+const GROUP = 2 as ConversationType;
+const UNSPECIFIED = 0 as ConversationType;
+
+function printLine(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : text + "\n");
+}
+
+function printError(text: string): void {
+  process.stderr.write(`convmark: ${text}\n`);
+}
+
+const jsonOpts = () => ({ registry: L.anyTypeRegistry });
 
 // ---- argument parsers (each failure is a usage error, exit 2) ----
 
@@ -41,10 +37,10 @@ function parseType(text: string): ConversationType {
     case "direct":
     case "c2c":
     case "1":
-      return ConversationType.DIRECT;
+      return DIRECT;
     case "group":
     case "2":
-      return ConversationType.GROUP;
+      return GROUP;
     default:
       throw new InvalidArgumentError('must be "direct" or "group".');
   }
@@ -98,7 +94,8 @@ interface Context {
 async function act(cmd: { optsWithGlobals(): unknown }, fn: (ctx: Context) => Promise<void>): Promise<void> {
   const g = cmd.optsWithGlobals() as GlobalOptions;
   try {
-    const clients = createClients({ url: g.url, token: g.token, protocol: g.protocol });
+    L = await import("./heavy.js");
+    const clients = L.createClients({ url: g.url, token: g.token, protocol: g.protocol });
     await fn({ clients, json: g.json === true });
   } catch (e) {
     if (e instanceof UsageError) {
@@ -107,8 +104,8 @@ async function act(cmd: { optsWithGlobals(): unknown }, fn: (ctx: Context) => Pr
     } else if (e instanceof PartialFailure) {
       process.exitCode = EXIT_FAILED;
     } else {
-      const err = ConnectError.from(e);
-      printError(err.code === Code.Unavailable || err.code === Code.Unknown ? `${rpcErrorText(err)} (is convmark running at ${g.url}?)` : rpcErrorText(err));
+      const err = L.ConnectError.from(e);
+      printError(err.code === L.Code.Unavailable || err.code === L.Code.Unknown ? `${L.rpcErrorText(err)} (is convmark running at ${g.url}?)` : L.rpcErrorText(err));
       process.exitCode = EXIT_FAILED;
     }
   }
@@ -118,16 +115,16 @@ const key = (user: string, type: ConversationType, conversationId: string): Conv
   ({ $typeName: "convmark.v1.ConversationKey", ownerUserId: user, type, conversationId });
 
 /** One update; prints the result; a refused update is exit 1 with its status in words. */
-async function update(ctx: Context, u: MessageInitShape<typeof ConversationUpdateSchema>): Promise<void> {
-  const res: UpdateConversationsResponse = await ctx.clients.marks.updateConversations({ updates: [u], resultView: ResultView.FULL });
+async function update(ctx: Context, u: MessageInitShape<typeof L.ConversationUpdateSchema>): Promise<void> {
+  const res: UpdateConversationsResponse = await ctx.clients.marks.updateConversations({ updates: [u], resultView: L.ResultView.FULL });
   const r = res.results[0];
-  if (ctx.json) printLine(toJsonString(UpdateConversationsResponseSchema, res, jsonOpts));
+  if (ctx.json) printLine(L.toJsonString(L.UpdateConversationsResponseSchema, res, jsonOpts()));
   if (!r || (r.status?.code ?? 0) !== 0) {
-    if (!ctx.json) printError(statusText(r?.status));
+    if (!ctx.json) printError(L.statusText(r?.status));
     throw new PartialFailure("update failed");
   }
   if (!ctx.json && r.conversation) {
-    printLine(table(CONVERSATION_HEADER, [conversationRow(r.conversation)]));
+    printLine(L.table(L.CONVERSATION_HEADER, [L.conversationRow(r.conversation)]));
     printLine(r.changed ? "changed" : "unchanged (it already was so)");
   }
 }
@@ -135,18 +132,18 @@ async function update(ctx: Context, u: MessageInitShape<typeof ConversationUpdat
 function changeLine(ch: ConversationChange, cursor: string): string {
   const c = ch.conversation;
   const k = c?.key;
-  const when = c?.updateTime ? timestampDate(c.updateTime).toISOString() : "-";
+  const when = c?.updateTime ? L.timestampDate(c.updateTime).toISOString() : "-";
   const what = ch.deleted
     ? "deleted"
-    : `marks=${marksText(c?.marks ?? [])} custom=${JSON.stringify(c?.customMark ?? "")} labels=${(c?.labels ?? []).join(",") || "-"} pinned=${c?.settings?.pinned ? "yes" : "no"}`;
-  return `${when}  ${k?.ownerUserId ?? "?"}  ${typeName(k?.type ?? ConversationType.UNSPECIFIED)}/${k?.conversationId ?? "?"}  v${c?.version ?? 0n}  ${what}  cursor=${cursor}`;
+    : `marks=${L.marksText(c?.marks ?? [])} custom=${JSON.stringify(c?.customMark ?? "")} labels=${(c?.labels ?? []).join(",") || "-"} pinned=${c?.settings?.pinned ? "yes" : "no"}`;
+  return `${when}  ${k?.ownerUserId ?? "?"}  ${L.typeName(k?.type ?? UNSPECIFIED)}/${k?.conversationId ?? "?"}  v${c?.version ?? 0n}  ${what}  cursor=${cursor}`;
 }
 
 function idResultsOut(ctx: Context, results: IdResult[]): void {
   if (ctx.json) {
-    printLine(JSON.stringify({ results: results.map((r) => toJson(IdResultSchema, r, jsonOpts)) }));
+    printLine(JSON.stringify({ results: results.map((r) => L.toJson(L.IdResultSchema, r, jsonOpts())) }));
   } else {
-    printLine(table(["ID", "RESULT", "CHANGED"], results.map((r) => [r.id, (r.status?.code ?? 0) === 0 ? "ok" : statusText(r.status), r.changed ? "yes" : "no"])));
+    printLine(L.table(["ID", "RESULT", "CHANGED"], results.map((r) => [r.id, (r.status?.code ?? 0) === 0 ? "ok" : L.statusText(r.status), r.changed ? "yes" : "no"])));
   }
   if (results.some((r) => (r.status?.code ?? 0) !== 0)) throw new PartialFailure("some IDs failed");
 }
@@ -154,13 +151,13 @@ function idResultsOut(ctx: Context, results: IdResult[]): void {
 function groupOut(ctx: Context, group: Group | undefined): void {
   if (!group) return;
   if (ctx.json) {
-    printLine(toJsonString(GroupSchema, group, jsonOpts));
+    printLine(L.toJsonString(L.GroupSchema, group, jsonOpts()));
     return;
   }
   printLine(
-    table(
+    L.table(
       ["GROUP", "STATE", "MEMBERS", "CREATED"],
-      [[group.groupId, group.dismissed ? "dismissed" : "active", String(group.memberCount), group.createTime ? timestampDate(group.createTime).toISOString() : "-"]],
+      [[group.groupId, group.dismissed ? "dismissed" : "active", String(group.memberCount), group.createTime ? L.timestampDate(group.createTime).toISOString() : "-"]],
     ),
   );
   if (group.memberUserIds.length) printLine(`members: ${group.memberUserIds.join(", ")}`);
@@ -210,8 +207,8 @@ Examples:
     .action((user, type, conversationId, _o, cmd) =>
       act(cmd, async (ctx) => {
         const res = await ctx.clients.marks.getConversation({ key: key(user, type, conversationId) });
-        if (ctx.json) printLine(toJsonString(ConversationSchema, res.conversation!, jsonOpts));
-        else printLine(conversationDetails(res.conversation!));
+        if (ctx.json) printLine(L.toJsonString(L.ConversationSchema, res.conversation!, jsonOpts()));
+        else printLine(L.conversationDetails(res.conversation!));
       }),
     );
 
@@ -237,7 +234,7 @@ Examples:
           marksAll: o.marksAll ?? [],
           marksAny: o.marksAny ?? [],
           marksNone: o.marksNone ?? [],
-          type: o.type ?? ConversationType.UNSPECIFIED,
+          type: o.type ?? UNSPECIFIED,
           labelsAny: o.label ?? [],
           ...(o.pinned ? { pinned: true } : o.notPinned ? { pinned: false } : {}),
         };
@@ -252,12 +249,12 @@ Examples:
         } while (o.all && next !== "");
         if (ctx.json) {
           printLine(
-            JSON.stringify(toJson(ListConversationsResponseSchema, { $typeName: "convmark.v1.ListConversationsResponse", conversations: all, nextPageToken: next }, jsonOpts)),
+            JSON.stringify(L.toJson(L.ListConversationsResponseSchema, { $typeName: "convmark.v1.ListConversationsResponse", conversations: all, nextPageToken: next }, jsonOpts())),
           );
           return;
         }
         if (all.length === 0) printLine(`no conversations of ${user} match`);
-        else printLine(table(CONVERSATION_HEADER, all.map(conversationRow)));
+        else printLine(L.table(L.CONVERSATION_HEADER, all.map(L.conversationRow)));
         if (next !== "") printLine(`more: --page-token ${next}`);
       }),
     );
@@ -335,12 +332,12 @@ Examples:
     .action((user, type, ids, _o, cmd) =>
       act(cmd, async (ctx) => {
         const res = await ctx.clients.marks.deleteConversations({ keys: ids.map((id) => key(user, type, id)) });
-        if (ctx.json) printLine(toJsonString(DeleteConversationsResponseSchema, res, jsonOpts));
+        if (ctx.json) printLine(L.toJsonString(L.DeleteConversationsResponseSchema, res, jsonOpts()));
         else
           printLine(
-            table(
+            L.table(
               ["CONVERSATION", "RESULT"],
-              res.results.map((r, i) => [ids[i]!, (r.status?.code ?? 0) !== 0 ? statusText(r.status) : r.deleted ? "deleted" : "nothing to delete"]),
+              res.results.map((r, i) => [ids[i]!, (r.status?.code ?? 0) !== 0 ? L.statusText(r.status) : r.deleted ? "deleted" : "nothing to delete"]),
             ),
           );
         if (res.results.some((r) => (r.status?.code ?? 0) !== 0)) throw new PartialFailure("some deletes failed");
@@ -361,7 +358,7 @@ Examples:
         try {
           for await (const msg of ctx.clients.marks.watchConversations({ ownerUserId: o.user ?? "", cursor: o.cursor ?? "" }, { signal: abort.signal })) {
             if (ctx.json) {
-              if (msg.changes.length) printLine(toJsonString(WatchConversationsResponseSchema, msg, jsonOpts));
+              if (msg.changes.length) printLine(L.toJsonString(L.WatchConversationsResponseSchema, msg, jsonOpts()));
               continue;
             }
             for (const ch of msg.changes) printLine(changeLine(ch, msg.cursor));
@@ -373,7 +370,7 @@ Examples:
           process.off("SIGINT", stop);
           process.off("SIGTERM", stop);
         }
-        if (!abort.signal.aborted) throw new ConnectError("the server ended the watch", Code.Unavailable);
+        if (!abort.signal.aborted) throw new L.ConnectError("the server ended the watch", L.Code.Unavailable);
       }),
     );
 
@@ -389,7 +386,7 @@ Examples:
         let cursor = o.cursor ?? "";
         for (;;) {
           const page = await ctx.clients.marks.syncConversations({ ownerUserId: o.user ?? "", cursor, pageSize: o.pageSize ?? 0 });
-          if (ctx.json) printLine(toJsonString(SyncConversationsResponseSchema, page, jsonOpts));
+          if (ctx.json) printLine(L.toJsonString(L.SyncConversationsResponseSchema, page, jsonOpts()));
           else {
             if (page.reset) printLine("reset: the cursor is older than the kept tombstones; re-list everything, then sync from the cursor below");
             for (const ch of page.changes) printLine(changeLine(ch, page.nextCursor));
@@ -411,12 +408,12 @@ Examples:
     .action((ids, _o, cmd) =>
       act(cmd, async (ctx) => {
         const res = await ctx.clients.directory.getUsers({ userIds: ids });
-        if (ctx.json) printLine(toJsonString(GetUsersResponseSchema, res, jsonOpts));
+        if (ctx.json) printLine(L.toJsonString(L.GetUsersResponseSchema, res, jsonOpts()));
         else
           printLine(
-            table(
+            L.table(
               ["USER", "REGISTERED", "SINCE"],
-              res.users.map((u) => [u.userId, u.registered ? "yes" : "no", u.registerTime ? timestampDate(u.registerTime).toISOString() : "-"]),
+              res.users.map((u) => [u.userId, u.registered ? "yes" : "no", u.registerTime ? L.timestampDate(u.registerTime).toISOString() : "-"]),
             ),
           );
       }),
@@ -473,9 +470,9 @@ Examples:
     .action((service, _o, cmd) =>
       act(cmd, async (ctx) => {
         const res = await ctx.clients.health.check({ service });
-        if (ctx.json) printLine(toJsonString(HealthCheckResponseSchema, res, jsonOpts));
-        else printLine(HealthCheckResponse_ServingStatus[res.status] ?? String(res.status));
-        if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new PartialFailure("not serving");
+        if (ctx.json) printLine(L.toJsonString(L.HealthCheckResponseSchema, res, jsonOpts()));
+        else printLine(L.HealthCheckResponse_ServingStatus[res.status] ?? String(res.status));
+        if (res.status !== L.HealthCheckResponse_ServingStatus.SERVING) throw new PartialFailure("not serving");
       }),
     );
 
@@ -485,7 +482,7 @@ Examples:
     .option("--user <user>", "only this owner's conversations")
     .action((o, cmd) =>
       act(cmd, async (ctx) => {
-        const n = await exportConversations(ctx.clients, process.stdout, o.user);
+        const n = await L.exportConversations(ctx.clients, process.stdout, o.user);
         process.stderr.write(`exported ${n} conversation${n === 1 ? "" : "s"}\n`);
       }),
     );
@@ -499,7 +496,7 @@ Examples:
     .action((o, cmd) =>
       act(cmd, async (ctx) => {
         if (process.stdin.isTTY) throw new UsageError("import reads NDJSON from stdin: convmark import < backup.ndjson");
-        const s = await importConversations(ctx.clients, process.stdin, { batchSize: o.batchSize, resume: o.resume === true, progress: o.progress });
+        const s = await L.importConversations(ctx.clients, process.stdin, { batchSize: o.batchSize, resume: o.resume === true, progress: o.progress });
         if (ctx.json) printLine(JSON.stringify(s));
         else {
           process.stderr.write(`read ${s.read}, written ${s.written}, unchanged ${s.unchanged}, skipped (already in) ${s.skipped}, failed ${s.failed}\n`);

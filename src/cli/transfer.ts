@@ -24,7 +24,7 @@ import { reasonText } from "./output.js";
 const PAGE = 1000;
 /** BatchGetConversations accepts at most this many keys (the server's default limit). */
 const GET_CHUNK = 1000;
-export const MAX_IMPORT_BATCH = 10_000;
+
 
 /** The one line of NDJSON for a conversation. */
 export function conversationLine(c: Conversation): string {
