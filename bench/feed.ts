@@ -230,3 +230,35 @@ export function formatFeed(w: WatchFigures | undefined, s: SyncFigures | undefin
   }
   return lines.join("\n");
 }
+
+/**
+ * Only the watch row, against a fresh server: `npx tsx bench/feed.ts [watchers] [connections]
+ * [updates/s] [seconds]` (defaults 10000 12 1000 15), for looking at the feed alone.
+ */
+async function feedOnly(): Promise<void> {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const { startServer } = await import("./server.js");
+  const [watchers = 10_000, connections = 12, rate = 1000, seconds = 15] = process.argv.slice(2).map(Number);
+  const work = mkdtempSync(join(tmpdir(), "convmark-feed-bench-"));
+  const server = await startServer({ repoRoot: fileURLToPath(new URL("..", import.meta.url)), dataDir: work, env: {} });
+  try {
+    const log = (m: string) => console.log(`[feed ${new Date().toISOString().slice(11, 19)}] ${m}`);
+    const rssIdle = server.memory().rssMb;
+    const w = await benchWatch({ target: `127.0.0.1:${server.port}`, server, watchers, connections, updatesPerSecond: rate, seconds, log });
+    console.log(formatFeed(w, undefined));
+    console.log(JSON.stringify({ rss_idle_mb: rssIdle, watch: w }));
+  } finally {
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === (await import("node:url")).pathToFileURL(process.argv[1]).href) {
+  feedOnly().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -15,23 +15,45 @@ export async function readJsonBody(req: GatewayRequest, maxBytes: number): Promi
     req.resume();
     return { ok: false, problem: "too_large", message: `request body is ${declared} bytes, at most ${maxBytes} allowed` };
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Events rather than `for await`: leaving an async iterator early destroys the request, which
+  // over HTTP/2 resets the stream instead of letting the server drop the rest of the body.
+  const read = await new Promise<{ ok: true; body: Buffer } | Extract<BodyResult, { ok: false }>>((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (r: { ok: true; body: Buffer } | Extract<BodyResult, { ok: false }>) => {
+      if (settled) return;
+      settled = true;
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      if (settled) return;
       size += chunk.length;
       if (size > maxBytes) {
-        req.resume();
-        return { ok: false, problem: "too_large", message: `request body exceeds ${maxBytes} bytes` };
+        chunks.length = 0;
+        // Keep reading (and dropping) the rest; the caller answers now.
+        settle({ ok: false, problem: "too_large", message: `request body exceeds ${maxBytes} bytes` });
+        return;
       }
       chunks.push(chunk);
-    }
-  } catch (e) {
-    return { ok: false, problem: "aborted", message: `request body could not be read: ${(e as Error).message}` };
-  }
+    };
+    const onEnd = () => settle({ ok: true, body: Buffer.concat(chunks) });
+    const onError = (e: Error) => settle({ ok: false, problem: "aborted", message: `request body could not be read: ${e.message}` });
+    const onClose = () => {
+      if (!req.readableEnded) settle({ ok: false, problem: "aborted", message: "request body could not be read: the client went away" });
+    };
+    req.on("data", onData);
+    req.once("end", onEnd);
+    req.once("error", onError);
+    req.once("close", onClose);
+  });
+  if (!read.ok) return read;
   let raw: string;
   try {
-    raw = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+    raw = new TextDecoder("utf-8", { fatal: true }).decode(read.body);
   } catch {
     return { ok: false, problem: "not_utf8", message: "request body is not valid UTF-8" };
   }

@@ -2,12 +2,13 @@
 // dual-protocol listener into one app with a graceful shutdown.
 import type { DescFile, DescService, Registry as Registry_ } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { clientAddressContextValues } from "./client-address.js";
+import { createConnectHandler } from "./connect-handler.js";
+import { rejectMalformedRequests } from "./request-errors.js";
 import { createHealthRegistry, createHealthService, type HealthRegistry } from "./health.js";
 import { createLoggingInterceptor, createMetricsInterceptor, withMetricsEndpoint } from "./interceptors.js";
 import {
@@ -64,7 +65,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   const served = dedupe([...opts.services, Health, ServerReflectionV1, ServerReflectionV1alpha]);
   const health = createHealthRegistry(served.map((s) => s.typeName));
 
-  const connectHandler = connectNodeAdapter({
+  const connectHandler = createConnectHandler({
+    logger: opts.logger,
     grpc: true,
     grpcWeb: true,
     connect: true,
@@ -75,6 +77,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     interceptors: [
       createLoggingInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricsRegistry),
+      rejectMalformedRequests,
       ...(opts.interceptors ?? []),
     ],
     routes(router) {

@@ -27,6 +27,8 @@ export interface DualProtocolServerOptions {
   socketIdleTimeoutMs?: number;
   /** HTTP/2: GOAWAY a session without open streams and without traffic for this long. Default 300 s. */
   http2IdleTimeoutMs?: number;
+  /** HTTP/2: unread request body dropped after an early response before the stream is reset. Default 64 MiB. */
+  drainMaxBytes?: number;
   /** Extra HTTP/2 server options (settings, maxSessionMemory, ...). */
   http2Options?: http2.ServerOptions;
 }
@@ -48,6 +50,7 @@ export function createDualProtocolServer(
 ): DualProtocolServer {
   const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
   const http2IdleTimeoutMs = opts.http2IdleTimeoutMs ?? 300_000;
+  const drainMaxBytes = opts.drainMaxBytes ?? 64 << 20;
 
   const sockets = new Set<net.Socket>();
   const sniffing = new Set<net.Socket>();
@@ -115,7 +118,43 @@ export function createDualProtocolServer(
     };
     res.once("finish", finish);
     res.once("close", finish);
+    keepBodyOnEarlyReturn(req);
+    if (!h1res) drainUnreadBody(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
     handler(req, res);
+  }
+
+  /**
+   * A reader that stops iterating a request early (connect-node past readMaxBytes) must not destroy
+   * it: destroying an HTTP/2 request resets its stream before the response is written (the client
+   * gets no answer), and an HTTP/1.1 one loses the connection. The rest of the body is drained instead.
+   */
+  function keepBodyOnEarlyReturn(req: NodeServerRequest): void {
+    const readable = req as unknown as NodeJS.ReadableStream & { iterator(o: { destroyOnReturn: boolean }): AsyncIterableIterator<Buffer> };
+    Object.defineProperty(req, Symbol.asyncIterator, { value: () => readable.iterator({ destroyOnReturn: false }), configurable: true });
+  }
+
+  /**
+   * HTTP/2: a response sent before its request body was read must not end the stream early.
+   * Node closes such a stream with RST_STREAM(NO_ERROR) as soon as the response is written, while
+   * the client may still hold the rest of the body queued; Node's own client (and so grpc-js) keeps
+   * that data charged to its session memory, and once maxSessionMemory (10 MB) is exceeded it refuses
+   * every later response on the connection with RST_STREAM(ENHANCE_YOUR_CALM), health checks
+   * included. So the unread rest is read and dropped (Node then keeps the stream open until the
+   * client ends it); past drainMaxBytes the stream is reset with NO_ERROR (RFC 9113 §8.1).
+   */
+  function drainUnreadBody(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+    const end = res.end;
+    res.end = function (this: http2.Http2ServerResponse, ...args: Parameters<typeof end>) {
+      if (!req.readableEnded && !req.destroyed) {
+        let dropped = 0;
+        req.on("data", (chunk: Buffer) => {
+          dropped += chunk.length;
+          if (dropped > drainMaxBytes && !req.stream.closed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        });
+        req.resume();
+      }
+      return end.apply(this, args);
+    } as typeof end;
   }
 
   /** Draining: the HTTP/1.1 client must not reuse this connection (Node closes it after the response). */

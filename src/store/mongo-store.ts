@@ -314,10 +314,9 @@ class MongoStore implements MarkStore {
       const purged = o ? toBigInt(o.purgedPosition) : 0n;
       if (q.after > head || (q.after > 0n && q.after < purged)) return { changes: [], last: head, hasMore: false, reset: true };
       const filter = { owner, position: { $gt: Long.fromBigInt(q.after) } };
-      const [live, dead] = await Promise.all([
-        this.conversations.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray(),
-        this.tombstones.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray(),
-      ]);
+      // One after the other: a session is not for concurrent operations.
+      const live = await this.conversations.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray();
+      const dead = await this.tombstones.find(filter, { session }).sort({ owner: 1, position: 1 }).limit(limit + 1).toArray();
       const all: Change[] = [
         ...live.map((d) => ({ record: docToRecord(d), deleted: false, seq: 0n })),
         ...dead.map((d) => ({ record: tombstoneToRecord(d), deleted: true, seq: 0n })),
@@ -381,7 +380,8 @@ class MongoStore implements MarkStore {
     await this.owners.bulkWrite(
       [...byOwner].map(([owner, p]) => ({ updateOne: { filter: { _id: owner }, update: { $max: { purgedPosition: Long.fromBigInt(p) } } } })),
     );
-    const res = await this.tombstones.deleteMany({ _id: { $in: old.map((d) => d._id) } });
+    // Still old: a conversation deleted again meanwhile has a fresh tombstone under the same _id.
+    const res = await this.tombstones.deleteMany({ _id: { $in: old.map((d) => d._id) }, updateTime: { $lt: cutoff } });
     return res.deletedCount;
   }
 

@@ -32,7 +32,11 @@ import {
   ownerStateOf,
   planOwnerBatch,
   toBigInt,
+  tombstoneDoc,
+  tombstoneToRecord,
 } from "../../src/store/mongo-updates.js";
+
+const FILTER_OF = (id: string) => ({ owner: "o", type: ConvType.Direct, cid: id });
 import { dbNameFromUri } from "../../src/store/mongo-store.js";
 import type { ApplyOutcome, ListFilter, StoreLimits } from "../../src/store/store.js";
 import { applyMongoUpdate, applyWrites, cloneDoc, type Doc } from "./mongo-model.js";
@@ -394,6 +398,36 @@ describe("planOwnerBatch", () => {
       false,
     ]);
     expect(p.writes).toHaveLength(1);
+  });
+
+  it("plans deletes: the conversation removed, a tombstone written, its cap slot freed, re-creation removing the tombstone", () => {
+    const marked: ConversationRecord = { key: key("m"), marks: 1n, customMark: "", labels: [], settings: {}, version: 4n, updateTimeMs: 0, position: 2n };
+    const p = planOwnerBatch(
+      "o",
+      { position: 2n, marked: 1 },
+      new Map([[keyString(marked.key), marked]]),
+      [
+        { kind: "delete", key: key("m") },
+        { kind: "delete", key: key("never") },
+        { kind: "update", update: upd({ key: key("m"), set: [3] }) },
+      ],
+      LIMITS,
+      T,
+    );
+    expect(p.outcomes.map((o) => ("deleted" in o ? ["deleted", o.deleted] : o.ok && ["updated", o.record.version, o.record.position]))).toEqual([
+      ["deleted", true],
+      ["deleted", false],
+      ["updated", 1n, 4n],
+    ]);
+    expect(p.writes[0]).toEqual({ deleteOne: { filter: FILTER_OF("m") } });
+    expect(p.tombstoneWrites).toEqual([
+      { replaceOne: { filter: FILTER_OF("m"), replacement: tombstoneDoc({ ...marked, version: 5n, updateTimeMs: T, position: 3n }), upsert: true } },
+      { deleteOne: { filter: FILTER_OF("m") } },
+    ]);
+    expect(p.ownerAfter).toEqual({ position: 4n, marked: 1 });
+    expect(p.ownerUpdate).toEqual(buildOwnerUpdate(4n, 0));
+    const doc = tombstoneDoc({ ...marked, version: 5n, updateTimeMs: T, position: 3n });
+    expect(tombstoneToRecord(doc)).toEqual({ key: key("m"), marks: 0n, customMark: "", labels: [], settings: {}, version: 5n, updateTimeMs: T, position: 3n });
   });
 
   it("refuses updates of another owner", () => {
