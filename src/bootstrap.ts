@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
+import { authConfigFromEnv, createAuthenticator, createAuthInterceptor, fixedCallerInterceptor, IN_PROCESS_CALLER, type AuthConfig } from "./auth/index.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
@@ -14,7 +15,9 @@ import { createTencentDialect, tencentConfigFromEnv } from "./dialects/tencent/i
 import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
 import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
+import { corsConfigFromEnv } from "./server/cors.js";
 import { ServingStatus } from "./server/health.js";
+import { createPublicEdge } from "./server/public-edge.js";
 import { createSite, defaultConsoleDir } from "./server/site.js";
 import { createProcessLogger, logStartSummary } from "./server/start-log.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
@@ -45,6 +48,8 @@ export interface StartOptions {
 export function configFromEnv(env: NodeJS.ProcessEnv) {
   return {
     core: coreConfigFromEnv(env),
+    auth: authConfigFromEnv(env),
+    cors: corsConfigFromEnv(env),
     directory: directoryConfigFromEnv(env),
     zego: zegoConfigFromEnv(env),
     tencent: tencentConfigFromEnv(env),
@@ -115,13 +120,20 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const metricsRegistry = new Registry();
     collectDefaultMetrics({ register: metricsRegistry });
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
+    const authenticate = createAuthenticator(config.auth);
+    // MarkService checks owners per item itself; DirectoryService is for service callers only.
+    const authInterceptor = createAuthInterceptor(authenticate, { perOwner: [MarkService.typeName], serviceOnly: [DirectoryService.typeName] });
 
     // One hub per process: every Watch shares the store's one reader of new changes.
     const feed = createFeedHub(store, { maxBacklog: core.feed.maxBacklog });
     const markService = createMarkService({ store, limits: core.limits, guard: directory.guard, feed, heartbeatMs: core.feed.heartbeatMs });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
-    // In-process client for the dialects: same interceptors, so logging and metrics apply once per call.
-    const marks = createClient(MarkService, createInProcessTransport(MarkService, markService, interceptors));
+    // In-process client for the dialects: same interceptors, so logging and metrics apply once per
+    // call. The dialects authenticated the vendor's way, so they call as a trusted in-process caller.
+    const marks = createClient(
+      MarkService,
+      createInProcessTransport(MarkService, markService, [fixedCallerInterceptor(IN_PROCESS_CALLER), ...interceptors]),
+    );
     const deps: DialectDeps = { marks, directory: directory.lookup, logger, now: Date.now, maxBodyBytes: core.gatewayMaxBodyBytes };
     const dialects: Dialect[] = [
       createZegoDialect(deps, config.zego),
@@ -132,6 +144,19 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     let app: App | undefined;
     const site = createSite({ health: () => ServingStatus[app?.health.get("") ?? ServingStatus.NOT_SERVING] ?? "UNKNOWN" });
 
+    // REST calls run through the same interceptors as the Connect handler (logging, metrics, auth).
+    const { edge } = createPublicEdge({
+      services: [
+        { service: MarkService, impl: markService },
+        { service: DirectoryService, impl: directory.service },
+      ] as never,
+      interceptors: [...interceptors, authInterceptor],
+      authenticate,
+      cors: config.cors,
+      registry: anyTypeRegistry,
+      maxBodyBytes: core.readMaxBytes,
+      metricsPath: "/metrics",
+    });
     app = await buildApp({
       routes: (router) => {
         markRoutes(router);
@@ -146,6 +171,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
+      interceptors: [authInterceptor],
+      edge,
       // Watch streams never finish by themselves: end them (cleanly, clients resume from their
       // cursor) before the listener waits for in-flight calls.
       beforeClose: () => feed.close(),
@@ -161,13 +188,14 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
         port: address.port,
         store: core.mongo ? "mongodb" : "sqlite",
         ...(core.mongo ? { database: core.mongo.dbName } : { dataDir: resolve(core.dataDir) }),
-        auth: "none: the unified API accepts every caller",
+        auth: authSummary(config.auth),
         strictDirectory: config.directory.strict,
         dialects: { zego: !!config.zego.credentials, tencent: config.tencent.sdkAppId !== undefined, openim: config.openim.secret !== undefined },
         consoleBuilt: existsSync(join(defaultConsoleDir(), "index.html")),
       },
       !opts.logger && process.stdout.isTTY === true,
     );
+    logAuthMode(logger, config.auth, config.cors.origins);
     let closing: Promise<void> | undefined;
     const started = app;
     return {
@@ -190,6 +218,31 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
   } catch (e) {
     await closeStores();
     throw e;
+  }
+}
+
+/** The auth mode in a few words, for the start-up summary. */
+function authSummary(auth: AuthConfig): string {
+  if (auth.mode === "protected") return "protected mode (no credentials configured): the unified API answers loopback clients only";
+  if (auth.mode === "off") return "off (CONVMARK_AUTH=off): the unified API is open to every client";
+  return `bearer tokens required (${[auth.secret !== undefined ? "HS256 secret" : "", auth.jwksFile ? "JWKS file" : ""].filter(Boolean).join(", ")})`;
+}
+
+/** Says at start who may call the unified API (protected mode as Redis says it). */
+function logAuthMode(logger: Logger, auth: AuthConfig, origins: readonly string[] | "*"): void {
+  const cors = origins === "*" ? "*" : origins.length > 0 ? origins.join(",") : "none";
+  if (auth.mode === "protected") {
+    logger.warn(
+      { auth: "protected", cors },
+      "protected mode: no credentials configured (CONVMARK_AUTH_JWT_SECRET / CONVMARK_AUTH_JWKS_FILE), so MarkService, DirectoryService, REST and /metrics answer only loopback clients with a loopback Host header; CONVMARK_AUTH=off opens them without authentication",
+    );
+  } else if (auth.mode === "off") {
+    logger.warn({ auth: "off", cors }, "CONVMARK_AUTH=off: MarkService, DirectoryService, REST and /metrics are open to every client without authentication");
+  } else {
+    logger.info(
+      { auth: "jwt", hs256: auth.secret !== undefined, jwksFile: auth.jwksFile, issuer: auth.issuer, audience: auth.audience, serviceScope: auth.serviceScope, cors },
+      "bearer tokens required on MarkService, DirectoryService, REST and /metrics",
+    );
   }
 }
 

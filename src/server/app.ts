@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { peerKey, peerOf } from "../auth/peer.js";
 import { clientAddressContextValues } from "./client-address.js";
 import { createConnectHandler } from "./connect-handler.js";
 import { rejectMalformedRequests } from "./request-errors.js";
@@ -45,6 +46,11 @@ export interface BuildAppOptions {
   reflectionExtraFiles?: readonly DescFile[];
   /** Types that may appear in google.protobuf.Any fields (status details), so JSON can print them. */
   jsonRegistry?: Registry_;
+  /**
+   * The outermost layer (CORS, /openapi.json, the REST transcoder, guards): it sees every request
+   * first and calls `next` (the vendor gateways, /metrics, Connect) for those it does not answer.
+   */
+  edge?: (next: NodeHandlerFn) => NodeHandlerFn;
   /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
   beforeClose?: () => void | Promise<void>;
   /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
@@ -73,7 +79,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
     compressMinBytes: opts.compressMinBytes ?? 1024 * 1024,
     ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
-    contextValues: clientAddressContextValues,
+    // The peer (loopback or not) is what the auth interceptor's protected mode decides on.
+    contextValues: (req) => clientAddressContextValues(req).set(peerKey, peerOf(req)),
     interceptors: [
       createLoggingInterceptor(opts.logger),
       createMetricsInterceptor(opts.metricsRegistry),
@@ -88,7 +95,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   });
   const metricsPath = opts.metricsPath ?? "/metrics";
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
-  const handler = opts.gateway ? withGateway(withMetrics, opts.gateway, opts.logger) : withMetrics;
+  const inner = opts.gateway ? withGateway(withMetrics, opts.gateway, opts.logger) : withMetrics;
+  const handler = opts.edge ? opts.edge(inner) : inner;
   const server = createDualProtocolServer(handler, opts.listener);
 
   let closing: Promise<void> | undefined;

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { REASON_DOMAIN } from "../domain/reasons.js";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   BatchGetConversationsResponseSchema,
   ConversationType,
@@ -25,6 +25,7 @@ import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
 import { Failure, isFailure, validateKey, validateUpdate } from "../domain/validate.js";
 import { FeedUnsupportedError, type Change, type ChangePage, type ListFilter, type MarkStore } from "../store/store.js";
+import { callerOf, ownerRefusal, requireAnyOwner, requireOwner } from "../auth/caller.js";
 import { recordToProto } from "./convert.js";
 import { decodeFeedCursor, encodeFeedCursor } from "./feed-cursor.js";
 import type { FeedHub } from "./feed-hub.js";
@@ -123,6 +124,12 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
   };
 }
 
+/** One owner's feed needs rights for that owner; every owner's feed (no owner) needs a service caller. */
+function requireFeedAccess(ctx: HandlerContext, owner: string | undefined): void {
+  if (owner === undefined) requireAnyOwner(ctx, "the feed of every owner (empty owner_user_id)");
+  else requireOwner(ctx, owner);
+}
+
 /** convmark.v1.MarkService over a MarkStore. Dialects call it too, so its checks apply once. */
 export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof MarkService> {
   const { store, limits, guard, feed } = deps;
@@ -130,7 +137,7 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
   const readFeed = (owner: string | undefined, after: bigint, limit: number): Promise<ChangePage> =>
     feedCall(() => store.changes({ ...(owner !== undefined ? { owner } : {}), after, limit }));
   return {
-    async updateConversations(req) {
+    async updateConversations(req, ctx) {
       const n = req.updates.length;
       if (n === 0) throw new ConnectError("updates must not be empty", Code.InvalidArgument);
       if (n > limits.maxUpdatesPerRequest) {
@@ -140,11 +147,13 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       const results: UpdateResult[] = new Array(n);
       const valid: ValidUpdate[] = [];
       const validIndex: number[] = [];
+      const caller = callerOf(ctx);
       req.updates.forEach((u, i) => {
         const v = validateUpdate(u, limits);
-        if (isFailure(v)) results[i] = failedResult(v);
+        const refused = isFailure(v) ? v : ownerRefusal(caller, v.key.owner);
+        if (refused) results[i] = failedResult(refused);
         else {
-          valid.push(v);
+          valid.push(v as ValidUpdate);
           validIndex.push(i);
         }
       });
@@ -176,20 +185,23 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       return create(UpdateConversationsResponseSchema, { results });
     },
 
-    async getConversation(req) {
+    async getConversation(req, ctx) {
       const key = mustKey(req.key, limits);
+      requireOwner(ctx, key.owner, "key.owner_user_id");
       const r = await store.get(key);
       if (!r) throw new ConnectError("conversation not found: it was never written", Code.NotFound);
       return create(GetConversationResponseSchema, { conversation: recordToProto(r) });
     },
 
-    async batchGetConversations(req) {
+    async batchGetConversations(req, ctx) {
       if (req.keys.length > limits.maxKeysPerBatchGet) {
         throw new ConnectError(`${req.keys.length} keys in one request, at most ${limits.maxKeysPerBatchGet} allowed`, Code.InvalidArgument);
       }
       const keys = req.keys.map((k, i) => {
         const key = validateKey(k, limits);
         if (isFailure(key)) throw new ConnectError(`keys[${i}]: ${key.message}`, key.code);
+        // AIP-231: a batch get is all or nothing, so one refused key refuses the call.
+        requireOwner(ctx, key.owner, `keys[${i}].owner_user_id`);
         return key;
       });
       const found = await store.batchGet(keys);
@@ -198,12 +210,13 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       });
     },
 
-    async listConversations(req) {
+    async listConversations(req, ctx) {
       const owner = req.ownerUserId;
       const ownerBytes = Buffer.byteLength(owner);
       if (ownerBytes === 0 || ownerBytes > limits.maxIdBytes) {
         throw new ConnectError(`owner_user_id must be 1..${limits.maxIdBytes} bytes`, Code.InvalidArgument);
       }
+      requireOwner(ctx, owner);
       if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
       const limit = req.pageSize === 0 ? limits.defaultPageSize : Math.min(req.pageSize, limits.maxPageSize);
       const filter = listFilter(req.filter, limits);
@@ -215,7 +228,7 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       });
     },
 
-    async deleteConversations(req) {
+    async deleteConversations(req, ctx) {
       const n = req.keys.length;
       if (n === 0) throw new ConnectError("keys must not be empty", Code.InvalidArgument);
       if (n > limits.maxUpdatesPerRequest) {
@@ -224,8 +237,11 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       const results: DeleteResult[] = new Array(n);
       const keys: ConvKey[] = [];
       const index: number[] = [];
+      const caller = callerOf(ctx);
       req.keys.forEach((k, i) => {
-        const key = validateKey(k, limits);
+        const v = validateKey(k, limits);
+        // A key the caller may not touch is refused on its own and never reaches the store.
+        const key = isFailure(v) ? v : (ownerRefusal(caller, v.owner) ?? v);
         if (isFailure(key)) results[i] = { $typeName: "convmark.v1.DeleteResult", status: failedResult(key).status, deleted: false };
         else {
           keys.push(key);
@@ -241,8 +257,9 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
       return create(DeleteConversationsResponseSchema, { results });
     },
 
-    async syncConversations(req) {
+    async syncConversations(req, ctx) {
       const owner = feedOwner(req.ownerUserId, limits);
+      requireFeedAccess(ctx, owner);
       if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
       const limit = req.pageSize === 0 ? limits.defaultPageSize : Math.min(req.pageSize, limits.maxPageSize);
       const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : 0n;
@@ -257,6 +274,7 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
 
     async *watchConversations(req, ctx) {
       const owner = feedOwner(req.ownerUserId, limits);
+      requireFeedAccess(ctx, owner);
       const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : undefined;
       // Subscribe before reading anything, so a change committing meanwhile is queued, not lost;
       // what the catch-up already sent is skipped by its value.

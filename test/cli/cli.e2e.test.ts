@@ -1,5 +1,6 @@
 /** The real `convmark` binary (bin/convmark.js, as npx runs it) against real servers on loopback. */
 import { execFile, spawn } from "node:child_process";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationType } from "../../gen/convmark/v1/mark_service_pb.js";
 import { startTestServer, type TestServer } from "../support/harness.js";
@@ -283,5 +284,40 @@ describe("the convmark CLI", () => {
     });
     expect(out.stderr).toBe("");
     expect([out.code, out.stdout.trim()]).toEqual([0, "SERVING"]);
+  });
+});
+
+describe("the convmark CLI with bearer tokens", () => {
+  const secret = "cli-test-secret-0123456789abcdef0123456789";
+  const sign = (claims: Record<string, string>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime("10m").sign(new TextEncoder().encode(secret));
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ CONVMARK_AUTH_JWT_SECRET: secret });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it("sends --token or CONVMARK_TOKEN as a bearer token; refusals are exit 1 in words", async () => {
+    const url = server.url;
+    const alice = await sign({ sub: "alice" });
+    const service = await sign({ sub: "backup", scope: "convmark:service" });
+    const [none, own, other, env, connect] = await inBatches([
+      () => cli(["set", "alice", "direct", "bob", "star", "--url", url]),
+      () => cli(["set", "alice", "direct", "bob", "star", "--token", alice, "--url", url]),
+      () => cli(["list", "bob", "--token", alice, "--url", url]),
+      () => cli(["export", "--url", url], { env: { CONVMARK_TOKEN: service } }),
+      () => cli(["get", "alice", "direct", "bob", "--protocol", "connect", "--url", url], { env: { CONVMARK_TOKEN: alice } }),
+    ]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^convmark: Unauthenticated: /);
+    expect(own.code, own.stderr).toBe(0);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/^convmark: PermissionDenied: /);
+    expect(env.code, env.stderr).toBe(0);
+    expect(env.stdout).toContain('"ownerUserId":"alice"');
+    expect(connect.code, connect.stderr).toBe(0);
+    expect(connect.stdout).toMatch(/marks +star/);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { SignJWT } from "jose";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -38,6 +39,11 @@ interface Browserish {
 
 const direct = (owner: string, conversationId: string) => ({ ownerUserId: owner, type: ConversationType.DIRECT, conversationId });
 
+// Exactly what `npm run build` produces for the console (dist/console), once for the file.
+beforeAll(async () => {
+  if (hasChromium) await build({ configFile: "console/vite.config.ts", logLevel: "error" });
+}, 120_000);
+
 describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
   let server: TestServer;
   let browser: Browser;
@@ -45,8 +51,6 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
-    // Exactly what `npm run build` produces for the console (dist/console).
-    await build({ configFile: "console/vite.config.ts", logLevel: "error" });
     server = await startTestServer({ CONVMARK_MAX_MARKED_PER_OWNER: "3", OPENIM_SECRET: "openIM123" });
     g = grpcClient(server.url);
     browser = await chromium.launch({
@@ -249,6 +253,50 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
     }, png.toString("base64"));
     expect(colours.size).toEqual([1280, 720]);
     expect(colours.distinct).toBeGreaterThan(50);
+    await page.close();
+  });
+});
+
+describe.skipIf(!hasChromium)("the console with bearer tokens", () => {
+  const secret = "console-test-secret-0123456789abcdef012345";
+  let server: TestServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startTestServer({ CONVMARK_AUTH_JWT_SECRET: secret });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("asks for a token in words, keeps it in session storage (not the URL), and shows what a token may not do", async () => {
+    const key = new TextEncoder().encode(secret);
+    const service = await new SignJWT({ sub: "ops", scope: "convmark:service" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("10m").sign(key);
+    await server.marks.updateConversations({ updates: [{ key: direct("alice", "bob"), setMarks: [2] }] }, { headers: { authorization: `Bearer ${service}` } });
+    const alice = await new SignJWT({ sub: "alice" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("10m").sign(key);
+
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/console?user=alice`);
+    const error = page.locator("#error");
+    await error.waitFor({ state: "visible" });
+    expect(await error.textContent()).toMatch(/^Unauthenticated: .+ Sign in with a token\.$/);
+
+    await page.locator("#token").fill(alice);
+    await page.locator("#token").press("Enter");
+    await page.locator('tr[data-key="1/bob"]').waitFor();
+    expect(await error.isHidden()).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }).sessionStorage.getItem("convmark.token"))).toBe(alice);
+    expect(page.url()).not.toContain("token");
+    expect(await page.locator("#auth-state").textContent()).toBe("signed in with a token");
+
+    // Reloading the tab keeps the sign-in; another user's conversations are refused in words.
+    await page.goto(`${server.url}/console?user=mallory`);
+    await error.waitFor({ state: "visible" });
+    expect(await error.textContent()).toMatch(/^PermissionDenied: .+ This token may not do that\.$/);
     await page.close();
   });
 });
