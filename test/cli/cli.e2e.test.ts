@@ -1,5 +1,8 @@
 /** The real `convmark` binary (bin/convmark.js, as npx runs it) against real servers on loopback. */
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationType } from "../../gen/convmark/v1/mark_service_pb.js";
@@ -274,6 +277,33 @@ describe("the convmark CLI", () => {
     expect(changes().some((c) => c.conversation.key.conversationId === "a" && c.deleted === true)).toBe(true);
     child.kill("SIGINT");
     expect(await exited).toBe(0);
+  });
+
+  it("shows a progress bar on stderr when it is a terminal (script(1) gives it one)", async () => {
+    if (spawnSync("script", ["--version"]).status !== 0) {
+      console.log("progress bar test not run: script(1) from util-linux is missing");
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "convmark-progress-"));
+    try {
+      const file = join(dir, "in.ndjson");
+      writeFileSync(file, Array.from({ length: 250 }, (_, i) => JSON.stringify({ key: direct(`bar-${i % 5}`, `c${i}`), settings: { pinned: true } })).join("\n"));
+      // Asynchronously: the server under test runs in this process and must keep answering.
+      const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+        const child = spawn("script", ["-qfec", `${process.execPath} ${BIN} import --batch-size 100 --url ${url} < ${file}`, "/dev/null"], {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, CONVMARK_TOKEN: "" },
+        });
+        let stdout = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.on("close", (status) => resolve({ status, stdout }));
+      });
+      expect(r.status, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/import \|[█░]+\| 250\/250 lines · 250 written · 0 failed/);
+      expect(r.stdout).toContain("read 250, written 250");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("runs as `npx convmark` from the project (package.json bin, through tsx, no build)", async () => {
