@@ -55,5 +55,5 @@ export function requireOwner(ctx: HandlerContext, owner: string, field = "owner_
 /** Throws PERMISSION_DENIED unless the context's caller may act for every owner (services, trusted callers). */
 export function requireAnyOwner(ctx: HandlerContext, what: string): void {
   if (actsForAnyOwner(callerOf(ctx))) return;
-  throw new ConnectError(`${what} needs a service token (scope with the service scope) or a trusted caller`, Code.PermissionDenied);
+  throw new ConnectError(`${what} needs a service token (a token whose scope claim holds the service scope)`, Code.PermissionDenied);
 }

@@ -254,6 +254,14 @@ describe("over REST", () => {
     expect((await rest("POST", "/v1/directory/groups/g1/members:batchAdd", tokens.service, { userIds: ["eve"] })).json!.memberCount).toBe(2);
     expect((await rest("GET", "/v1/directory/groups/g1", tokens.service)).json!.group.groupId).toBe("g1");
     expect((await rest("GET", "/v1/directory/groups/g1", tokens.alice)).status).toBe(403);
+    expect((await rest("POST", "/v1/directory/groups/g1/members:batchRemove", tokens.service, { userIds: ["dora"] })).json!.memberCount).toBe(1);
+    expect((await rest("POST", "/v1/directory/groups/g1:dismiss", tokens.service, {})).json!.changed).toBe(true);
+    expect((await rest("POST", "/v1/directory/groups", tokens.service, { groupId: "g1" })).json!.recreated).toBe(true);
+    const post = await rest("POST", "/v1/directory/users:batchGet", tokens.service, { userIds: ["eve"] });
+    expect(post.json!.users[0].registered).toBe(true);
+    const unreg = await rest("POST", "/v1/directory/users:batchUnregister", tokens.service, { userIds: ["eve"] });
+    expect(unreg.json!.results[0].changed).toBe(true);
+    expect((await rest("POST", "/v1/directory/groups/nope:dismiss", tokens.service, {})).status).toBe(404);
   });
 
   it("guards /metrics like DirectoryService and serves /openapi.json without credentials", async () => {
@@ -262,6 +270,11 @@ describe("over REST", () => {
     const m = await rest("GET", "/metrics", tokens.service);
     expect(m.status).toBe(200);
     expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.MarkService\/GetConversation"/);
+    // GetGroup and DismissGroup were called only over REST: the same metrics interceptor saw them,
+    // with the codes the auth interceptor gave (PERMISSION_DENIED for the user token).
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/GetGroup",code="OK"\} [1-9]/);
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/GetGroup",code="PermissionDenied"\} [1-9]/);
+    expect(m.text).toMatch(/rpc_server_handled_total\{procedure="\/convmark.v1.DirectoryService\/DismissGroup",code="NotFound"\} [1-9]/);
     const doc = await rest("GET", "/openapi.json");
     expect(doc.status).toBe(200);
     const result = await new Validator().validate(doc.json as Parameters<Validator["validate"]>[0]);

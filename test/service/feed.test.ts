@@ -1,6 +1,6 @@
 /** WatchConversations/SyncConversations/DeleteConversations in the service layer, over a real SQLite store. */
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createRouterTransport, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues, createRouterTransport, type HandlerContext } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConversationType, MarkService, WatchConversationsRequestSchema, type WatchConversationsResponse } from "../../gen/convmark/v1/mark_service_pb.js";
 import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
@@ -25,7 +25,8 @@ function setup(maxBacklog = 100) {
 }
 
 const direct = (owner: string, id: string) => ({ ownerUserId: owner, type: ConversationType.DIRECT, conversationId: id });
-const ctxWith = (signal: AbortSignal) => ({ signal }) as unknown as HandlerContext;
+// A direct call, as in process: no peer, no caller (trusted), only the signal matters here.
+const ctxWith = (signal: AbortSignal) => ({ signal, values: createContextValues() }) as unknown as HandlerContext;
 
 describe("feed cursors", () => {
   it("round-trip, and are bound to their feed", () => {

@@ -172,6 +172,13 @@ describe("request building", () => {
     });
   });
 
+  it("mixes enum numbers and names in repeated keys; a singular field under both its names is refused", async () => {
+    const r = await call("GET", "/v1/shelves/s1/books?filter.min_pages=1&filter.genres=1&filter.genres=GENRE_POETRY");
+    expect((r.json.echo as { filter: { genres: string[] } }).filter.genres).toEqual(["GENRE_FICTION", "GENRE_POETRY"]);
+    const both = await call("GET", "/v1/shelves/s1/books?page_token=a&pageToken=b");
+    expect(both.status).toBe(400);
+  });
+
   it("rejects unknown, malformed and misplaced query parameters with 400", async () => {
     for (const q of ["nope=1", "page_size=x", "genre=GENRE_NOPE", "page_size=1&page_size=2", "filter=1", "shelf=other", "filter.signed=maybe"]) {
       const r = await call("GET", `/v1/shelves/s1/books?${q}`);
