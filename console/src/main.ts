@@ -544,7 +544,8 @@ function editorDialog(): HTMLDialogElement {
   );
   return h(
     "dialog",
-    { id: "editor", "aria-labelledby": "editor-title" },
+    // Escape closes the dialog natively; forget what it was editing then too.
+    { id: "editor", "aria-labelledby": "editor-title", onclose: () => (editing = undefined) },
     h(
       "form",
       { id: "editor-form", method: "dialog", onsubmit: onSave },

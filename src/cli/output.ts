@@ -1,4 +1,4 @@
-/** Where the CLI's results and errors go: stdout for results (tables or JSON), stderr for the rest. */
+/** Statuses and RPC errors of the CLI in words. */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Status } from "../../gen/google/rpc/status_pb.js";
 import { reasonOf } from "../service/convert.js";
@@ -18,12 +18,4 @@ export function statusText(status: Status | undefined): string {
 /** An RPC error in words: its code and the server's message. */
 export function rpcErrorText(e: ConnectError): string {
   return `${Code[e.code] ?? e.code}: ${e.rawMessage}`;
-}
-
-export function printLine(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : text + "\n");
-}
-
-export function printError(text: string): void {
-  process.stderr.write(`convmark: ${text}\n`);
 }
