@@ -2,8 +2,10 @@
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import { round, type RowTotals } from "./stats.js";
+import { VENDORS, VENDOR_LABELS, type VendorName } from "./vendors.js";
 
 export type RowId =
+  | Exclude<VendorName, "zego" | "tencent" | "openim">
   | "echo_grpc"
   | "echo_connect"
   | "update1_grpc"
@@ -35,6 +37,9 @@ const ROWS: Record<RowId, RowMeta> = {
   openim: { label: "OpenIM set_conversations", protocol: "REST JSON h1", unit: "requests" },
   bulk: { label: "bulk load x10000", protocol: "gRPC h2c", unit: "updates" },
   list: { label: "ListConversations marks_any", protocol: "gRPC h2c", unit: "requests" },
+  ...(Object.fromEntries(
+    VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim").map((v) => [v, { label: VENDOR_LABELS[v], protocol: "REST JSON h1", unit: "requests" }]),
+  ) as Record<Exclude<VendorName, "zego" | "tencent" | "openim">, RowMeta>),
 };
 
 const SKIPPED = "not measured in this run";

@@ -91,6 +91,7 @@ const ALL_ROWS: readonly RowId[] = [
   "zego",
   "tencent",
   "openim",
+  ...VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim"),
   "bulk",
   "list",
 ];
@@ -236,6 +237,10 @@ async function main(): Promise<void> {
       openim: vendorRunner(vendorRoutes.get("openim")),
       bulk: undefined,
       list: undefined,
+      ...(Object.fromEntries(VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim").map((v) => [v, vendorRunner(vendorRoutes.get(v))])) as Record<
+        Exclude<VendorName, "zego" | "tencent" | "openim">,
+        ((seconds: number) => Promise<RawSlice>) | undefined
+      >),
     };
     function vendorRunner(route: VendorRoute | undefined) {
       if (!route) return undefined;
@@ -263,6 +268,8 @@ async function main(): Promise<void> {
       ["echo_grpc", "update1_grpc"],
       ["echo_connect", "update1_connect", "zego", "tencent", "openim"],
       ["update100_grpc", "storage100"],
+      // The read-back and CRUD routes, side by side with the echo they are compared with.
+      ["echo_connect", ...VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim")],
     ];
     for (const group of groups) {
       const rows = group.filter((id) => runners[id] && (!settings.only || settings.only.includes(id)));

@@ -3,6 +3,8 @@
  * that each vendor dialect can map a failure to the vendor's own code without parsing messages.
  */
 export const Reason = {
+  /** One input field is invalid; ErrorInfo.metadata.field names it (a convmark.v1 field path). */
+  FieldInvalid: "FIELD_INVALID",
   /** The owner already has the maximum number of marked conversations. */
   OwnerMarkedLimit: "OWNER_MARKED_LIMIT",
   /** The conversation would carry more labels than allowed. */

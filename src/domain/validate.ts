@@ -1,20 +1,32 @@
 import { Code } from "@connectrpc/connect";
 import { ConvType, Receive, type ConvKey, type ReceiveOpt, type Settings, type ValidUpdate } from "./conversation.js";
 import type { Limits } from "./limits.js";
-import type { Reason } from "./reasons.js";
+import { Reason } from "./reasons.js";
 import { isValidMark, maskOf } from "./marks.js";
 
-/** Why one item was refused; the code is a gRPC code so every entry point can map it. */
+/**
+ * Why one item was refused; the code is a gRPC code so every entry point can map it. A failure that
+ * concerns one input field names it (`field`, the convmark.v1 field path such as
+ * "settings.burn_duration_seconds") and says what is wrong with it (`problem`, a sentence without the
+ * field name), so a dialect can print it with the vendor's own field name without parsing `message`.
+ */
 export class Failure {
   constructor(
     readonly code: Code,
     readonly message: string,
     readonly reason?: Reason,
+    readonly field?: string,
+    readonly problem?: string,
   ) {}
 }
 
 export function failure(code: Code, message: string, reason?: Reason): Failure {
   return new Failure(code, message, reason);
+}
+
+/** An INVALID_ARGUMENT failure of one field: message = "<field> <problem>", reason FIELD_INVALID. */
+export function fieldFailure(field: string, problem: string): Failure {
+  return new Failure(Code.InvalidArgument, `${field} ${problem}`, Reason.FieldInvalid, field, problem);
 }
 
 export function isFailure(x: unknown): x is Failure {
@@ -50,36 +62,36 @@ export interface UpdateInput {
 
 const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8");
 
-function checkString(what: string, s: string, maxBytes: number, minBytes: number): Failure | undefined {
-  if (!s.isWellFormed()) return failure(Code.InvalidArgument, `${what} is not valid UTF-8`);
+function checkString(field: string, s: string, maxBytes: number, minBytes: number, what = "is"): Failure | undefined {
+  if (!s.isWellFormed()) return fieldFailure(field, `${what} not valid UTF-8`);
   const n = utf8Bytes(s);
-  if (n < minBytes) return failure(Code.InvalidArgument, `${what} must not be empty`);
-  if (n > maxBytes) return failure(Code.InvalidArgument, `${what} is ${n} bytes, at most ${maxBytes} allowed`);
+  if (n < minBytes) return fieldFailure(field, what === "is" ? "must not be empty" : `${what} empty`);
+  if (n > maxBytes) return fieldFailure(field, `${what} ${n} bytes, at most ${maxBytes} allowed`);
   return undefined;
 }
 
 export function validateKey(k: KeyInput | undefined, limits: Limits): ConvKey | Failure {
-  if (!k) return failure(Code.InvalidArgument, "key is required");
+  if (!k) return fieldFailure("key", "is required");
   const owner = checkString("key.owner_user_id", k.ownerUserId, limits.maxIdBytes, 1);
   if (owner) return owner;
   const conv = checkString("key.conversation_id", k.conversationId, limits.maxIdBytes, 1);
   if (conv) return conv;
   if (k.type !== ConvType.Direct && k.type !== ConvType.Group) {
-    return failure(Code.InvalidArgument, `key.type must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got ${k.type}`);
+    return fieldFailure("key.type", `must be CONVERSATION_TYPE_DIRECT or CONVERSATION_TYPE_GROUP, got ${k.type}`);
   }
   return { owner: k.ownerUserId, type: k.type, conversationId: k.conversationId };
 }
 
 function markMask(field: string, marks: readonly number[]): bigint | Failure {
   for (const m of marks) {
-    if (!isValidMark(m)) return failure(Code.InvalidArgument, `${field}: mark ${m} is outside 1..64`);
+    if (!isValidMark(m)) return fieldFailure(field, `holds mark ${m}, outside 1..64`);
   }
   return maskOf(marks);
 }
 
 function labelSet(field: string, labels: readonly string[], limits: Limits): string[] | Failure {
   for (const l of labels) {
-    const bad = checkString(`${field} label`, l, limits.maxLabelBytes, 1);
+    const bad = checkString(field, l, limits.maxLabelBytes, 1, "holds a label that is");
     if (bad) return bad;
   }
   return [...new Set(labels)];
@@ -93,13 +105,13 @@ export function validateSettings(s: SettingsInput | undefined, limits: Limits): 
   if (s.receiveOption !== undefined) {
     const r = s.receiveOption;
     if (r !== Receive.Receive && r !== Receive.DoNotReceive && r !== Receive.ReceiveSilently) {
-      return failure(Code.InvalidArgument, `settings.receive_option must be RECEIVE, DO_NOT_RECEIVE or RECEIVE_SILENTLY, got ${r}`);
+      return fieldFailure("settings.receive_option", `must be RECEIVE, DO_NOT_RECEIVE or RECEIVE_SILENTLY, got ${r}`);
     }
     out.receiveOption = r as ReceiveOpt;
   }
   if (s.burnDurationSeconds !== undefined) {
     if (!Number.isInteger(s.burnDurationSeconds) || s.burnDurationSeconds < 0) {
-      return failure(Code.InvalidArgument, "settings.burn_duration_seconds must be a non-negative integer");
+      return fieldFailure("settings.burn_duration_seconds", "must be a non-negative integer");
     }
     out.burnDurationSeconds = s.burnDurationSeconds;
   }
@@ -122,7 +134,7 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
   const clearMask = markMask("clear_marks", u.clearMarks);
   if (isFailure(clearMask)) return clearMask;
   if ((setMask & clearMask) !== 0n) {
-    return failure(Code.InvalidArgument, "a mark cannot be in both set_marks and clear_marks");
+    return fieldFailure("clear_marks", "holds a mark that is also in set_marks: a mark cannot be in both");
   }
   if (u.customMark !== undefined) {
     const bad = checkString("custom_mark", u.customMark, limits.maxCustomMarkBytes, 0);
@@ -133,10 +145,10 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
   const removeLabels = labelSet("remove_labels", u.removeLabels, limits);
   if (isFailure(removeLabels)) return removeLabels;
   if (addLabels.some((l) => removeLabels.includes(l))) {
-    return failure(Code.InvalidArgument, "a label cannot be in both add_labels and remove_labels");
+    return fieldFailure("remove_labels", "holds a label that is also in add_labels: a label cannot be in both");
   }
   if (addLabels.length > limits.maxLabelsPerConversation) {
-    return failure(Code.InvalidArgument, `add_labels has ${addLabels.length} labels, at most ${limits.maxLabelsPerConversation} allowed`);
+    return fieldFailure("add_labels", `has ${addLabels.length} labels, at most ${limits.maxLabelsPerConversation} allowed`);
   }
   const settings = validateSettings(u.settings, limits);
   if (isFailure(settings)) return settings;

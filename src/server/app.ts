@@ -53,7 +53,10 @@ export interface BuildAppOptions {
   edge?: (next: NodeHandlerFn) => NodeHandlerFn;
   /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
   beforeClose?: () => void | Promise<void>;
-  /** REST routes tried before Connect (the vendor gateways); resolves true when it answered. */
+  /**
+   * REST routes (the vendor gateways), connect-node's `fallback`: called only for paths that are not
+   * a registered procedure, so gRPC/Connect calls never pay for it. Resolves true when it answered.
+   */
   gateway?: (req: NodeServerRequest, res: NodeServerResponse) => Promise<boolean>;
 }
 
@@ -79,6 +82,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
     readMaxBytes: opts.readMaxBytes ?? 32 * 1024 * 1024,
     compressMinBytes: opts.compressMinBytes ?? 1024 * 1024,
     ...(opts.jsonRegistry ? { jsonOptions: { registry: opts.jsonRegistry } } : {}),
+    ...(opts.gateway ? { fallback: gatewayFallback(opts.gateway, opts.logger) } : {}),
     // The peer (loopback or not) is what the auth interceptor's protected mode decides on.
     contextValues: (req) => clientAddressContextValues(req).set(peerKey, peerOf(req)),
     interceptors: [
@@ -95,8 +99,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   });
   const metricsPath = opts.metricsPath ?? "/metrics";
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
-  const inner = opts.gateway ? withGateway(withMetrics, opts.gateway, opts.logger) : withMetrics;
-  const handler = opts.edge ? opts.edge(inner) : inner;
+  const handler = opts.edge ? opts.edge(withMetrics) : withMetrics;
   const server = createDualProtocolServer(handler, opts.listener);
 
   let closing: Promise<void> | undefined;
@@ -116,12 +119,15 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   };
 }
 
-/** Lets the gateway answer first; a gateway that throws gets a bare 500 rather than a crashed process. */
-function withGateway(next: NodeHandlerFn, gateway: NonNullable<BuildAppOptions["gateway"]>, logger: Logger): NodeHandlerFn {
+/** Unmatched paths go to the gateway; one it does not claim is a 404; one that throws is a bare 500, not a crash. */
+function gatewayFallback(gateway: NonNullable<BuildAppOptions["gateway"]>, logger: Logger): NodeHandlerFn {
   return (req, res) => {
     gateway(req, res).then(
       (handled) => {
-        if (!handled) next(req, res);
+        if (handled) return;
+        req.resume();
+        res.writeHead(404);
+        res.end();
       },
       (err: unknown) => {
         logger.error({ err, url: req.url }, "gateway failed");

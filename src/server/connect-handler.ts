@@ -13,6 +13,8 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
   readonly routes: (router: ConnectRouter) => void;
   readonly contextValues?: (req: NodeServerRequest) => ContextValues;
   readonly logger: Logger;
+  /** Unmatched paths (as connect-node's `fallback`): the vendor gateways. Default: a bare 404. */
+  readonly fallback?: NodeHandlerFn;
 }
 
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandlerFn {
@@ -26,6 +28,7 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
   return (req: NodeServerRequest, res: NodeServerResponse) => {
     const handler = paths.get((req.url ?? "").split("?", 1)[0]!);
     if (!handler) {
+      if (options.fallback) return options.fallback(req, res);
       res.writeHead(404);
       res.end();
       return;

@@ -47,9 +47,17 @@ export function recordToProto(r: ConversationRecord): Conversation {
 
 /** The convmark reason (google.rpc.ErrorInfo.reason) in a status's details, if any. */
 export function reasonOf(status: Status | undefined): string | undefined {
+  return errorInfoOf(status)?.reason;
+}
+
+/** The ErrorInfo of a status: reason plus metadata.field / metadata.problem for a field failure. */
+export function errorInfoOf(status: Status | undefined): { reason: string; field?: string; problem?: string } | undefined {
   for (const d of status?.details ?? []) {
     const info = anyUnpack(d, ErrorInfoSchema);
-    if (info) return info.reason;
+    if (info) {
+      const { field, problem } = info.metadata;
+      return { reason: info.reason, ...(field !== undefined ? { field } : {}), ...(problem !== undefined ? { problem } : {}) };
+    }
   }
   return undefined;
 }

@@ -76,7 +76,12 @@ const OK_STATUS_CODE = 0 as Code;
 
 function failedResult(f: Failure): UpdateResult {
   const status = statusOf(f.code, f.message);
-  if (f.reason) status.details.push(anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: f.reason, domain: REASON_DOMAIN })));
+  if (f.reason) {
+    const metadata: Record<string, string> = {};
+    if (f.field !== undefined) metadata.field = f.field;
+    if (f.problem !== undefined) metadata.problem = f.problem;
+    status.details.push(anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason: f.reason, domain: REASON_DOMAIN, metadata })));
+  }
   return { $typeName: "convmark.v1.UpdateResult", status, conversation: undefined, changed: false };
 }
 

@@ -35,7 +35,7 @@ describe("OpenIM dialect end to end", () => {
       '"groupID":"","recvMsgOpt":0,"attachedInfo":"attached","isPinned":false,"isPrivateChat":true,"ex":"","burnDuration":30}}';
     const r = await postJson(`${server.url}/conversation/set_conversations`, body, { operationID: "1646445464564", token });
     expect(r.status).toBe(200);
-    expect(r.json).toEqual({ errCode: 0, errMsg: "", errDlt: "", data: null });
+    expect(r.json).toEqual({ errCode: 0, errMsg: "", errDlt: "" });
     const { conversation } = await server.marks.getConversation({
       key: { ownerUserId: "6965946400", type: ConversationType.DIRECT, conversationId: "4365007572" },
     });

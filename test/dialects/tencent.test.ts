@@ -16,7 +16,8 @@ import type { DialectDeps } from "../../src/dialects/dialect.js";
 import { createTencentDialect, type TencentDialect } from "../../src/dialects/tencent/dialect.js";
 import { codeOfResult } from "../../src/dialects/tencent/translate.js";
 import type { TencentConfig } from "../../src/dialects/tencent/config.js";
-import type { DirectoryLookup, GroupInfo } from "../../src/directory/directory.js";
+import type { DirectoryLookup } from "../../src/directory/directory.js";
+import { fakeDirectory } from "../support/fake-directory.js";
 import { createDirectoryGuard } from "../../src/directory/guard.js";
 import { DEFAULT_LIMITS, type Limits } from "../../src/domain/limits.js";
 import { createMarkService } from "../../src/service/mark-service.js";
@@ -37,27 +38,6 @@ const MARKED_CAP = 5;
 
 // ---------- fixtures ----------
 
-class FakeDirectory implements DirectoryLookup {
-  constructor(
-    readonly strict: boolean,
-    readonly users = new Set<string>(),
-    readonly groupMap = new Map<string, { dismissed: boolean; members: Set<string> }>(),
-  ) {}
-  usersExist(ids: readonly string[]) {
-    return Promise.resolve(ids.map((u) => !this.strict || this.users.has(u)));
-  }
-  groups(ids: readonly string[]) {
-    return Promise.resolve(ids.map((g): GroupInfo | undefined => {
-      if (!this.strict) return { groupId: g, dismissed: false };
-      const x = this.groupMap.get(g);
-      return x ? { groupId: g, dismissed: x.dismissed } : undefined;
-    }));
-  }
-  areMembers(groupId: string, ids: readonly string[]) {
-    return Promise.resolve(ids.map((u) => !this.strict || (this.groupMap.get(groupId)?.members.has(u) ?? false)));
-  }
-}
-
 interface Env {
   url: string;
   marks: Client<typeof MarkService>;
@@ -67,7 +47,7 @@ interface Env {
 
 const servers: Env[] = [];
 
-async function startEnv(config: Partial<TencentConfig> = {}, directory: DirectoryLookup = new FakeDirectory(false)): Promise<Env> {
+async function startEnv(config: Partial<TencentConfig> = {}, directory: DirectoryLookup = fakeDirectory({ strict: false })): Promise<Env> {
   const limits: Limits = { ...DEFAULT_LIMITS, maxMarkedPerOwner: MARKED_CAP };
   const store = openSqliteStore({ path: ":memory:", limits });
   const service = createMarkService({ store, limits, guard: createDirectoryGuard(directory) });
@@ -367,7 +347,7 @@ describe("request format errors", () => {
   });
 
   it("60009 for other /v4 APIs; 60002 for a method other than POST; other paths are not claimed", async () => {
-    for (const path of ["/v4/recentcontact/get_list", "/v4/openim/sendmsg", "/v4", "/v4/recentcontact/mark_contact/"]) {
+    for (const path of ["/v4/recentcontact/delete", "/v4/openim/sendmsg", "/v4", "/v4/recentcontact/mark_contact/"]) {
       expectFail(await post(markUrl(env.url, {}, path), {}), 60009);
     }
     const get = await fetch(markUrl(env.url), { signal: AbortSignal.timeout(10_000) });
@@ -487,15 +467,11 @@ describe("rate limit", () => {
 describe("strict directory", () => {
   let env: Env;
   beforeAll(async () => {
-    const dir = new FakeDirectory(
-      true,
-      new Set(["alice", "bob"]),
-      new Map([
-        ["g_live", { dismissed: false, members: new Set(["alice"]) }],
-        ["g_dead", { dismissed: true, members: new Set(["alice"]) }],
-        ["g_other", { dismissed: false, members: new Set(["bob"]) }],
-      ]),
-    );
+    const dir = fakeDirectory({
+      strict: true,
+      users: ["alice", "bob"],
+      groups: { g_live: { members: ["alice"] }, g_dead: { dismissed: true, members: ["alice"] }, g_other: { members: ["bob"] } },
+    });
     env = await startEnv({}, dir);
   });
 
@@ -563,22 +539,17 @@ describe("gRPC/Connect: RecentContactService.MarkContact with metadata auth", ()
 });
 
 describe("internal errors", () => {
-  class BrokenDirectory extends FakeDirectory {
-    constructor(private readonly brokenCall: "usersExist" | "groups") {
-      super(true, new Set(["alice"]));
-    }
-    override usersExist(ids: readonly string[]) {
-      return this.brokenCall === "usersExist" ? Promise.reject(new Error("directory down")) : super.usersExist(ids);
-    }
-    override groups(ids: readonly string[]) {
-      return this.brokenCall === "groups" ? Promise.reject(new Error("directory down")) : super.groups(ids);
-    }
-  }
+  /** The shared fake directory with one of its lookups failing. */
+  const brokenDirectory = (brokenCall: "usersExist" | "groups"): DirectoryLookup => {
+    const base = fakeDirectory({ strict: true, users: ["alice"] });
+    const down = () => Promise.reject(new Error("directory down"));
+    return { ...base, usersExist: brokenCall === "usersExist" ? down : base.usersExist, groups: brokenCall === "groups" ? down : base.groups };
+  };
 
   it("50004 when the directory fails (the dialect's From_Account check or MarkService's guard); nothing applied", async () => {
-    const a = await startEnv({}, new BrokenDirectory("usersExist"));
+    const a = await startEnv({}, brokenDirectory("usersExist"));
     expectFail(await post(markUrl(a.url), { From_Account: "alice", MarkItem: [item("bob")] }), 50004);
-    const b = await startEnv({}, new BrokenDirectory("groups"));
+    const b = await startEnv({}, brokenDirectory("groups"));
     const body = { From_Account: "alice", MarkItem: [{ OptType: 1, ContactItem: { Type: 2, ToGroupId: "g" }, SetMark: [1] }] };
     expectFail(await post(markUrl(b.url), body), 50004);
     expect(await getConv(b.marks, "alice", "g", ConversationType.GROUP)).toBeUndefined();

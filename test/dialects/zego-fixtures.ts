@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { ConversationType, MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import type { DialectDeps } from "../../src/dialects/dialect.js";
 import type { DirectoryLookup } from "../../src/directory/directory.js";
+import { fakeDirectory as sharedFakeDirectory, type FakeDirectoryData } from "../support/fake-directory.js";
 import { createDirectoryGuard } from "../../src/directory/guard.js";
 import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
 import { createMarkService } from "../../src/service/mark-service.js";
@@ -97,20 +98,9 @@ export const DOC_EXAMPLE_BODY = `{
     ]
 }`;
 
-export interface FakeDirectoryData {
-  users: string[];
-  groups?: Record<string, { dismissed?: boolean; members: string[] }>;
-}
-
-export function fakeDirectory(strict: boolean, data: FakeDirectoryData = { users: [] }): DirectoryLookup {
-  const users = new Set(data.users);
-  const groups = data.groups ?? {};
-  return {
-    strict,
-    usersExist: async (ids) => ids.map((id) => !strict || users.has(id)),
-    groups: async (ids) => ids.map((id) => (!strict ? { groupId: id, dismissed: false } : groups[id] ? { groupId: id, dismissed: groups[id]!.dismissed ?? false } : undefined)),
-    areMembers: async (groupId, ids) => ids.map((id) => !strict || (groups[groupId]?.members.includes(id) ?? false)),
-  };
+/** The shared fake directory, in the ZEGO suites' call shape. */
+export function fakeDirectory(strict: boolean, data: Omit<FakeDirectoryData, "strict"> = {}): DirectoryLookup {
+  return sharedFakeDirectory({ strict, ...data });
 }
 
 export interface DepsOptions {

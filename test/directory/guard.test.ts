@@ -109,7 +109,7 @@ describe("directory guard through MarkService", () => {
     });
     expect(res.results.map(verdict)).toEqual([
       [Code[Code.NotFound], "USER_NOT_FOUND"],
-      [Code[Code.InvalidArgument], undefined],
+      [Code[Code.InvalidArgument], "FIELD_INVALID"],
       [Code[Code.NotFound], "USER_NOT_FOUND"],
       ["OK", undefined],
     ]);

@@ -42,7 +42,9 @@ function refused(u: UpdateInput, limits: Limits = L, message?: RegExp): Failure 
   const f = v as Failure;
   expect(f).toBeInstanceOf(Failure);
   expect(f.code).toBe(Code.InvalidArgument);
-  expect(f.reason).toBeUndefined();
+  expect(f.reason).toBe("FIELD_INVALID");
+  expect(f.field).toBeTruthy();
+  expect(f.message).toBe(`${f.field} ${f.problem}`);
   expect(typeof f.message).toBe("string");
   expect(f.message.length).toBeGreaterThan(0);
   if (message) expect(f.message).toMatch(message);

@@ -20,7 +20,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { ConvKey } from "../../src/domain/conversation.js";
 import { DEFAULT_LIMITS, type Limits } from "../../src/domain/limits.js";
 import { failure } from "../../src/domain/validate.js";
-import { reasonOf } from "../../src/service/convert.js";
+import { errorInfoOf, reasonOf } from "../../src/service/convert.js";
 import { createMarkService, type KeyGuard } from "../../src/service/mark-service.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { MarkStore } from "../../src/store/store.js";
@@ -79,7 +79,14 @@ function expectFailed(r: UpdateResult | undefined, code: Code, reason?: string):
   expect(r!.status?.message).toBeTruthy();
   expect(r!.conversation).toBeUndefined();
   expect(r!.changed).toBe(false);
-  expect(reasonOf(r!.status)).toBe(reason);
+  // Invalid input carries FIELD_INVALID and names the field (ErrorInfo.metadata.field).
+  if (reason === undefined && code === Code.InvalidArgument) {
+    const info = errorInfoOf(r!.status);
+    expect(info?.reason).toBe("FIELD_INVALID");
+    expect(info?.field).toBeTruthy();
+  } else {
+    expect(reasonOf(r!.status)).toBe(reason);
+  }
 }
 
 const ids = (cs: readonly Conversation[]) => cs.map((c) => c.key?.conversationId);

@@ -7,6 +7,9 @@ import { timingSafeEqual, createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { LRUCache } from "lru-cache";
+import { createRateLimit } from "../kernel.js";
+import { createReadOps } from "./reads.js";
 import { ConvType } from "../../domain/conversation.js";
 import { Reason } from "../../domain/reasons.js";
 import { reasonOf } from "../../service/convert.js";
@@ -24,8 +27,18 @@ import {
   type SetConversationsResponse,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import type { OpenimConfig } from "./config.js";
+import type { ForceLogoutRequest, GetUserTokenRequest, ParseTokenRequest } from "../../../gen/vendor/openim/v1/auth_service_pb.js";
+import type {
+  Conversation,
+  GetAllConversationsRequest,
+  GetConversationRequest,
+  GetConversationsRequest,
+  GetNotNotifyConversationIdsRequest,
+  GetOwnerConversationRequest,
+  GetPinnedConversationIdsRequest,
+} from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
-import { ADMIN_PLATFORM_ID, mintToken, verifyToken } from "./token.js";
+import { ADMIN_PLATFORM_ID, mintToken, verifyToken, type TokenClaims } from "./token.js";
 import { planSetConversations, type SetPlan } from "./translate.js";
 
 /** What travels outside the body: headers `operationID` and `token` (REST) or metadata `operationid`, `token`. */
@@ -36,7 +49,28 @@ export interface OpenimAuth {
   readonly clientAddress?: string | undefined;
 }
 
+interface Caller {
+  readonly userId: string;
+  readonly admin: boolean;
+  readonly claims: TokenClaims;
+}
+
+/** Reads and parses the request (REST: the body) when the pipeline gets to it. */
+export type Loader<R> = () => Promise<R | OpenimError>;
+
+/** The answer of a read: its data, or the OpenIM error. */
+export type ReadResult<D> = { ok: D } | OpenimError;
+
 export interface OpenimCore {
+  getUserToken(auth: OpenimAuth, load: Loader<GetUserTokenRequest>): Promise<ReadResult<{ token: string; expireTimeSeconds: bigint }>>;
+  parseToken(auth: OpenimAuth, load: Loader<ParseTokenRequest>): Promise<ReadResult<{ userId: string; platformId: number; expireTimeSeconds: bigint }>>;
+  forceLogout(auth: OpenimAuth, load: Loader<ForceLogoutRequest>): Promise<ReadResult<Record<string, never>>>;
+  getOwnerConversation(auth: OpenimAuth, load: Loader<GetOwnerConversationRequest>): Promise<ReadResult<{ total: bigint; conversations: Conversation[] }>>;
+  getConversations(auth: OpenimAuth, load: Loader<GetConversationsRequest>): Promise<ReadResult<{ conversations: Conversation[] }>>;
+  getConversation(auth: OpenimAuth, load: Loader<GetConversationRequest>): Promise<ReadResult<{ conversation: Conversation }>>;
+  getAllConversations(auth: OpenimAuth, load: Loader<GetAllConversationsRequest>): Promise<ReadResult<{ conversations: Conversation[] }>>;
+  getPinnedConversationIds(auth: OpenimAuth, load: Loader<GetPinnedConversationIdsRequest>): Promise<ReadResult<{ conversationIds: string[] }>>;
+  getNotNotifyConversationIds(auth: OpenimAuth, load: Loader<GetNotNotifyConversationIdsRequest>): Promise<ReadResult<{ conversationIds: string[] }>>;
   /** `request` is the parsed body, or the ArgsError its parsing produced (answered after the header checks, as OpenIM does). */
   getAdminToken(auth: OpenimAuth, request: GetAdminTokenRequest | OpenimError): Promise<GetAdminTokenResponse>;
   setConversations(auth: OpenimAuth, request: SetConversationsRequest | OpenimError): Promise<SetConversationsResponse>;
@@ -68,7 +102,11 @@ function list(ids: readonly string[]): string {
 }
 
 export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): OpenimCore {
-  const limiter = config.rateLimitPerSecond > 0 ? new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1 }) : undefined;
+  const rateLimit = createRateLimit("openim", config.rateLimitPerSecond);
+  const reads = createReadOps(deps.marks);
+  // force_logout: tokens of (user, platform) issued at or before this second are kicked (1506).
+  const kicked = new LRUCache<string, number>({ max: 100_000 });
+  const kickKey = (userId: string, platformId: number) => `${platformId}\u0000${userId}`;
   const admins = new Set(config.adminUserIds);
   // Failed get_admin_token secret checks per client address in a fixed 60 s window; past the limit
   // the address is answered 429 without its secret being checked, so guessing gets no answers.
@@ -90,14 +128,57 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
   }
 
   async function rateLimited(): Promise<OpenimError | undefined> {
-    if (!limiter) return undefined;
+    switch (await rateLimit("openim")) {
+      case "ok":
+        return undefined;
+      case "limited":
+        return openimError(OpenimCode.TooManyRequests, `rate limit of ${config.rateLimitPerSecond} calls per second exceeded`);
+      case "error":
+        deps.logger.error("openim: rate limiter failed");
+        return openimError(OpenimCode.ServerInternalError, "rate limiter failed");
+    }
+  }
+
+  /**
+   * mw.GinParseToken after GinParseOperationID: the caller of a token-protected API, or its error.
+   * A token force_logout kicked is TokenKickedError (admins' tokens are never kicked, as in OpenIM).
+   */
+  async function caller(auth: OpenimAuth): Promise<Caller | OpenimError> {
+    const pre = (await rateLimited()) ?? operationIdMissing(auth);
+    if (pre) return pre;
+    if (config.secret === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
+    if (!auth.token) return openimError(OpenimCode.ArgsError, "header must have token");
+    const claims = await verifyToken(auth.token, config.secret, deps.now());
+    if (isOpenimError(claims)) return claims;
+    const admin = admins.has(claims.userId);
+    const kickedAt = admin ? undefined : kicked.get(kickKey(claims.userId, claims.platformId));
+    if (kickedAt !== undefined && (claims.issuedAt ?? 0) <= kickedAt) return openimError(OpenimCode.TokenKickedError, "token has been kicked");
+    return { userId: claims.userId, admin, claims };
+  }
+
+  /** authverify.CheckAccessV3: an admin, or the user the request concerns. */
+  function access(c: Caller, ...userIds: string[]): OpenimError | undefined {
+    if (c.admin || userIds.every((u) => u === c.userId)) return undefined;
+    return openimError(OpenimCode.NoPermissionError, `no permission for user ${c.userId} to access ${userIds.filter((u) => u !== c.userId).slice(0, 3).join(", ")}`);
+  }
+
+  /** The pipeline of a token-protected read: caller, body, owner-or-admin, the read. Never throws. */
+  async function read<R, D>(auth: OpenimAuth, load: Loader<R>, owner: (r: R) => string, run: (r: R) => Promise<D | OpenimError>): Promise<{ ok: D } | OpenimError> {
     try {
-      await limiter.consume("openim");
-      return undefined;
+      const c = await caller(auth);
+      if (isOpenimError(c)) return c;
+      // The body is read only once the token is accepted.
+      const request = await load();
+      if (isOpenimError(request)) return request;
+      const denied = access(c, owner(request));
+      if (denied) return denied;
+      const d = await run(request);
+      return isOpenimError(d) ? d : { ok: d };
     } catch (e) {
-      if (e instanceof RateLimiterRes) return openimError(OpenimCode.TooManyRequests, `rate limit of ${config.rateLimitPerSecond} calls per second exceeded`);
-      deps.logger.error({ err: e }, "openim: rate limiter failed");
-      return openimError(OpenimCode.ServerInternalError, "rate limiter failed");
+      const err = ConnectError.from(e);
+      if (err.code === Code.InvalidArgument) return openimError(OpenimCode.ArgsError, err.rawMessage);
+      deps.logger.error({ err, operationID: auth.operationId }, "openim: read failed");
+      return openimError(OpenimCode.ServerInternalError, "the read failed");
     }
   }
 
@@ -191,20 +272,13 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     },
 
     async setConversations(auth, request) {
-      const pre = (await rateLimited()) ?? operationIdMissing(auth);
-      if (pre) return setFailure(pre);
-      if (config.secret === undefined) {
-        return setFailure(openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid"));
-      }
       // GinParseToken: a missing token header is an ArgsError; a bad token is the token's own error.
-      if (!auth.token) return setFailure(openimError(OpenimCode.ArgsError, "header must have token"));
-      const claims = await verifyToken(auth.token, config.secret, deps.now());
-      if (isOpenimError(claims)) return setFailure(claims);
+      const c = await caller(auth);
+      if (isOpenimError(c)) return setFailure(c);
       if (isOpenimError(request)) return setFailure(request);
-      // authverify.CheckAdmin: only an admin may set other users' conversations.
-      if (!admins.has(claims.userId)) {
-        return setFailure(openimError(OpenimCode.NoPermissionError, `user ${claims.userId} is not admin userID`));
-      }
+      // authverify.CheckAccessV3 per user: an admin, or a user setting only its own conversations.
+      const denied = access(c, ...request.userIds);
+      if (denied) return setFailure(denied);
       const plan = planSetConversations(request, { maxUserIds: config.maxUserIds });
       if (isOpenimError(plan)) return setFailure(plan);
       const operationId = auth.operationId ?? "";
@@ -220,5 +294,43 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
       if (failed) return setFailure(failed);
       return create(SetConversationsResponseSchema, { errCode: 0, errMsg: "", errDlt: "", data: create(SetConversationsDataSchema) });
     },
+
+    getUserToken: (auth, load) =>
+      read(auth, load, () => "", async (r) => {
+        // internal/rpc/auth GetUserToken: admin only; never platform 10, never an admin user.
+        if (r.platformId === ADMIN_PLATFORM_ID) return openimError(OpenimCode.NoPermissionError, "platformID invalid. platformID must not be adminPlatformID");
+        if (r.userId === "") return openimError(OpenimCode.ArgsError, "userID is empty");
+        if (admins.has(r.userId)) return openimError(OpenimCode.NoPermissionError, "don't get Admin token");
+        if (deps.directory.strict && !(await deps.directory.usersExist([r.userId]))[0]) return openimError(OpenimCode.UserIDNotFoundError, "user not found");
+        const token = await mintToken(config.secret!, r.userId, r.platformId, deps.now(), config.tokenTtlSeconds);
+        return { token, expireTimeSeconds: BigInt(config.tokenTtlSeconds) };
+      }),
+
+    async parseToken(auth, load) {
+      const pre = (await rateLimited()) ?? operationIdMissing(auth);
+      if (pre) return pre;
+      const request = await load();
+      if (isOpenimError(request)) return request;
+      if (config.secret === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
+      const claims = await verifyToken(request.token, config.secret, deps.now());
+      if (isOpenimError(claims)) return claims;
+      const kickedAt = admins.has(claims.userId) ? undefined : kicked.get(kickKey(claims.userId, claims.platformId));
+      if (kickedAt !== undefined && (claims.issuedAt ?? 0) <= kickedAt) return openimError(OpenimCode.TokenKickedError, "token has been kicked");
+      return { ok: { userId: claims.userId, platformId: claims.platformId, expireTimeSeconds: BigInt(claims.expiresAt ?? 0) } };
+    },
+
+    forceLogout: (auth, load) =>
+      read(auth, load, () => "", async (r) => {
+        if (r.userId === "") return openimError(OpenimCode.ArgsError, "userID is empty");
+        kicked.set(kickKey(r.userId, r.platformId), Math.floor(deps.now() / 1000));
+        return {};
+      }),
+
+    getOwnerConversation: (auth, load) => read(auth, load, (r) => r.userId, reads.getOwnerConversation),
+    getConversations: (auth, load) => read(auth, load, (r) => r.ownerUserId, reads.getConversations),
+    getConversation: (auth, load) => read(auth, load, (r) => r.ownerUserId, reads.getConversation),
+    getAllConversations: (auth, load) => read(auth, load, (r) => r.ownerUserId, reads.getAllConversations),
+    getPinnedConversationIds: (auth, load) => read(auth, load, (r) => r.userId, (r) => reads.pinnedIds(r.userId)),
+    getNotNotifyConversationIds: (auth, load) => read(auth, load, (r) => r.userId, (r) => reads.notNotifyIds(r.userId)),
   };
 }

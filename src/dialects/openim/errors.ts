@@ -17,6 +17,7 @@ export const OpenimCode = {
   TokenMalformedError: 1503,
   TokenNotValidYetError: 1504,
   TokenUnknownError: 1505,
+  TokenKickedError: 1506,
   TokenNotExistError: 1507,
   /** open-im-server internal/api/ratelimit.go: errs.NewCodeError(http.StatusTooManyRequests, ...). */
   TooManyRequests: 429,
@@ -37,6 +38,7 @@ const NAMES: Record<OpenimCode, string> = {
   1503: "TokenMalformedError",
   1504: "TokenNotValidYetError",
   1505: "TokenUnknownError",
+  1506: "TokenKickedError",
   1507: "TokenNotExistError",
   429: "too many requests, please try again later",
 };

@@ -22,6 +22,9 @@ const KNOWN_ALGS = new Set(["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"
 export interface TokenClaims {
   readonly userId: string;
   readonly platformId: number;
+  /** iat and exp claims (Unix seconds), when present. */
+  readonly issuedAt?: number;
+  readonly expiresAt?: number;
 }
 
 const keyOf = (secret: string) => new TextEncoder().encode(secret);
@@ -77,5 +80,10 @@ export async function verifyToken(token: string, secret: string, nowMs: number):
   if (typeof userId !== "string" || userId === "") {
     return openimError(OpenimCode.TokenNotExistError, "token carries no UserID");
   }
-  return { userId, platformId: typeof platformId === "number" ? platformId : 0 };
+  return {
+    userId,
+    platformId: typeof platformId === "number" ? platformId : 0,
+    ...(claims.iat !== undefined ? { issuedAt: claims.iat } : {}),
+    ...(claims.exp !== undefined ? { expiresAt: claims.exp } : {}),
+  };
 }

@@ -6,6 +6,7 @@
 import { ConvType, Receive } from "../../domain/conversation.js";
 import { DEFAULT_LIMITS, type Limits } from "../../domain/limits.js";
 import { isFailure, validateKey, validateSettings, type SettingsInput } from "../../domain/validate.js";
+import { vendorMessage } from "../kernel.js";
 import type { SetConversationsRequest } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { OpenimCode, openimError, type OpenimError } from "./errors.js";
 
@@ -37,6 +38,17 @@ export interface PlanOptions {
 }
 
 const argsError = (detail: string) => openimError(OpenimCode.ArgsError, detail);
+
+/** convmark.v1 field paths → OpenIM's JSON names (a Failure names its field; nothing parses messages). */
+export const FIELD_NAMES: Readonly<Record<string, string>> = {
+  "key.owner_user_id": "userID",
+  "settings.pinned": "isPinned",
+  "settings.receive_option": "recvMsgOpt",
+  "settings.private_chat": "isPrivateChat",
+  "settings.burn_duration_seconds": "burnDuration",
+  "settings.attached_info": "attachedInfo",
+  "settings.ex": "ex",
+};
 
 /** Go's sort.Strings order: byte-wise over UTF-8. */
 function byteLess(a: string, b: string): boolean {
@@ -111,15 +123,7 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
   if (c.attachedInfo !== undefined) input.attachedInfo = c.attachedInfo;
   if (c.ex !== undefined) input.ex = c.ex;
   const settings = validateSettings(input, limits);
-  if (isFailure(settings)) {
-    return argsError(
-      settings.message
-        .replace("settings.receive_option", "recvMsgOpt")
-        .replace("settings.burn_duration_seconds", "burnDuration")
-        .replace("settings.attached_info", "attachedInfo")
-        .replace("settings.ex", "ex"),
-    );
-  }
+  if (isFailure(settings)) return argsError(vendorMessage(settings, FIELD_NAMES));
 
   let type: ConvType;
   let groupId: string | undefined;
@@ -159,7 +163,7 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
     const key = { ownerUserId: owner, type, conversationId: type === ConvType.Group ? c.groupId : peers.get(owner)! };
     const valid = validateKey(key, limits);
     if (isFailure(valid)) {
-      return argsError(valid.message.replace("key.owner_user_id", "userID").replace("key.conversation_id", type === ConvType.Group ? "groupID" : "userID"));
+      return argsError(vendorMessage(valid, { ...FIELD_NAMES, "key.conversation_id": type === ConvType.Group ? "groupID" : "userID" }));
     }
     updates.push({ key, settings });
   }

@@ -2,26 +2,49 @@
  * Tencent Cloud IM dialect: POST /v4/recentcontact/mark_contact (REST gateway) and
  * vendor.tencent.v1.RecentContactService/MarkContact (gRPC, gRPC-Web, Connect), one core function.
  */
-import { fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { create, fromJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { LRUCache } from "lru-cache";
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import {
+  CreateContactGroupRequestSchema,
+  CreateContactGroupResponseSchema,
+  DelContactGroupRequestSchema,
+  DelContactGroupResponseSchema,
+  GetContactGroupRequestSchema,
+  GetContactGroupResponseSchema,
+  GetListRequestSchema,
+  GetListResponseSchema,
   MarkContactRequestSchema,
   MarkContactResponseSchema,
   RecentContactService,
+  SearchContactGroupRequestSchema,
+  SearchContactGroupResponseSchema,
+  UpdateContactGroupRequestSchema,
+  UpdateContactGroupResponseSchema,
   type MarkContactRequest,
   type MarkContactResponse,
 } from "../../../gen/vendor/tencent/v1/recent_contact_pb.js";
 import { ResultView, type ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
-import { readJsonBody, sendJson } from "../http.js";
+import { sendJson } from "../http.js";
+import { bodyLoader, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
 import type { TencentConfig } from "./config.js";
 import { TencentCode, TencentError } from "./errors.js";
-import { checkRequest, codeOfResult, failResponse, okResponse, planItem, resultItem, type ItemFailure } from "./translate.js";
+import { createGroupOps } from "./groups.js";
+import { checkOwner, checkRequest, codeOfResult, failResponse, okResponse, planItem, resultItem, type ItemFailure } from "./translate.js";
 import { verifyUserSig, type UserSigClaims } from "./usersig.js";
 
 export const MARK_CONTACT_PATH = "/v4/recentcontact/mark_contact";
+/** Every path of the recentcontact service convmark answers (others under /v4 get 60009). */
+export const TENCENT_PATHS = {
+  markContact: MARK_CONTACT_PATH,
+  createContactGroup: "/v4/recentcontact/create_contact_group",
+  delContactGroup: "/v4/recentcontact/del_contact_group",
+  updateContactGroup: "/v4/recentcontact/update_contact_group",
+  searchContactGroup: "/v4/recentcontact/search_contact_group",
+  getContactGroup: "/v4/recentcontact/get_contact_group",
+  getList: "/v4/recentcontact/get_list",
+} as const;
 
 /** The REST query parameters (or gRPC metadata) that authenticate a call; null/undefined when absent. */
 export interface TencentAuthParams {
@@ -38,7 +61,7 @@ export interface TencentCaller {
 }
 
 /** Loads the vendor request once authentication passed (REST reads the body only then). */
-export type RequestLoader = () => Promise<MarkContactRequest | TencentError>;
+export type RequestLoader = Load<MarkContactRequest>;
 
 export interface TencentDialect extends Dialect {
   /** The core: auth, rate limit, translation, one UpdateConversations call. Never throws. */
@@ -51,11 +74,27 @@ const UINT32 = /^[0-9]{1,10}$/;
 const isUint32 = (s: string) => UINT32.test(s) && Number(s) <= 0xffff_ffff;
 const present = (v: string | null | undefined): v is string => v !== undefined && v !== null && v !== "";
 
-/** Prints a response with Tencent's field names; a refused request carries no ResultItem. */
+interface Envelope {
+  actionStatus: string;
+  errorCode: number;
+  errorInfo: string;
+  errorDisplay: string;
+}
+
+/** Prints a response with Tencent's field names; a refused request carries the envelope alone. */
+export function printAny<D extends DescMessage>(schema: D, resp: MessageShape<D> & Envelope): JsonObject {
+  if (resp.errorCode !== 0) {
+    return { ActionStatus: resp.actionStatus, ErrorCode: resp.errorCode, ErrorInfo: resp.errorInfo, ErrorDisplay: resp.errorDisplay };
+  }
+  return printJson(schema, resp, TENCENT_OMIT_EMPTY);
+}
+
+/** Lists Tencent leaves out when empty (get_list's and get_contact_group's examples). */
+const TENCENT_OMIT_EMPTY = new Set(["ContactGroupId"]);
+
+/** Prints a mark_contact response (a refused request carries no ResultItem). */
 export function printResponse(resp: MarkContactResponse): JsonObject {
-  const json = toJson(MarkContactResponseSchema, resp, { alwaysEmitImplicit: true }) as JsonObject;
-  if (resp.errorCode !== 0 && resp.resultItem.length === 0) delete json.ResultItem;
-  return json;
+  return printAny(MarkContactResponseSchema, resp);
 }
 
 /** Parses a JSON body into the vendor request; wrong types and out-of-range numbers are 50002. */
@@ -73,9 +112,9 @@ export function parseMarkContactRequest(json: unknown): MarkContactRequest | Ten
 export function createTencentDialect(deps: DialectDeps, config: TencentConfig): TencentDialect {
   const log = deps.logger.child({ dialect: "tencent" });
   const admins = new Set(config.adminIdentifiers);
-  const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "tencent" });
   // Callers reuse one admin UserSig for its whole lifetime; verifying it again on every call cost ~5% CPU.
   const verifiedSigs = new LRUCache<string, UserSigClaims>({ max: 10_000 });
+  const groups = createGroupOps(deps.marks);
 
   function authenticate(a: TencentAuthParams): TencentCaller | TencentError {
     if (config.sdkAppId === undefined) {
@@ -105,32 +144,53 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
     return { sdkAppId, identifier: a.identifier };
   }
 
-  async function rateLimited(sdkAppId: number): Promise<TencentError | undefined> {
-    try {
-      await limiter.consume(String(sdkAppId), 1);
-      return undefined;
-    } catch (e) {
-      if (e instanceof RateLimiterRes) {
-        return new TencentError(TencentCode.FrequencyLimit, `REST API call frequency exceeds ${config.rateLimitPerSecond} calls per second`);
+  const spec: VendorSpec<TencentAuthParams, TencentCaller, TencentError> = {
+    name: "tencent",
+    logger: log,
+    authenticate(a) {
+      const r = authenticate(a);
+      if (r instanceof TencentError) log.info({ code: r.code, identifier: a.identifier ?? undefined }, "tencent auth refused");
+      return r;
+    },
+    isError: (x): x is TencentError => x instanceof TencentError,
+    rateKey: (c) => String(c.sdkAppId),
+    rateLimit: createRateLimit("tencent", config.rateLimitPerSecond),
+    limited: () => new TencentError(TencentCode.FrequencyLimit, `REST API call frequency exceeds ${config.rateLimitPerSecond} calls per second`),
+    bodyError(problem, message) {
+      switch (problem) {
+        case "too_large":
+          return new TencentError(TencentCode.HttpParse, message);
+        case "aborted":
+          return new TencentError(TencentCode.HttpFormat, message);
+        default:
+          return new TencentError(TencentCode.JsonParse, `HTTP request JSON parse error: ${message}`);
       }
-      log.error({ err: e }, "rate limiter failed");
-      return new TencentError(TencentCode.Internal, "internal error, retry");
+    },
+    parseError: (message) => new TencentError(TencentCode.BadParameter, message),
+    invalid: (message) => new TencentError(TencentCode.BadParameter, message),
+    internal: () => new TencentError(TencentCode.Internal, "internal server error, retry"),
+  };
+
+  /** From_Account checked, and imported when the directory is strict (50001). */
+  async function owner(fromAccount: string | undefined): Promise<string | TencentError> {
+    const o = checkOwner(fromAccount);
+    if (o instanceof TencentError) return o;
+    if (deps.directory.strict) {
+      const [exists] = await deps.directory.usersExist([o]);
+      if (!exists) return new TencentError(TencentCode.UserNotImported, `From_Account ${o} was not imported`);
     }
+    return o;
   }
 
-  async function apply(req: MarkContactRequest): Promise<MarkContactResponse> {
-    const owner = checkRequest(req);
-    if (owner instanceof TencentError) return failResponse(owner);
-
-    if (deps.directory.strict) {
-      const [exists] = await deps.directory.usersExist([owner]);
-      if (!exists) return failResponse(new TencentError(TencentCode.UserNotImported, `From_Account ${owner} was not imported`));
-    }
-
+  async function markContactOp(req: MarkContactRequest): Promise<MarkContactResponse | TencentError> {
+    const checked = checkRequest(req);
+    if (checked instanceof TencentError) return checked;
+    const o = await owner(checked);
+    if (o instanceof TencentError) return o;
     const outcomes: (ItemFailure | number)[] = [];
     const updates: ConversationUpdate[] = [];
     for (const item of req.markItem) {
-      const plan = planItem(owner, item);
+      const plan = planItem(o, item);
       if ("code" in plan) outcomes.push(plan);
       else outcomes.push(updates.push(plan) - 1);
     }
@@ -147,44 +207,58 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
     );
   }
 
+  /** One route: its request/response messages and the operation (owner checked first). */
+  interface Route {
+    readonly request: DescMessage;
+    readonly response: DescMessage;
+    run(req: never): Promise<object | TencentError>;
+  }
+  const withOwner = <R extends { fromAccount?: string | undefined }>(op: (owner: string, req: R) => Promise<object>) =>
+    async (req: R): Promise<object | TencentError> => {
+      const o = await owner(req.fromAccount);
+      return o instanceof TencentError ? o : op(o, req);
+    };
+  const routes: Record<string, Route> = {
+    [TENCENT_PATHS.markContact]: { request: MarkContactRequestSchema, response: MarkContactResponseSchema, run: markContactOp as Route["run"] },
+    [TENCENT_PATHS.createContactGroup]: { request: CreateContactGroupRequestSchema, response: CreateContactGroupResponseSchema, run: withOwner(groups.create) as Route["run"] },
+    [TENCENT_PATHS.delContactGroup]: { request: DelContactGroupRequestSchema, response: DelContactGroupResponseSchema, run: withOwner(groups.del) as Route["run"] },
+    [TENCENT_PATHS.updateContactGroup]: { request: UpdateContactGroupRequestSchema, response: UpdateContactGroupResponseSchema, run: withOwner(groups.update) as Route["run"] },
+    [TENCENT_PATHS.searchContactGroup]: { request: SearchContactGroupRequestSchema, response: SearchContactGroupResponseSchema, run: withOwner(groups.search) as Route["run"] },
+    [TENCENT_PATHS.getContactGroup]: { request: GetContactGroupRequestSchema, response: GetContactGroupResponseSchema, run: withOwner(groups.get) as Route["run"] },
+    [TENCENT_PATHS.getList]: {
+      request: GetListRequestSchema,
+      response: GetListResponseSchema,
+      run: withOwner((o, r: Parameters<typeof groups.list>[1]) => groups.list(o, r, Math.floor(deps.now() / 1000))) as Route["run"],
+    },
+  };
+
+  /** The pipeline for one route; the answer is always the route's response message. */
+  async function call(route: Route, auth: TencentAuthParams, load: Parameters<typeof runCall<TencentAuthParams, TencentCaller, TencentError, unknown, object>>[2]): Promise<object> {
+    const r = await runCall(spec, auth, load, (_caller, req) => route.run(req as never));
+    if (r instanceof TencentError) return create(route.response, { actionStatus: "FAIL", errorCode: r.code, errorInfo: r.info, errorDisplay: "" } as never);
+    return r;
+  }
+
   async function markContact(auth: TencentAuthParams, load: RequestLoader): Promise<MarkContactResponse> {
-    try {
-      const caller = authenticate(auth);
-      if (caller instanceof TencentError) {
-        log.info({ code: caller.code, identifier: auth.identifier ?? undefined }, "tencent auth refused");
-        return failResponse(caller);
-      }
-      const limited = await rateLimited(caller.sdkAppId);
-      if (limited) return failResponse(limited);
-      const req = await load();
-      if (req instanceof TencentError) return failResponse(req);
-      return await apply(req);
-    } catch (e) {
-      if (e instanceof ConnectError && e.code === Code.InvalidArgument) {
-        return failResponse(new TencentError(TencentCode.BadParameter, e.rawMessage));
-      }
-      log.error({ err: e }, "tencent mark_contact failed");
-      return failResponse(new TencentError(TencentCode.Internal, "internal server error, retry"));
-    }
+    const r = await runCall(spec, auth, load, (_caller, req) => markContactOp(req));
+    return r instanceof TencentError ? failResponse(r) : r;
   }
 
-  async function loadBody(req: GatewayRequest): Promise<MarkContactRequest | TencentError> {
-    const body = await readJsonBody(req, deps.maxBodyBytes);
-    if (!body.ok) {
-      switch (body.problem) {
-        case "too_large":
-          return new TencentError(TencentCode.HttpParse, body.message);
-        case "aborted":
-          return new TencentError(TencentCode.HttpFormat, body.message);
-        default:
-          return new TencentError(TencentCode.JsonParse, `HTTP request JSON parse error: ${body.message}`);
-      }
-    }
-    return parseMarkContactRequest(body.json);
-  }
+  const metadataAuth = (ctx: HandlerContext): TencentAuthParams => {
+    const h = ctx.requestHeader;
+    return {
+      sdkappid: h.get("sdkappid"),
+      identifier: h.get("identifier"),
+      usersig: h.get("usersig"),
+      random: h.get("random"),
+      // The RPC protocol carries the content type; metadata may still say "json".
+      contenttype: h.get("contenttype") ?? "json",
+    };
+  };
+  const rpc = (path: string) => (req: object, ctx: HandlerContext) => call(routes[path]!, metadataAuth(ctx), () => Promise.resolve(req)) as Promise<never>;
 
-  function reply(res: GatewayResponse, resp: MarkContactResponse): void {
-    sendJson(res, 200, printResponse(resp));
+  function reply(res: GatewayResponse, schema: DescMessage, resp: object): void {
+    sendJson(res, 200, printAny(schema, resp as MessageShape<DescMessage> & Envelope));
   }
 
   return {
@@ -195,39 +269,35 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
 
     routes(router: ConnectRouter) {
       router.service(RecentContactService, {
-        async markContact(req, ctx) {
-          const h = ctx.requestHeader;
-          return markContact(
-            {
-              sdkappid: h.get("sdkappid"),
-              identifier: h.get("identifier"),
-              usersig: h.get("usersig"),
-              random: h.get("random"),
-              // The RPC protocol carries the content type; metadata may still say "json".
-              contenttype: h.get("contenttype") ?? "json",
-            },
-            () => Promise.resolve(req),
-          );
-        },
+        markContact: rpc(TENCENT_PATHS.markContact),
+        createContactGroup: rpc(TENCENT_PATHS.createContactGroup),
+        delContactGroup: rpc(TENCENT_PATHS.delContactGroup),
+        updateContactGroup: rpc(TENCENT_PATHS.updateContactGroup),
+        searchContactGroup: rpc(TENCENT_PATHS.searchContactGroup),
+        getContactGroup: rpc(TENCENT_PATHS.getContactGroup),
+        getList: rpc(TENCENT_PATHS.getList),
       }, VENDOR_SERVICE_OPTIONS);
     },
 
     async handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean> {
       const path = url.pathname;
       if (path !== "/v4" && !path.startsWith("/v4/")) return false;
-      if (path !== MARK_CONTACT_PATH) {
+      const route = routes[path];
+      if (!route) {
         req.resume();
-        reply(res, failResponse(new TencentError(TencentCode.UnknownResource, `request resource error: ${path} is not a supported API`)));
+        reply(res, MarkContactResponseSchema, failResponse(new TencentError(TencentCode.UnknownResource, `request resource error: ${path} is not a supported API`)));
         return true;
       }
       if (req.method !== "POST") {
         req.resume();
-        reply(res, failResponse(new TencentError(TencentCode.HttpParse, `the REST API must be called with POST, not ${req.method}`)));
+        reply(res, MarkContactResponseSchema, failResponse(new TencentError(TencentCode.HttpParse, `the REST API must be called with POST, not ${req.method}`)));
         return true;
       }
       const q = url.searchParams;
       let bodyRead = false;
-      const resp = await markContact(
+      const load = bodyLoader(req, route.request, deps.maxBodyBytes);
+      const resp = await call(
+        route,
         {
           sdkappid: q.get("sdkappid"),
           identifier: q.get("identifier"),
@@ -237,11 +307,11 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
         },
         () => {
           bodyRead = true;
-          return loadBody(req);
+          return load();
         },
       );
       if (!bodyRead) req.resume();
-      reply(res, resp);
+      reply(res, route.response, resp);
       return true;
     },
   };

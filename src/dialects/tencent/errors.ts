@@ -21,6 +21,12 @@ export const TencentCode = {
   GroupInvalid: 51007,
   /** More than 1000 marked conversations. */
   MarkedLimit: 51008,
+  /** Conversation-group APIs: the group does not exist. */
+  GroupNotFound: 51009,
+  /** Conversation-group APIs: more than 20 groups for the user. */
+  GroupLimit: 51010,
+  /** Conversation-group APIs: the group name is empty or longer than 32 bytes. */
+  GroupNameInvalid: 51011,
 
   // Group system code (269/1671): insufficient permission, e.g. not a member.
   GroupPermission: 10007,

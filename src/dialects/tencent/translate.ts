@@ -3,7 +3,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import {
   ConversationType,
+  ConversationKeySchema,
   ConversationUpdateSchema,
+  type ConversationKey,
   type ConversationUpdate,
   type UpdateResult,
 } from "../../../gen/convmark/v1/mark_service_pb.js";
@@ -11,6 +13,7 @@ import {
   ContactItemSchema,
   MarkContactResponseSchema,
   ResultItemSchema,
+  type ContactItem,
   type MarkContactRequest,
   type MarkContactResponse,
   type MarkItem,
@@ -39,16 +42,22 @@ export interface ItemFailure {
 
 /** Whole-request checks, before anything is applied. Returns the owner (From_Account) or the error. */
 export function checkRequest(req: MarkContactRequest): string | TencentError {
-  const owner = req.fromAccount;
+  const owner = checkOwner(req.fromAccount);
+  if (owner instanceof TencentError) return owner;
+  const n = req.markItem.length;
+  if (n === 0 || n > MAX_MARK_ITEMS) {
+    return new TencentError(TencentCode.ItemCount, `MarkItem holds ${n} conversations, 1..${MAX_MARK_ITEMS} allowed`);
+  }
+  return owner;
+}
+
+/** From_Account of any recentcontact request: required, valid UTF-8, within convmark's ID limit (50002). */
+export function checkOwner(owner: string | undefined): string | TencentError {
   if (owner === undefined || owner === "") return new TencentError(TencentCode.BadParameter, "From_Account is required");
   if (!owner.isWellFormed()) return new TencentError(TencentCode.BadParameter, "From_Account is not valid UTF-8");
   const bytes = Buffer.byteLength(owner, "utf8");
   if (bytes > MAX_ACCOUNT_BYTES) {
     return new TencentError(TencentCode.BadParameter, `From_Account is ${bytes} bytes, at most ${MAX_ACCOUNT_BYTES} allowed`);
-  }
-  const n = req.markItem.length;
-  if (n === 0 || n > MAX_MARK_ITEMS) {
-    return new TencentError(TencentCode.ItemCount, `MarkItem holds ${n} conversations, 1..${MAX_MARK_ITEMS} allowed`);
   }
   return owner;
 }
@@ -60,16 +69,9 @@ function checkMarks(field: string, marks: readonly bigint[]): ItemFailure | unde
   return undefined;
 }
 
-/**
- * Translates one MarkItem into a MarkService update, or says why the item alone fails (50002).
- * Fields outside the OptType are ignored; a CustomMark absent under OptType 2/3 leaves the custom mark as is.
- */
-export function planItem(owner: string, item: MarkItem): ConversationUpdate | ItemFailure {
+/** The convmark key of a ContactItem (Type 1 To_Account, Type 2 ToGroupId), or why it is unusable (50002). */
+export function contactKey(owner: string, c: ContactItem | undefined): ConversationKey | ItemFailure {
   const bad = (info: string): ItemFailure => ({ code: TencentCode.BadParameter, info });
-  const opt = item.optType;
-  if (opt === undefined) return bad("OptType is required");
-  if (opt !== OptType.Standard && opt !== OptType.Custom && opt !== OptType.Both) return bad(`OptType must be 1, 2 or 3, got ${opt}`);
-  const c = item.contactItem;
   if (!c) return bad("ContactItem is required");
   if (c.type === undefined) return bad("ContactItem.Type is required");
   let type: ConversationType;
@@ -85,8 +87,23 @@ export function planItem(owner: string, item: MarkItem): ConversationUpdate | It
   } else {
     return bad(`ContactItem.Type must be 1 (C2C) or 2 (group), got ${c.type}`);
   }
+  const bytes = Buffer.byteLength(conversationId, "utf8");
+  if (!conversationId.isWellFormed() || bytes > MAX_ACCOUNT_BYTES) return bad(`the conversation ID must be valid UTF-8 of at most ${MAX_ACCOUNT_BYTES} bytes`);
+  return create(ConversationKeySchema, { ownerUserId: owner, type, conversationId });
+}
 
-  const update = create(ConversationUpdateSchema, { key: { ownerUserId: owner, type, conversationId } });
+/**
+ * Translates one MarkItem into a MarkService update, or says why the item alone fails (50002).
+ * Fields outside the OptType are ignored; a CustomMark absent under OptType 2/3 leaves the custom mark as is.
+ */
+export function planItem(owner: string, item: MarkItem): ConversationUpdate | ItemFailure {
+  const bad = (info: string): ItemFailure => ({ code: TencentCode.BadParameter, info });
+  const opt = item.optType;
+  if (opt === undefined) return bad("OptType is required");
+  if (opt !== OptType.Standard && opt !== OptType.Custom && opt !== OptType.Both) return bad(`OptType must be 1, 2 or 3, got ${opt}`);
+  const key = contactKey(owner, item.contactItem);
+  if ("code" in key) return key;
+  const update = create(ConversationUpdateSchema, { key });
   if (opt === OptType.Standard || opt === OptType.Both) {
     const f = checkMarks("SetMark", item.setMark) ?? checkMarks("ClearMark", item.clearMark);
     if (f) return f;
@@ -110,6 +127,8 @@ export function codeOfResult(r: UpdateResult | undefined): ItemFailure {
   if (!status) return { code: TencentCode.Internal, info: "no result for this conversation" };
   if (status.code === 0) return { code: TencentCode.OK, info: "" };
   switch (reasonOf(status)) {
+    case Reason.LabelLimit:
+      return { code: TencentCode.GroupLimit, info: `the conversation would be in too many groups: ${status.message}` };
     case Reason.OwnerMarkedLimit:
       return { code: TencentCode.MarkedLimit, info: `the user's marked conversations would exceed the limit: ${status.message}` };
     case Reason.UserNotFound:

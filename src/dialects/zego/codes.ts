@@ -26,6 +26,8 @@ export const ZegoCode = {
   BadParameter: 660000002,
   AppRateLimited: 660300005,
   UserLookupError: 660800001,
+  /** Conversation APIs (ConvPinned, SilenceConvNotification, QueryConversationList, DeleteConv): FromUserId is not registered. */
+  UserNotRegistered: 660500002,
   AllConversationsFailed: 660800054,
 } as const;
 export type ZegoCode = (typeof ZegoCode)[keyof typeof ZegoCode];

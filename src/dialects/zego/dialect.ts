@@ -5,25 +5,34 @@
  * MarkService.UpdateConversations call, ZEGO's response.
  */
 import { randomBytes } from "node:crypto";
-import { fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { RateLimiterMemory } from "rate-limiter-flexible";
+import { create, toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
 import {
+  ConvPinnedRequestSchema,
+  ConvPinnedResponseSchema,
+  QueryConversationListRequestSchema,
+  QueryConversationListResponseSchema,
   SetConvMarkRequestSchema,
   SetConvMarkResponseSchema,
+  SilenceConvNotificationRequestSchema,
+  SilenceConvNotificationResponseSchema,
   ZimServerService,
   type SetConvMarkRequest,
   type SetConvMarkResponse,
 } from "../../../gen/vendor/zego/v1/zim_server_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
-import { readJsonBody, sendJson } from "../http.js";
-import { createVerifier, type ZegoAuthParams, type ZegoError } from "./auth.js";
+import { sendJson } from "../http.js";
+import { bodyLoader, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
+import { createVerifier, type VerifiedCall, type ZegoAuthParams, type ZegoError } from "./auth.js";
 import { ZegoCode } from "./codes.js";
 import type { ZegoConfig } from "./config.js";
+import { createConversationOps } from "./conversations.js";
 import { buildResponse, errorResponse, planUpdates, validateRequest } from "./translate.js";
 
 export const SET_CONV_MARK_ACTION = "SetConvMark";
+/** Every Action convmark answers; any other is 100000007. */
+export const ZEGO_ACTIONS = ["SetConvMark", "QueryConversationList", "ConvPinned", "SilenceConvNotification"] as const;
 
 /** Metadata keys of the public parameters on the gRPC/Connect path (the query names, lower-cased). */
 export const AUTH_METADATA = {
@@ -70,94 +79,116 @@ export function responseToJson(resp: SetConvMarkResponse): JsonObject {
   return json;
 }
 
-const isZegoError = (x: SetConvMarkRequest | ZegoError): x is ZegoError => !("$typeName" in x);
+const isZegoError = (x: unknown): x is ZegoError =>
+  typeof x === "object" && x !== null && !("$typeName" in x) && "code" in x && "message" in x;
 
 export interface ZegoDialect extends Dialect {
   /**
-   * The core: auth, rate limit, then `load` supplies the request (REST reads and parses the body
-   * only after auth), validation and translation. Never throws.
+   * SetConvMark through the kernel: auth, rate limit, then `load` supplies the request (REST reads and
+   * parses the body only after auth), validation and translation. Never throws.
    */
-  setConvMark(auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse>;
+  setConvMark(auth: ZegoAuthParams, load: Load<SetConvMarkRequest>): Promise<SetConvMarkResponse>;
+}
+
+interface Envelope {
+  code: number;
+  message: string;
+  requestId: string;
 }
 
 export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDialect {
   const log = deps.logger.child({ dialect: "zego" });
   const verify = createVerifier({ credentials: config.credentials, now: deps.now, rateLimitPerSecond: config.rateLimitPerSecond });
-  const limiter = new RateLimiterMemory({ points: config.rateLimitPerSecond, duration: 1, keyPrefix: "zego" });
+  const ops = createConversationOps(deps.marks);
+  const general = (): ZegoError => ({ code: ZegoCode.GeneralError, message: "general error, please retry" });
 
-  async function core(requestId: string, auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse> {
-    const v = verify(auth);
-    if (!v.ok) return errorResponse(v.error, requestId);
-    try {
-      await limiter.consume(String(v.appId));
-    } catch (e) {
-      if (e instanceof Error) throw e;
-      return errorResponse({ code: ZegoCode.AppRateLimited, message: `the AppId exceeded ${config.rateLimitPerSecond} calls per second, please retry later` }, requestId);
-    }
+  const spec: VendorSpec<ZegoAuthParams, VerifiedCall, ZegoError> = {
+    name: "zego",
+    logger: log,
+    authenticate(a) {
+      const v = verify(a);
+      return v.ok ? v : v.error;
+    },
+    isError: isZegoError,
+    rateKey: (c) => String(c.appId),
+    rateLimit: createRateLimit("zego", config.rateLimitPerSecond),
+    limited: () => ({ code: ZegoCode.AppRateLimited, message: `the AppId exceeded ${config.rateLimitPerSecond} calls per second, please retry later` }),
     // Only admitted calls take a slot in the replay cache, so refused ones cannot flush it.
-    const replayed = v.claimNonce();
-    if (replayed) return errorResponse(replayed, requestId);
-    const req = await load();
-    if (isZegoError(req)) return errorResponse(req, requestId);
+    admit: (c) => c.claimNonce(),
+    bodyError: (problem, message) => (problem === "aborted" ? { code: ZegoCode.RequestBodyUnreadable, message } : { code: ZegoCode.BadParameter, message }),
+    parseError: (message) => ({ code: ZegoCode.BadParameter, message }),
+    invalid: (message) => ({ code: ZegoCode.BadParameter, message }),
+    internal: general,
+  };
+
+  /** Strict directory: FromUserId must be registered (SetConvMark: 660800001; the conversation APIs: 660500002). */
+  async function registered(fromUserId: string, code: number): Promise<ZegoError | undefined> {
+    if (!deps.directory.strict) return undefined;
+    const [exists] = await deps.directory.usersExist([fromUserId]);
+    return exists ? undefined : { code, message: `user lookup error: FromUserId ${JSON.stringify(fromUserId)} is not a registered user` };
+  }
+
+  async function setConvMarkOp(req: SetConvMarkRequest): Promise<SetConvMarkResponse | ZegoError> {
     const bad = validateRequest(req);
-    if (bad) return errorResponse(bad, requestId);
-
-    if (deps.directory.strict) {
-      let exists: boolean | undefined;
-      try {
-        [exists] = await deps.directory.usersExist([req.fromUserId]);
-      } catch (err) {
-        log.error({ err, requestId }, "directory lookup of FromUserId failed");
-        return errorResponse({ code: ZegoCode.UserLookupError, message: "user lookup error" }, requestId);
-      }
-      if (!exists) {
-        return errorResponse({ code: ZegoCode.UserLookupError, message: `user lookup error: FromUserId ${JSON.stringify(req.fromUserId)} is not a registered user` }, requestId);
-      }
+    if (bad) return bad;
+    let refused: ZegoError | undefined;
+    try {
+      refused = await registered(req.fromUserId, ZegoCode.UserLookupError);
+    } catch (err) {
+      log.error({ err }, "directory lookup of FromUserId failed");
+      return { code: ZegoCode.UserLookupError, message: "user lookup error" };
     }
-
+    if (refused) return refused;
     const plan = planUpdates(req);
     let results: UpdateResult[] = [];
     if (plan.updates.length > 0) {
-      try {
-        results = (await deps.marks.updateConversations({ updates: plan.updates, resultView: ResultView.STATUS })).results;
-      } catch (err) {
-        const ce = ConnectError.from(err);
-        if (ce.code === Code.InvalidArgument) return errorResponse({ code: ZegoCode.BadParameter, message: ce.rawMessage }, requestId);
-        log.error({ err, requestId }, "MarkService.UpdateConversations failed");
-        return errorResponse({ code: ZegoCode.GeneralError, message: "general error, please retry" }, requestId);
-      }
+      results = (await deps.marks.updateConversations({ updates: plan.updates, resultView: ResultView.STATUS })).results;
     }
-    return buildResponse(plan, results, requestId);
+    return buildResponse(plan, results, "");
   }
 
-  async function setConvMark(auth: ZegoAuthParams, load: () => Promise<SetConvMarkRequest | ZegoError>): Promise<SetConvMarkResponse> {
+  const strictly = <R extends { fromUserId: string }, P>(op: (req: R) => Promise<P | ZegoError>) => async (req: R): Promise<P | ZegoError> =>
+    (await registered(req.fromUserId, ZegoCode.UserNotRegistered)) ?? op(req);
+
+  interface Action {
+    readonly request: DescMessage;
+    readonly response: DescMessage;
+    run(req: never): Promise<object | ZegoError>;
+  }
+  const actions: Record<(typeof ZEGO_ACTIONS)[number], Action> = {
+    SetConvMark: { request: SetConvMarkRequestSchema, response: SetConvMarkResponseSchema, run: setConvMarkOp as Action["run"] },
+    QueryConversationList: { request: QueryConversationListRequestSchema, response: QueryConversationListResponseSchema, run: strictly(ops.query) as Action["run"] },
+    ConvPinned: { request: ConvPinnedRequestSchema, response: ConvPinnedResponseSchema, run: strictly(ops.pin) as Action["run"] },
+    SilenceConvNotification: { request: SilenceConvNotificationRequestSchema, response: SilenceConvNotificationResponseSchema, run: strictly(ops.silence) as Action["run"] },
+  };
+
+  /** One action through the kernel; every outcome is the action's response with a fresh RequestId. */
+  async function call(action: Action, auth: ZegoAuthParams, load: Load<unknown>): Promise<object & Envelope> {
     const requestId = newRequestId();
-    try {
-      return await core(requestId, auth, load);
-    } catch (err) {
-      log.error({ err, requestId }, "SetConvMark failed");
-      return errorResponse({ code: ZegoCode.GeneralError, message: "general error, please retry" }, requestId);
-    }
+    const r = await runCall(spec, auth, load, (_c, req) => action.run(req as never));
+    if (isZegoError(r)) return create(action.response, { code: r.code, message: r.message, requestId } as never) as unknown as object & Envelope;
+    const resp = r as object & Envelope;
+    resp.requestId = requestId;
+    return resp;
   }
 
-  async function loadBody(req: GatewayRequest, maxBytes: number): Promise<SetConvMarkRequest | ZegoError> {
-    if (req.method !== "POST") return { code: ZegoCode.BadParameter, message: "SetConvMark must be called with POST and a JSON body" };
-    const body = await readJsonBody(req, maxBytes);
-    if (!body.ok) {
-      return body.problem === "aborted"
-        ? { code: ZegoCode.RequestBodyUnreadable, message: body.message }
-        : { code: ZegoCode.BadParameter, message: body.message };
-    }
-    try {
-      return fromJson(SetConvMarkRequestSchema, body.json as JsonValue, { ignoreUnknownFields: true });
-    } catch (e) {
-      return { code: ZegoCode.BadParameter, message: `invalid request body: ${(e as Error).message}` };
-    }
+  async function setConvMark(auth: ZegoAuthParams, load: Load<SetConvMarkRequest>): Promise<SetConvMarkResponse> {
+    return (await call(actions.SetConvMark, auth, load)) as SetConvMarkResponse;
   }
 
-  function send(res: GatewayResponse, resp: SetConvMarkResponse): void {
-    sendJson(res, 200, responseToJson(resp));
+  function print(action: Action | undefined, resp: object & Envelope): JsonObject {
+    if (!action || action.response === SetConvMarkResponseSchema) return responseToJson(resp as SetConvMarkResponse);
+    // A refused call prints the envelope alone, as SetConvMark does.
+    if (resp.code !== ZegoCode.Success && resp.code !== ZegoCode.AllConversationsFailed) return { Code: resp.code, Message: resp.message, RequestId: resp.requestId };
+    return printJson(action.response, resp as unknown as MessageShape<DescMessage>);
   }
+
+  function send(res: GatewayResponse, action: Action | undefined, resp: object & Envelope): void {
+    sendJson(res, 200, print(action, resp));
+  }
+
+  const rpc = (name: keyof typeof actions) => (req: object, ctx: HandlerContext) =>
+    call(actions[name], authParams((n) => ctx.requestHeader.get(n), AUTH_METADATA), () => Promise.resolve(req)) as Promise<never>;
 
   return {
     name: "zego",
@@ -166,27 +197,41 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
 
     routes(router: ConnectRouter) {
       router.service(ZimServerService, {
-        async setConvMark(req, ctx) {
-          return setConvMark(authParams((n) => ctx.requestHeader.get(n), AUTH_METADATA), async () => req);
-        },
+        setConvMark: rpc("SetConvMark"),
+        queryConversationList: rpc("QueryConversationList"),
+        convPinned: rpc("ConvPinned"),
+        silenceConvNotification: rpc("SilenceConvNotification"),
       }, VENDOR_SERVICE_OPTIONS);
     },
 
     async handle(req: GatewayRequest, res: GatewayResponse, url: URL): Promise<boolean> {
       if (url.pathname !== "/") return false;
       try {
-        const action = url.searchParams.get("Action");
-        if (!action) {
-          send(res, errorResponse({ code: ZegoCode.ActionEmpty, message: "Action is empty" }, newRequestId()));
-        } else if (action !== SET_CONV_MARK_ACTION) {
-          send(res, errorResponse({ code: ZegoCode.ActionUnsupported, message: `unsupported Action ${JSON.stringify(action)}` }, newRequestId()));
-        } else {
-          const auth = authParams((n) => url.searchParams.get(n), AUTH_QUERY);
-          send(res, await setConvMark(auth, () => loadBody(req, deps.maxBodyBytes)));
+        const name = url.searchParams.get("Action");
+        if (!name) {
+          req.resume();
+          send(res, undefined, errorResponse({ code: ZegoCode.ActionEmpty, message: "Action is empty" }, newRequestId()));
+          return true;
         }
+        const action = Object.prototype.hasOwnProperty.call(actions, name) ? actions[name as keyof typeof actions] : undefined;
+        if (!action) {
+          req.resume();
+          send(res, undefined, errorResponse({ code: ZegoCode.ActionUnsupported, message: `unsupported Action ${JSON.stringify(name)}` }, newRequestId()));
+          return true;
+        }
+        const auth = authParams((n) => url.searchParams.get(n), AUTH_QUERY);
+        let bodyRead = false;
+        const load = bodyLoader(req, action.request, deps.maxBodyBytes);
+        const resp = await call(action, auth, () => {
+          if (req.method !== "POST") return Promise.resolve({ parseError: `${name} must be called with POST and a JSON body` });
+          bodyRead = true;
+          return load();
+        });
+        if (!bodyRead) req.resume();
+        send(res, action, resp);
       } catch (err) {
         log.error({ err }, "ZEGO gateway failed");
-        if (!res.headersSent) send(res, errorResponse({ code: ZegoCode.GeneralError, message: "general error, please retry" }, newRequestId()));
+        if (!res.headersSent) send(res, undefined, errorResponse(general(), newRequestId()));
         else res.end();
       }
       return true;

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vendor/openim/v1/auth_service.proto.
  */
 export const file_vendor_openim_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN2ZW5kb3Ivb3BlbmltL3YxL2F1dGhfc2VydmljZS5wcm90bxIQdmVuZG9yLm9wZW5pbS52MSI/ChRHZXRBZG1pblRva2VuUmVxdWVzdBIOCgZzZWNyZXQYASABKAkSFwoHdXNlcl9pZBgCIAEoCVIGdXNlcklEIn4KFUdldEFkbWluVG9rZW5SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMQoEZGF0YRgEIAEoCzIjLnZlbmRvci5vcGVuaW0udjEuR2V0QWRtaW5Ub2tlbkRhdGEiPwoRR2V0QWRtaW5Ub2tlbkRhdGESDQoFdG9rZW4YASABKAkSGwoTZXhwaXJlX3RpbWVfc2Vjb25kcxgCIAEoAzJvCgtBdXRoU2VydmljZRJgCg1HZXRBZG1pblRva2VuEiYudmVuZG9yLm9wZW5pbS52MS5HZXRBZG1pblRva2VuUmVxdWVzdBonLnZlbmRvci5vcGVuaW0udjEuR2V0QWRtaW5Ub2tlblJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiN2ZW5kb3Ivb3BlbmltL3YxL2F1dGhfc2VydmljZS5wcm90bxIQdmVuZG9yLm9wZW5pbS52MSI/ChRHZXRBZG1pblRva2VuUmVxdWVzdBIOCgZzZWNyZXQYASABKAkSFwoHdXNlcl9pZBgCIAEoCVIGdXNlcklEIn4KFUdldEFkbWluVG9rZW5SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMQoEZGF0YRgEIAEoCzIjLnZlbmRvci5vcGVuaW0udjEuR2V0QWRtaW5Ub2tlbkRhdGEiPwoRR2V0QWRtaW5Ub2tlbkRhdGESDQoFdG9rZW4YASABKAkSGwoTZXhwaXJlX3RpbWVfc2Vjb25kcxgCIAEoAyJPChNHZXRVc2VyVG9rZW5SZXF1ZXN0Eh8KC3BsYXRmb3JtX2lkGAEgASgFUgpwbGF0Zm9ybUlEEhcKB3VzZXJfaWQYAiABKAlSBnVzZXJJRCJ9ChRHZXRVc2VyVG9rZW5SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMQoEZGF0YRgEIAEoCzIjLnZlbmRvci5vcGVuaW0udjEuR2V0QWRtaW5Ub2tlbkRhdGEiIgoRUGFyc2VUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkiZwoOUGFyc2VUb2tlbkRhdGESFwoHdXNlcl9pZBgBIAEoCVIGdXNlcklEEh8KC3BsYXRmb3JtX2lkGAIgASgFUgpwbGF0Zm9ybUlEEhsKE2V4cGlyZV90aW1lX3NlY29uZHMYAyABKAMieAoSUGFyc2VUb2tlblJlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIuCgRkYXRhGAQgASgLMiAudmVuZG9yLm9wZW5pbS52MS5QYXJzZVRva2VuRGF0YSJOChJGb3JjZUxvZ291dFJlcXVlc3QSHwoLcGxhdGZvcm1faWQYASABKAVSCnBsYXRmb3JtSUQSFwoHdXNlcl9pZBgCIAEoCVIGdXNlcklEIkkKE0ZvcmNlTG9nb3V0UmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJMoMDCgtBdXRoU2VydmljZRJgCg1HZXRBZG1pblRva2VuEiYudmVuZG9yLm9wZW5pbS52MS5HZXRBZG1pblRva2VuUmVxdWVzdBonLnZlbmRvci5vcGVuaW0udjEuR2V0QWRtaW5Ub2tlblJlc3BvbnNlEl0KDEdldFVzZXJUb2tlbhIlLnZlbmRvci5vcGVuaW0udjEuR2V0VXNlclRva2VuUmVxdWVzdBomLnZlbmRvci5vcGVuaW0udjEuR2V0VXNlclRva2VuUmVzcG9uc2USVwoKUGFyc2VUb2tlbhIjLnZlbmRvci5vcGVuaW0udjEuUGFyc2VUb2tlblJlcXVlc3QaJC52ZW5kb3Iub3BlbmltLnYxLlBhcnNlVG9rZW5SZXNwb25zZRJaCgtGb3JjZUxvZ291dBIkLnZlbmRvci5vcGVuaW0udjEuRm9yY2VMb2dvdXRSZXF1ZXN0GiUudmVuZG9yLm9wZW5pbS52MS5Gb3JjZUxvZ291dFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * GetAdminTokenRequest is OpenIM's getAdminTokenReq.
@@ -107,6 +107,201 @@ export const GetAdminTokenDataSchema: GenMessage<GetAdminTokenData> = /*@__PURE_
   messageDesc(file_vendor_openim_v1_auth_service, 2);
 
 /**
+ * GetUserTokenRequest is OpenIM's getUserTokenReq.
+ *
+ * @generated from message vendor.openim.v1.GetUserTokenRequest
+ */
+export type GetUserTokenRequest = Message<"vendor.openim.v1.GetUserTokenRequest"> & {
+  /**
+   * @generated from field: int32 platform_id = 1 [json_name = "platformID"];
+   */
+  platformId: number;
+
+  /**
+   * @generated from field: string user_id = 2 [json_name = "userID"];
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetUserTokenRequest.
+ * Use `create(GetUserTokenRequestSchema)` to create a new message.
+ */
+export const GetUserTokenRequestSchema: GenMessage<GetUserTokenRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 3);
+
+/**
+ * GetUserTokenResponse is OpenIM's envelope around getUserTokenResp.
+ *
+ * @generated from message vendor.openim.v1.GetUserTokenResponse
+ */
+export type GetUserTokenResponse = Message<"vendor.openim.v1.GetUserTokenResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.GetAdminTokenData data = 4;
+   */
+  data?: GetAdminTokenData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetUserTokenResponse.
+ * Use `create(GetUserTokenResponseSchema)` to create a new message.
+ */
+export const GetUserTokenResponseSchema: GenMessage<GetUserTokenResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 4);
+
+/**
+ * ParseTokenRequest is OpenIM's parseTokenReq.
+ *
+ * @generated from message vendor.openim.v1.ParseTokenRequest
+ */
+export type ParseTokenRequest = Message<"vendor.openim.v1.ParseTokenRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ParseTokenRequest.
+ * Use `create(ParseTokenRequestSchema)` to create a new message.
+ */
+export const ParseTokenRequestSchema: GenMessage<ParseTokenRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 5);
+
+/**
+ * ParseTokenData is OpenIM's ParseTokenResp.
+ *
+ * @generated from message vendor.openim.v1.ParseTokenData
+ */
+export type ParseTokenData = Message<"vendor.openim.v1.ParseTokenData"> & {
+  /**
+   * @generated from field: string user_id = 1 [json_name = "userID"];
+   */
+  userId: string;
+
+  /**
+   * @generated from field: int32 platform_id = 2 [json_name = "platformID"];
+   */
+  platformId: number;
+
+  /**
+   * The token's exp claim (Unix seconds), as the released server prints it.
+   *
+   * @generated from field: int64 expire_time_seconds = 3;
+   */
+  expireTimeSeconds: bigint;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ParseTokenData.
+ * Use `create(ParseTokenDataSchema)` to create a new message.
+ */
+export const ParseTokenDataSchema: GenMessage<ParseTokenData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 6);
+
+/**
+ * ParseTokenResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.ParseTokenResponse
+ */
+export type ParseTokenResponse = Message<"vendor.openim.v1.ParseTokenResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ParseTokenData data = 4;
+   */
+  data?: ParseTokenData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ParseTokenResponse.
+ * Use `create(ParseTokenResponseSchema)` to create a new message.
+ */
+export const ParseTokenResponseSchema: GenMessage<ParseTokenResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 7);
+
+/**
+ * ForceLogoutRequest is OpenIM's forceLogoutReq.
+ *
+ * @generated from message vendor.openim.v1.ForceLogoutRequest
+ */
+export type ForceLogoutRequest = Message<"vendor.openim.v1.ForceLogoutRequest"> & {
+  /**
+   * @generated from field: int32 platform_id = 1 [json_name = "platformID"];
+   */
+  platformId: number;
+
+  /**
+   * @generated from field: string user_id = 2 [json_name = "userID"];
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ForceLogoutRequest.
+ * Use `create(ForceLogoutRequestSchema)` to create a new message.
+ */
+export const ForceLogoutRequestSchema: GenMessage<ForceLogoutRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 8);
+
+/**
+ * ForceLogoutResponse is OpenIM's envelope (no data on success).
+ *
+ * @generated from message vendor.openim.v1.ForceLogoutResponse
+ */
+export type ForceLogoutResponse = Message<"vendor.openim.v1.ForceLogoutResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ForceLogoutResponse.
+ * Use `create(ForceLogoutResponseSchema)` to create a new message.
+ */
+export const ForceLogoutResponseSchema: GenMessage<ForceLogoutResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_auth_service, 9);
+
+/**
  * AuthService is OpenIM's POST /auth/get_admin_token, as a proto service. The REST gateway and this
  * service share one implementation. Over gRPC/Connect the operation ID travels as the metadata
  * header `operationid`. Failures are reported in the envelope (err_code), not as RPC errors.
@@ -123,6 +318,36 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetAdminTokenRequestSchema;
     output: typeof GetAdminTokenResponseSchema;
+  },
+  /**
+   * Issues a user token (admin token required; not for admins, not for platform 10).
+   *
+   * @generated from rpc vendor.openim.v1.AuthService.GetUserToken
+   */
+  getUserToken: {
+    methodKind: "unary";
+    input: typeof GetUserTokenRequestSchema;
+    output: typeof GetUserTokenResponseSchema;
+  },
+  /**
+   * Verifies a token and returns its user, platform and expiry.
+   *
+   * @generated from rpc vendor.openim.v1.AuthService.ParseToken
+   */
+  parseToken: {
+    methodKind: "unary";
+    input: typeof ParseTokenRequestSchema;
+    output: typeof ParseTokenResponseSchema;
+  },
+  /**
+   * Invalidates the user's tokens of one platform issued so far (admin token required).
+   *
+   * @generated from rpc vendor.openim.v1.AuthService.ForceLogout
+   */
+  forceLogout: {
+    methodKind: "unary";
+    input: typeof ForceLogoutRequestSchema;
+    output: typeof ForceLogoutResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vendor_openim_v1_auth_service, 0);

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vendor/openim/v1/conversation_service.proto.
  */
 export const file_vendor_openim_v1_conversation_service: GenFile = /*@__PURE__*/
-  fileDesc("Cit2ZW5kb3Ivb3BlbmltL3YxL2NvbnZlcnNhdGlvbl9zZXJ2aWNlLnByb3RvEhB2ZW5kb3Iub3BlbmltLnYxIm0KF1NldENvbnZlcnNhdGlvbnNSZXF1ZXN0EhkKCHVzZXJfaWRzGAEgAygJUgd1c2VySURzEjcKDGNvbnZlcnNhdGlvbhgCIAEoCzIhLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uUmVxItsECg9Db252ZXJzYXRpb25SZXESJwoPY29udmVyc2F0aW9uX2lkGAEgASgJUg5jb252ZXJzYXRpb25JRBIZChFjb252ZXJzYXRpb25fdHlwZRgCIAEoBRIXCgd1c2VyX2lkGAMgASgJUgZ1c2VySUQSGQoIZ3JvdXBfaWQYBCABKAlSB2dyb3VwSUQSGQoMcmVjdl9tc2dfb3B0GAUgASgFSACIAQESFgoJaXNfcGlubmVkGAYgASgISAGIAQESGgoNYXR0YWNoZWRfaW5mbxgHIAEoCUgCiAEBEhwKD2lzX3ByaXZhdGVfY2hhdBgIIAEoCEgDiAEBEg8KAmV4GAkgASgJSASIAQESGgoNYnVybl9kdXJhdGlvbhgKIAEoBUgFiAEBEhQKB21pbl9zZXEYCyABKANIBogBARIUCgdtYXhfc2VxGAwgASgDSAeIAQESGgoNZ3JvdXBfYXRfdHlwZRgNIAEoBUgIiAEBEh4KEW1zZ19kZXN0cnVjdF90aW1lGA4gASgDSAmIAQESHAoPaXNfbXNnX2Rlc3RydWN0GA8gASgISAqIAQFCDwoNX3JlY3ZfbXNnX29wdEIMCgpfaXNfcGlubmVkQhAKDl9hdHRhY2hlZF9pbmZvQhIKEF9pc19wcml2YXRlX2NoYXRCBQoDX2V4QhAKDl9idXJuX2R1cmF0aW9uQgoKCF9taW5fc2VxQgoKCF9tYXhfc2VxQhAKDl9ncm91cF9hdF90eXBlQhQKEl9tc2dfZGVzdHJ1Y3RfdGltZUISChBfaXNfbXNnX2Rlc3RydWN0IoQBChhTZXRDb252ZXJzYXRpb25zUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjQKBGRhdGEYBCABKAsyJi52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNEYXRhIhYKFFNldENvbnZlcnNhdGlvbnNEYXRhMoABChNDb252ZXJzYXRpb25TZXJ2aWNlEmkKEFNldENvbnZlcnNhdGlvbnMSKS52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNSZXF1ZXN0GioudmVuZG9yLm9wZW5pbS52MS5TZXRDb252ZXJzYXRpb25zUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Cit2ZW5kb3Ivb3BlbmltL3YxL2NvbnZlcnNhdGlvbl9zZXJ2aWNlLnByb3RvEhB2ZW5kb3Iub3BlbmltLnYxIm0KF1NldENvbnZlcnNhdGlvbnNSZXF1ZXN0EhkKCHVzZXJfaWRzGAEgAygJUgd1c2VySURzEjcKDGNvbnZlcnNhdGlvbhgCIAEoCzIhLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uUmVxItsECg9Db252ZXJzYXRpb25SZXESJwoPY29udmVyc2F0aW9uX2lkGAEgASgJUg5jb252ZXJzYXRpb25JRBIZChFjb252ZXJzYXRpb25fdHlwZRgCIAEoBRIXCgd1c2VyX2lkGAMgASgJUgZ1c2VySUQSGQoIZ3JvdXBfaWQYBCABKAlSB2dyb3VwSUQSGQoMcmVjdl9tc2dfb3B0GAUgASgFSACIAQESFgoJaXNfcGlubmVkGAYgASgISAGIAQESGgoNYXR0YWNoZWRfaW5mbxgHIAEoCUgCiAEBEhwKD2lzX3ByaXZhdGVfY2hhdBgIIAEoCEgDiAEBEg8KAmV4GAkgASgJSASIAQESGgoNYnVybl9kdXJhdGlvbhgKIAEoBUgFiAEBEhQKB21pbl9zZXEYCyABKANIBogBARIUCgdtYXhfc2VxGAwgASgDSAeIAQESGgoNZ3JvdXBfYXRfdHlwZRgNIAEoBUgIiAEBEh4KEW1zZ19kZXN0cnVjdF90aW1lGA4gASgDSAmIAQESHAoPaXNfbXNnX2Rlc3RydWN0GA8gASgISAqIAQFCDwoNX3JlY3ZfbXNnX29wdEIMCgpfaXNfcGlubmVkQhAKDl9hdHRhY2hlZF9pbmZvQhIKEF9pc19wcml2YXRlX2NoYXRCBQoDX2V4QhAKDl9idXJuX2R1cmF0aW9uQgoKCF9taW5fc2VxQgoKCF9tYXhfc2VxQhAKDl9ncm91cF9hdF90eXBlQhQKEl9tc2dfZGVzdHJ1Y3RfdGltZUISChBfaXNfbXNnX2Rlc3RydWN0IoQBChhTZXRDb252ZXJzYXRpb25zUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjQKBGRhdGEYBCABKAsyJi52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNEYXRhIhYKFFNldENvbnZlcnNhdGlvbnNEYXRhIrUDCgxDb252ZXJzYXRpb24SIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSJwoPY29udmVyc2F0aW9uX2lkGAIgASgJUg5jb252ZXJzYXRpb25JRBIUCgxyZWN2X21zZ19vcHQYAyABKAUSGQoRY29udmVyc2F0aW9uX3R5cGUYBCABKAUSFwoHdXNlcl9pZBgFIAEoCVIGdXNlcklEEhkKCGdyb3VwX2lkGAYgASgJUgdncm91cElEEhEKCWlzX3Bpbm5lZBgHIAEoCBIVCg1hdHRhY2hlZF9pbmZvGAggASgJEhcKD2lzX3ByaXZhdGVfY2hhdBgJIAEoCBIVCg1ncm91cF9hdF90eXBlGAogASgFEgoKAmV4GAsgASgJEhUKDWJ1cm5fZHVyYXRpb24YDCABKAUSDwoHbWluX3NlcRgNIAEoAxIPCgdtYXhfc2VxGA4gASgDEhkKEW1zZ19kZXN0cnVjdF90aW1lGA8gASgDEiAKGGxhdGVzdF9tc2dfZGVzdHJ1Y3RfdGltZRgQIAEoAxIXCg9pc19tc2dfZGVzdHJ1Y3QYESABKAgiPQoRUmVxdWVzdFBhZ2luYXRpb24SEwoLcGFnZV9udW1iZXIYASABKAUSEwoLc2hvd19udW1iZXIYAiABKAUibwobR2V0T3duZXJDb252ZXJzYXRpb25SZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRBI3CgpwYWdpbmF0aW9uGAIgASgLMiMudmVuZG9yLm9wZW5pbS52MS5SZXF1ZXN0UGFnaW5hdGlvbiJgChhHZXRPd25lckNvbnZlcnNhdGlvbkRhdGESDQoFdG90YWwYASABKAMSNQoNY29udmVyc2F0aW9ucxgCIAMoCzIeLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uIowBChxHZXRPd25lckNvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRI4CgRkYXRhGAQgASgLMioudmVuZG9yLm9wZW5pbS52MS5HZXRPd25lckNvbnZlcnNhdGlvbkRhdGEiaAoXR2V0Q29udmVyc2F0aW9uc1JlcXVlc3QSIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSKQoQY29udmVyc2F0aW9uX2lkcxgCIAMoCVIPY29udmVyc2F0aW9uSURzIkoKEUNvbnZlcnNhdGlvbnNEYXRhEjUKDWNvbnZlcnNhdGlvbnMYAiADKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiKBAQoYR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSJlChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EicKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCVIOY29udmVyc2F0aW9uSUQSIgoNb3duZXJfdXNlcl9pZBgCIAEoCVILb3duZXJVc2VySUQiSAoQQ29udmVyc2F0aW9uRGF0YRI0Cgxjb252ZXJzYXRpb24YAiABKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiJ/ChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMAoEZGF0YRgEIAEoCzIiLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uRGF0YSJAChpHZXRBbGxDb252ZXJzYXRpb25zUmVxdWVzdBIiCg1vd25lcl91c2VyX2lkGAEgASgJUgtvd25lclVzZXJJRCKEAQobR2V0QWxsQ29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSI6Ch9HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRCJAChNDb252ZXJzYXRpb25JZHNEYXRhEikKEGNvbnZlcnNhdGlvbl9pZHMYASADKAlSD2NvbnZlcnNhdGlvbklEcyKLAQogR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjMKBGRhdGEYBCABKAsyJS52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbklkc0RhdGEiPQoiR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzUmVxdWVzdBIXCgd1c2VyX2lkGAEgASgJUgZ1c2VySUQijgEKI0dldE5vdE5vdGlmeUNvbnZlcnNhdGlvbklkc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIzCgRkYXRhGAQgASgLMiUudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25JZHNEYXRhMs8GChNDb252ZXJzYXRpb25TZXJ2aWNlEmkKEFNldENvbnZlcnNhdGlvbnMSKS52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNSZXF1ZXN0GioudmVuZG9yLm9wZW5pbS52MS5TZXRDb252ZXJzYXRpb25zUmVzcG9uc2USdQoUR2V0T3duZXJDb252ZXJzYXRpb24SLS52ZW5kb3Iub3BlbmltLnYxLkdldE93bmVyQ29udmVyc2F0aW9uUmVxdWVzdBouLnZlbmRvci5vcGVuaW0udjEuR2V0T3duZXJDb252ZXJzYXRpb25SZXNwb25zZRJpChBHZXRDb252ZXJzYXRpb25zEikudmVuZG9yLm9wZW5pbS52MS5HZXRDb252ZXJzYXRpb25zUmVxdWVzdBoqLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEmYKD0dldENvbnZlcnNhdGlvbhIoLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBopLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2UScgoTR2V0QWxsQ29udmVyc2F0aW9ucxIsLnZlbmRvci5vcGVuaW0udjEuR2V0QWxsQ29udmVyc2F0aW9uc1JlcXVlc3QaLS52ZW5kb3Iub3BlbmltLnYxLkdldEFsbENvbnZlcnNhdGlvbnNSZXNwb25zZRKBAQoYR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzEjEudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjIudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXNwb25zZRKKAQobR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzEjQudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjUudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * SetConversationsRequest is OpenIM's SetConversationsReq.
@@ -177,7 +177,7 @@ export type SetConversationsResponse = Message<"vendor.openim.v1.SetConversation
   errDlt: string;
 
   /**
-   * Always empty (OpenIM's REST answer carries "data": null on success).
+   * Always empty (the released server omits "data" on success: docs/dialects/openim.md).
    *
    * @generated from field: vendor.openim.v1.SetConversationsData data = 4;
    */
@@ -207,6 +207,545 @@ export const SetConversationsDataSchema: GenMessage<SetConversationsData> = /*@_
   messageDesc(file_vendor_openim_v1_conversation_service, 3);
 
 /**
+ * Conversation is OpenIM's conversation object (openimsdk/protocol conversation.Conversation); every
+ * field is printed, zeros included. convmark does not model message sequences or destruction: those
+ * fields are always zero.
+ *
+ * @generated from message vendor.openim.v1.Conversation
+ */
+export type Conversation = Message<"vendor.openim.v1.Conversation"> & {
+  /**
+   * @generated from field: string owner_user_id = 1 [json_name = "ownerUserID"];
+   */
+  ownerUserId: string;
+
+  /**
+   * @generated from field: string conversation_id = 2 [json_name = "conversationID"];
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: int32 recv_msg_opt = 3;
+   */
+  recvMsgOpt: number;
+
+  /**
+   * @generated from field: int32 conversation_type = 4;
+   */
+  conversationType: number;
+
+  /**
+   * @generated from field: string user_id = 5 [json_name = "userID"];
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string group_id = 6 [json_name = "groupID"];
+   */
+  groupId: string;
+
+  /**
+   * @generated from field: bool is_pinned = 7;
+   */
+  isPinned: boolean;
+
+  /**
+   * @generated from field: string attached_info = 8;
+   */
+  attachedInfo: string;
+
+  /**
+   * @generated from field: bool is_private_chat = 9;
+   */
+  isPrivateChat: boolean;
+
+  /**
+   * @generated from field: int32 group_at_type = 10;
+   */
+  groupAtType: number;
+
+  /**
+   * @generated from field: string ex = 11;
+   */
+  ex: string;
+
+  /**
+   * @generated from field: int32 burn_duration = 12;
+   */
+  burnDuration: number;
+
+  /**
+   * @generated from field: int64 min_seq = 13;
+   */
+  minSeq: bigint;
+
+  /**
+   * @generated from field: int64 max_seq = 14;
+   */
+  maxSeq: bigint;
+
+  /**
+   * @generated from field: int64 msg_destruct_time = 15;
+   */
+  msgDestructTime: bigint;
+
+  /**
+   * @generated from field: int64 latest_msg_destruct_time = 16;
+   */
+  latestMsgDestructTime: bigint;
+
+  /**
+   * @generated from field: bool is_msg_destruct = 17;
+   */
+  isMsgDestruct: boolean;
+};
+
+/**
+ * Describes the message vendor.openim.v1.Conversation.
+ * Use `create(ConversationSchema)` to create a new message.
+ */
+export const ConversationSchema: GenMessage<Conversation> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 4);
+
+/**
+ * RequestPagination is openimsdk/protocol sdkws.RequestPagination (page_number starts at 1).
+ *
+ * @generated from message vendor.openim.v1.RequestPagination
+ */
+export type RequestPagination = Message<"vendor.openim.v1.RequestPagination"> & {
+  /**
+   * @generated from field: int32 page_number = 1;
+   */
+  pageNumber: number;
+
+  /**
+   * @generated from field: int32 show_number = 2;
+   */
+  showNumber: number;
+};
+
+/**
+ * Describes the message vendor.openim.v1.RequestPagination.
+ * Use `create(RequestPaginationSchema)` to create a new message.
+ */
+export const RequestPaginationSchema: GenMessage<RequestPagination> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 5);
+
+/**
+ * GetOwnerConversationRequest is OpenIM's GetOwnerConversationReq.
+ *
+ * @generated from message vendor.openim.v1.GetOwnerConversationRequest
+ */
+export type GetOwnerConversationRequest = Message<"vendor.openim.v1.GetOwnerConversationRequest"> & {
+  /**
+   * @generated from field: string user_id = 1 [json_name = "userID"];
+   */
+  userId: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.RequestPagination pagination = 2;
+   */
+  pagination?: RequestPagination | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetOwnerConversationRequest.
+ * Use `create(GetOwnerConversationRequestSchema)` to create a new message.
+ */
+export const GetOwnerConversationRequestSchema: GenMessage<GetOwnerConversationRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 6);
+
+/**
+ * GetOwnerConversationData is OpenIM's GetOwnerConversationResp.
+ *
+ * @generated from message vendor.openim.v1.GetOwnerConversationData
+ */
+export type GetOwnerConversationData = Message<"vendor.openim.v1.GetOwnerConversationData"> & {
+  /**
+   * @generated from field: int64 total = 1;
+   */
+  total: bigint;
+
+  /**
+   * @generated from field: repeated vendor.openim.v1.Conversation conversations = 2;
+   */
+  conversations: Conversation[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetOwnerConversationData.
+ * Use `create(GetOwnerConversationDataSchema)` to create a new message.
+ */
+export const GetOwnerConversationDataSchema: GenMessage<GetOwnerConversationData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 7);
+
+/**
+ * GetOwnerConversationResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetOwnerConversationResponse
+ */
+export type GetOwnerConversationResponse = Message<"vendor.openim.v1.GetOwnerConversationResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.GetOwnerConversationData data = 4;
+   */
+  data?: GetOwnerConversationData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetOwnerConversationResponse.
+ * Use `create(GetOwnerConversationResponseSchema)` to create a new message.
+ */
+export const GetOwnerConversationResponseSchema: GenMessage<GetOwnerConversationResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 8);
+
+/**
+ * GetConversationsRequest is OpenIM's GetConversationsReq.
+ *
+ * @generated from message vendor.openim.v1.GetConversationsRequest
+ */
+export type GetConversationsRequest = Message<"vendor.openim.v1.GetConversationsRequest"> & {
+  /**
+   * @generated from field: string owner_user_id = 1 [json_name = "ownerUserID"];
+   */
+  ownerUserId: string;
+
+  /**
+   * @generated from field: repeated string conversation_ids = 2 [json_name = "conversationIDs"];
+   */
+  conversationIds: string[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetConversationsRequest.
+ * Use `create(GetConversationsRequestSchema)` to create a new message.
+ */
+export const GetConversationsRequestSchema: GenMessage<GetConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 9);
+
+/**
+ * ConversationsData carries a list of conversations.
+ *
+ * @generated from message vendor.openim.v1.ConversationsData
+ */
+export type ConversationsData = Message<"vendor.openim.v1.ConversationsData"> & {
+  /**
+   * @generated from field: repeated vendor.openim.v1.Conversation conversations = 2;
+   */
+  conversations: Conversation[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.ConversationsData.
+ * Use `create(ConversationsDataSchema)` to create a new message.
+ */
+export const ConversationsDataSchema: GenMessage<ConversationsData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 10);
+
+/**
+ * GetConversationsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetConversationsResponse
+ */
+export type GetConversationsResponse = Message<"vendor.openim.v1.GetConversationsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ConversationsData data = 4;
+   */
+  data?: ConversationsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetConversationsResponse.
+ * Use `create(GetConversationsResponseSchema)` to create a new message.
+ */
+export const GetConversationsResponseSchema: GenMessage<GetConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 11);
+
+/**
+ * GetConversationRequest is OpenIM's GetConversationReq.
+ *
+ * @generated from message vendor.openim.v1.GetConversationRequest
+ */
+export type GetConversationRequest = Message<"vendor.openim.v1.GetConversationRequest"> & {
+  /**
+   * @generated from field: string conversation_id = 1 [json_name = "conversationID"];
+   */
+  conversationId: string;
+
+  /**
+   * @generated from field: string owner_user_id = 2 [json_name = "ownerUserID"];
+   */
+  ownerUserId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetConversationRequest.
+ * Use `create(GetConversationRequestSchema)` to create a new message.
+ */
+export const GetConversationRequestSchema: GenMessage<GetConversationRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 12);
+
+/**
+ * ConversationData carries one conversation.
+ *
+ * @generated from message vendor.openim.v1.ConversationData
+ */
+export type ConversationData = Message<"vendor.openim.v1.ConversationData"> & {
+  /**
+   * @generated from field: vendor.openim.v1.Conversation conversation = 2;
+   */
+  conversation?: Conversation | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.ConversationData.
+ * Use `create(ConversationDataSchema)` to create a new message.
+ */
+export const ConversationDataSchema: GenMessage<ConversationData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 13);
+
+/**
+ * GetConversationResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetConversationResponse
+ */
+export type GetConversationResponse = Message<"vendor.openim.v1.GetConversationResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ConversationData data = 4;
+   */
+  data?: ConversationData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetConversationResponse.
+ * Use `create(GetConversationResponseSchema)` to create a new message.
+ */
+export const GetConversationResponseSchema: GenMessage<GetConversationResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 14);
+
+/**
+ * GetAllConversationsRequest is OpenIM's GetAllConversationsReq.
+ *
+ * @generated from message vendor.openim.v1.GetAllConversationsRequest
+ */
+export type GetAllConversationsRequest = Message<"vendor.openim.v1.GetAllConversationsRequest"> & {
+  /**
+   * @generated from field: string owner_user_id = 1 [json_name = "ownerUserID"];
+   */
+  ownerUserId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetAllConversationsRequest.
+ * Use `create(GetAllConversationsRequestSchema)` to create a new message.
+ */
+export const GetAllConversationsRequestSchema: GenMessage<GetAllConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 15);
+
+/**
+ * GetAllConversationsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetAllConversationsResponse
+ */
+export type GetAllConversationsResponse = Message<"vendor.openim.v1.GetAllConversationsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ConversationsData data = 4;
+   */
+  data?: ConversationsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetAllConversationsResponse.
+ * Use `create(GetAllConversationsResponseSchema)` to create a new message.
+ */
+export const GetAllConversationsResponseSchema: GenMessage<GetAllConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 16);
+
+/**
+ * GetPinnedConversationIdsRequest is OpenIM's GetPinnedConversationIDsReq.
+ *
+ * @generated from message vendor.openim.v1.GetPinnedConversationIdsRequest
+ */
+export type GetPinnedConversationIdsRequest = Message<"vendor.openim.v1.GetPinnedConversationIdsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1 [json_name = "userID"];
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetPinnedConversationIdsRequest.
+ * Use `create(GetPinnedConversationIdsRequestSchema)` to create a new message.
+ */
+export const GetPinnedConversationIdsRequestSchema: GenMessage<GetPinnedConversationIdsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 17);
+
+/**
+ * ConversationIdsData carries conversation IDs.
+ *
+ * @generated from message vendor.openim.v1.ConversationIdsData
+ */
+export type ConversationIdsData = Message<"vendor.openim.v1.ConversationIdsData"> & {
+  /**
+   * @generated from field: repeated string conversation_ids = 1 [json_name = "conversationIDs"];
+   */
+  conversationIds: string[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.ConversationIdsData.
+ * Use `create(ConversationIdsDataSchema)` to create a new message.
+ */
+export const ConversationIdsDataSchema: GenMessage<ConversationIdsData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 18);
+
+/**
+ * GetPinnedConversationIdsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetPinnedConversationIdsResponse
+ */
+export type GetPinnedConversationIdsResponse = Message<"vendor.openim.v1.GetPinnedConversationIdsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ConversationIdsData data = 4;
+   */
+  data?: ConversationIdsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetPinnedConversationIdsResponse.
+ * Use `create(GetPinnedConversationIdsResponseSchema)` to create a new message.
+ */
+export const GetPinnedConversationIdsResponseSchema: GenMessage<GetPinnedConversationIdsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 19);
+
+/**
+ * GetNotNotifyConversationIdsRequest is OpenIM's GetNotNotifyConversationIDsReq.
+ *
+ * @generated from message vendor.openim.v1.GetNotNotifyConversationIdsRequest
+ */
+export type GetNotNotifyConversationIdsRequest = Message<"vendor.openim.v1.GetNotNotifyConversationIdsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1 [json_name = "userID"];
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetNotNotifyConversationIdsRequest.
+ * Use `create(GetNotNotifyConversationIdsRequestSchema)` to create a new message.
+ */
+export const GetNotNotifyConversationIdsRequestSchema: GenMessage<GetNotNotifyConversationIdsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 20);
+
+/**
+ * GetNotNotifyConversationIdsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetNotNotifyConversationIdsResponse
+ */
+export type GetNotNotifyConversationIdsResponse = Message<"vendor.openim.v1.GetNotNotifyConversationIdsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.ConversationIdsData data = 4;
+   */
+  data?: ConversationIdsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetNotNotifyConversationIdsResponse.
+ * Use `create(GetNotNotifyConversationIdsResponseSchema)` to create a new message.
+ */
+export const GetNotNotifyConversationIdsResponseSchema: GenMessage<GetNotNotifyConversationIdsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 21);
+
+/**
  * ConversationService is OpenIM's POST /conversation/set_conversations, as a proto service. The REST
  * gateway and this service share one implementation. Over gRPC/Connect the admin token travels as
  * the metadata header `token` and the operation ID as `operationid`. Failures are reported in the
@@ -224,6 +763,66 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof SetConversationsRequestSchema;
     output: typeof SetConversationsResponseSchema;
+  },
+  /**
+   * One page (1-based) of the owner's conversations, with the total.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetOwnerConversation
+   */
+  getOwnerConversation: {
+    methodKind: "unary";
+    input: typeof GetOwnerConversationRequestSchema;
+    output: typeof GetOwnerConversationResponseSchema;
+  },
+  /**
+   * The owner's conversations among conversation_ids (the ones convmark holds).
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetConversations
+   */
+  getConversations: {
+    methodKind: "unary";
+    input: typeof GetConversationsRequestSchema;
+    output: typeof GetConversationsResponseSchema;
+  },
+  /**
+   * One conversation; 1004 RecordNotFoundError when convmark holds none.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetConversation
+   */
+  getConversation: {
+    methodKind: "unary";
+    input: typeof GetConversationRequestSchema;
+    output: typeof GetConversationResponseSchema;
+  },
+  /**
+   * Every conversation of the owner.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetAllConversations
+   */
+  getAllConversations: {
+    methodKind: "unary";
+    input: typeof GetAllConversationsRequestSchema;
+    output: typeof GetAllConversationsResponseSchema;
+  },
+  /**
+   * The IDs of the user's pinned conversations.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetPinnedConversationIds
+   */
+  getPinnedConversationIds: {
+    methodKind: "unary";
+    input: typeof GetPinnedConversationIdsRequestSchema;
+    output: typeof GetPinnedConversationIdsResponseSchema;
+  },
+  /**
+   * The IDs of the user's conversations with recvMsgOpt 2 (receive without notification).
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetNotNotifyConversationIds
+   */
+  getNotNotifyConversationIds: {
+    methodKind: "unary";
+    input: typeof GetNotNotifyConversationIdsRequestSchema;
+    output: typeof GetNotNotifyConversationIdsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vendor_openim_v1_conversation_service, 0);

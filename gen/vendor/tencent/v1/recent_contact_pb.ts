@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vendor/tencent/v1/recent_contact.proto.
  */
 export const file_vendor_tencent_v1_recent_contact: GenFile = /*@__PURE__*/
-  fileDesc("CiZ2ZW5kb3IvdGVuY2VudC92MS9yZWNlbnRfY29udGFjdC5wcm90bxIRdmVuZG9yLnRlbmNlbnQudjEimAEKC0NvbnRhY3RJdGVtEhcKBHR5cGUYASABKAVIAFIEVHlwZYgBARIjCgp0b19hY2NvdW50GAIgASgJSAFSClRvX0FjY291bnSIAQESIwoLdG9fZ3JvdXBfaWQYAyABKAlIAlIJVG9Hcm91cElkiAEBQgcKBV90eXBlQg0KC190b19hY2NvdW50Qg4KDF90b19ncm91cF9pZCLqAQoITWFya0l0ZW0SHgoIb3B0X3R5cGUYASABKAVIAFIHT3B0VHlwZYgBARJBCgxjb250YWN0X2l0ZW0YAiABKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW0SGQoIc2V0X21hcmsYAyADKANSB1NldE1hcmsSHQoKY2xlYXJfbWFyaxgEIAMoA1IJQ2xlYXJNYXJrEiQKC2N1c3RvbV9tYXJrGAUgASgJSAFSCkN1c3RvbU1hcmuIAQFCCwoJX29wdF90eXBlQg4KDF9jdXN0b21fbWFyayKIAQoSTWFya0NvbnRhY3RSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESOAoJbWFya19pdGVtGAIgAygLMhsudmVuZG9yLnRlbmNlbnQudjEuTWFya0l0ZW1SCE1hcmtJdGVtQg8KDV9mcm9tX2FjY291bnQivgEKClJlc3VsdEl0ZW0SHgoIb3B0X3R5cGUYASABKAVIAFIHT3B0VHlwZYgBARJBCgxjb250YWN0X2l0ZW0YAiABKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW0SHwoLcmVzdWx0X2NvZGUYAyABKAVSClJlc3VsdENvZGUSHwoLcmVzdWx0X2luZm8YBCABKAlSClJlc3VsdEluZm9CCwoJX29wdF90eXBlIt0BChNNYXJrQ29udGFjdFJlc3BvbnNlEj4KC3Jlc3VsdF9pdGVtGAEgAygLMh0udmVuZG9yLnRlbmNlbnQudjEuUmVzdWx0SXRlbVIKUmVzdWx0SXRlbRIjCg1hY3Rpb25fc3RhdHVzGAIgASgJUgxBY3Rpb25TdGF0dXMSHQoKZXJyb3JfY29kZRgDIAEoBVIJRXJyb3JDb2RlEh0KCmVycm9yX2luZm8YBCABKAlSCUVycm9ySW5mbxIjCg1lcnJvcl9kaXNwbGF5GAUgASgJUgxFcnJvckRpc3BsYXkydAoUUmVjZW50Q29udGFjdFNlcnZpY2USXAoLTWFya0NvbnRhY3QSJS52ZW5kb3IudGVuY2VudC52MS5NYXJrQ29udGFjdFJlcXVlc3QaJi52ZW5kb3IudGVuY2VudC52MS5NYXJrQ29udGFjdFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiZ2ZW5kb3IvdGVuY2VudC92MS9yZWNlbnRfY29udGFjdC5wcm90bxIRdmVuZG9yLnRlbmNlbnQudjEimAEKC0NvbnRhY3RJdGVtEhcKBHR5cGUYASABKAVIAFIEVHlwZYgBARIjCgp0b19hY2NvdW50GAIgASgJSAFSClRvX0FjY291bnSIAQESIwoLdG9fZ3JvdXBfaWQYAyABKAlIAlIJVG9Hcm91cElkiAEBQgcKBV90eXBlQg0KC190b19hY2NvdW50Qg4KDF90b19ncm91cF9pZCLqAQoITWFya0l0ZW0SHgoIb3B0X3R5cGUYASABKAVIAFIHT3B0VHlwZYgBARJBCgxjb250YWN0X2l0ZW0YAiABKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW0SGQoIc2V0X21hcmsYAyADKANSB1NldE1hcmsSHQoKY2xlYXJfbWFyaxgEIAMoA1IJQ2xlYXJNYXJrEiQKC2N1c3RvbV9tYXJrGAUgASgJSAFSCkN1c3RvbU1hcmuIAQFCCwoJX29wdF90eXBlQg4KDF9jdXN0b21fbWFyayKIAQoSTWFya0NvbnRhY3RSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESOAoJbWFya19pdGVtGAIgAygLMhsudmVuZG9yLnRlbmNlbnQudjEuTWFya0l0ZW1SCE1hcmtJdGVtQg8KDV9mcm9tX2FjY291bnQivgEKClJlc3VsdEl0ZW0SHgoIb3B0X3R5cGUYASABKAVIAFIHT3B0VHlwZYgBARJBCgxjb250YWN0X2l0ZW0YAiABKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW0SHwoLcmVzdWx0X2NvZGUYAyABKAVSClJlc3VsdENvZGUSHwoLcmVzdWx0X2luZm8YBCABKAlSClJlc3VsdEluZm9CCwoJX29wdF90eXBlIt0BChNNYXJrQ29udGFjdFJlc3BvbnNlEj4KC3Jlc3VsdF9pdGVtGAEgAygLMh0udmVuZG9yLnRlbmNlbnQudjEuUmVzdWx0SXRlbVIKUmVzdWx0SXRlbRIjCg1hY3Rpb25fc3RhdHVzGAIgASgJUgxBY3Rpb25TdGF0dXMSHQoKZXJyb3JfY29kZRgDIAEoBVIJRXJyb3JDb2RlEh0KCmVycm9yX2luZm8YBCABKAlSCUVycm9ySW5mbxIjCg1lcnJvcl9kaXNwbGF5GAUgASgJUgxFcnJvckRpc3BsYXkidAoQR3JvdXBDb250YWN0SXRlbRIdCgpncm91cF9uYW1lGAEgASgJUglHcm91cE5hbWUSQQoMY29udGFjdF9pdGVtGAIgAygLMh4udmVuZG9yLnRlbmNlbnQudjEuQ29udGFjdEl0ZW1SC0NvbnRhY3RJdGVtIqgBChlDcmVhdGVDb250YWN0R3JvdXBSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESUQoSZ3JvdXBfY29udGFjdF9pdGVtGAIgAygLMiMudmVuZG9yLnRlbmNlbnQudjEuR3JvdXBDb250YWN0SXRlbVIQR3JvdXBDb250YWN0SXRlbUIPCg1fZnJvbV9hY2NvdW50IkUKCUdyb3VwSXRlbRIdCgpncm91cF9uYW1lGAEgASgJUglHcm91cE5hbWUSGQoIZ3JvdXBfaWQYAiABKA1SB0dyb3VwSWQijgEKD0dyb3VwUmVzdWx0SXRlbRI7Cgpncm91cF9pdGVtGAEgASgLMhwudmVuZG9yLnRlbmNlbnQudjEuR3JvdXBJdGVtUglHcm91cEl0ZW0SPgoLcmVzdWx0X2l0ZW0YAiADKAsyHS52ZW5kb3IudGVuY2VudC52MS5SZXN1bHRJdGVtUgpSZXN1bHRJdGVtIvQBChpDcmVhdGVDb250YWN0R3JvdXBSZXNwb25zZRJOChFncm91cF9yZXN1bHRfaXRlbRgBIAMoCzIiLnZlbmRvci50ZW5jZW50LnYxLkdyb3VwUmVzdWx0SXRlbVIPR3JvdXBSZXN1bHRJdGVtEiMKDWFjdGlvbl9zdGF0dXMYAiABKAlSDEFjdGlvblN0YXR1cxIdCgplcnJvcl9jb2RlGAMgASgFUglFcnJvckNvZGUSHQoKZXJyb3JfaW5mbxgEIAEoCVIJRXJyb3JJbmZvEiMKDWVycm9yX2Rpc3BsYXkYBSABKAlSDEVycm9yRGlzcGxheSJxChZEZWxDb250YWN0R3JvdXBSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESHQoKZ3JvdXBfbmFtZRgCIAMoCVIJR3JvdXBOYW1lQg8KDV9mcm9tX2FjY291bnQi3gEKF0RlbENvbnRhY3RHcm91cFJlc3BvbnNlEjsKCmdyb3VwX2l0ZW0YASADKAsyHC52ZW5kb3IudGVuY2VudC52MS5Hcm91cEl0ZW1SCUdyb3VwSXRlbRIjCg1hY3Rpb25fc3RhdHVzGAIgASgJUgxBY3Rpb25TdGF0dXMSHQoKZXJyb3JfY29kZRgDIAEoBVIJRXJyb3JDb2RlEh0KCmVycm9yX2luZm8YBCABKAlSCUVycm9ySW5mbxIjCg1lcnJvcl9kaXNwbGF5GAUgASgJUgxFcnJvckRpc3BsYXkimgEKEUNvbnRhY3RVcGRhdGVJdGVtEi0KEGNvbnRhY3Rfb3B0X3R5cGUYASABKAVIAFIOQ29udGFjdE9wdFR5cGWIAQESQQoMY29udGFjdF9pdGVtGAIgASgLMh4udmVuZG9yLnRlbmNlbnQudjEuQ29udGFjdEl0ZW1SC0NvbnRhY3RJdGVtQhMKEV9jb250YWN0X29wdF90eXBlIvYBCgtVcGRhdGVHcm91cBIvChF1cGRhdGVfZ3JvdXBfdHlwZRgBIAEoBUgAUg9VcGRhdGVHcm91cFR5cGWIAQESJAoOb2xkX2dyb3VwX25hbWUYAiABKAlSDE9sZEdyb3VwTmFtZRIkCg5uZXdfZ3JvdXBfbmFtZRgDIAEoCVIMTmV3R3JvdXBOYW1lElQKE2NvbnRhY3RfdXBkYXRlX2l0ZW0YBCADKAsyJC52ZW5kb3IudGVuY2VudC52MS5Db250YWN0VXBkYXRlSXRlbVIRQ29udGFjdFVwZGF0ZUl0ZW1CFAoSX3VwZGF0ZV9ncm91cF90eXBlIs4BChlVcGRhdGVDb250YWN0R3JvdXBSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESJAoLdXBkYXRlX3R5cGUYAiABKAVIAVIKVXBkYXRlVHlwZYgBARJBCgx1cGRhdGVfZ3JvdXAYAyABKAsyHi52ZW5kb3IudGVuY2VudC52MS5VcGRhdGVHcm91cFILVXBkYXRlR3JvdXBCDwoNX2Zyb21fYWNjb3VudEIOCgxfdXBkYXRlX3R5cGUi3gEKE0NvbnRhY3RVcGRhdGVSZXN1bHQSLQoQY29udGFjdF9vcHRfdHlwZRgBIAEoBUgAUg5Db250YWN0T3B0VHlwZYgBARJBCgxjb250YWN0X2l0ZW0YAiABKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW0SHwoLcmVzdWx0X2NvZGUYAyABKAVSClJlc3VsdENvZGUSHwoLcmVzdWx0X2luZm8YBCABKAlSClJlc3VsdEluZm9CEwoRX2NvbnRhY3Rfb3B0X3R5cGUi9wEKEVVwZGF0ZUdyb3VwUmVzdWx0EioKEXVwZGF0ZV9ncm91cF90eXBlGAEgASgFUg9VcGRhdGVHcm91cFR5cGUSHQoKZ3JvdXBfbmFtZRgCIAEoCVIJR3JvdXBOYW1lEhkKCGdyb3VwX2lkGAMgASgNUgdHcm91cElkEiQKDm9sZF9ncm91cF9uYW1lGAQgASgJUgxPbGRHcm91cE5hbWUSVgoTY29udGFjdF9yZXN1bHRfaXRlbRgFIAMoCzImLnZlbmRvci50ZW5jZW50LnYxLkNvbnRhY3RVcGRhdGVSZXN1bHRSEUNvbnRhY3RSZXN1bHRJdGVtIpsCChpVcGRhdGVDb250YWN0R3JvdXBSZXNwb25zZRIfCgt1cGRhdGVfdHlwZRgBIAEoBVIKVXBkYXRlVHlwZRJUChN1cGRhdGVfZ3JvdXBfcmVzdWx0GAIgASgLMiQudmVuZG9yLnRlbmNlbnQudjEuVXBkYXRlR3JvdXBSZXN1bHRSEVVwZGF0ZUdyb3VwUmVzdWx0EiMKDWFjdGlvbl9zdGF0dXMYAyABKAlSDEFjdGlvblN0YXR1cxIdCgplcnJvcl9jb2RlGAQgASgFUglFcnJvckNvZGUSHQoKZXJyb3JfaW5mbxgFIAEoCVIJRXJyb3JJbmZvEiMKDWVycm9yX2Rpc3BsYXkYBiABKAlSDEVycm9yRGlzcGxheSLIAgoPQ29udGFjdE1hcmtJdGVtEhIKBHR5cGUYASABKAVSBFR5cGUSIwoKdG9fYWNjb3VudBgCIAEoCUgAUgpUb19BY2NvdW50iAEBEiMKC3RvX2dyb3VwX2lkGAMgASgJSAFSCVRvR3JvdXBJZIgBARIoCg1zdGFuZGFyZF9tYXJrGAQgASgJSAJSDFN0YW5kYXJkTWFya4gBARIkCgtjdXN0b21fbWFyaxgFIAEoCUgDUgpDdXN0b21NYXJriAEBEigKEGNvbnRhY3RfZ3JvdXBfaWQYBiADKA1SDkNvbnRhY3RHcm91cElkEhwKCXRpbWVzdGFtcBgHIAEoA1IJVGltZXN0YW1wQg0KC190b19hY2NvdW50Qg4KDF90b19ncm91cF9pZEIQCg5fc3RhbmRhcmRfbWFya0IOCgxfY3VzdG9tX21hcmsimAEKGVNlYXJjaENvbnRhY3RHcm91cFJlcXVlc3QSJwoMZnJvbV9hY2NvdW50GAEgASgJSABSDEZyb21fQWNjb3VudIgBARJBCgxjb250YWN0X2l0ZW0YAiADKAsyHi52ZW5kb3IudGVuY2VudC52MS5Db250YWN0SXRlbVILQ29udGFjdEl0ZW1CDwoNX2Zyb21fYWNjb3VudCK1AgoaU2VhcmNoQ29udGFjdEdyb3VwUmVzcG9uc2USUgoTY29udGFjdF9yZXN1bHRfaXRlbRgBIAMoCzIiLnZlbmRvci50ZW5jZW50LnYxLkNvbnRhY3RNYXJrSXRlbVIRQ29udGFjdFJlc3VsdEl0ZW0SOwoKZ3JvdXBfaXRlbRgCIAMoCzIcLnZlbmRvci50ZW5jZW50LnYxLkdyb3VwSXRlbVIJR3JvdXBJdGVtEiMKDWFjdGlvbl9zdGF0dXMYAyABKAlSDEFjdGlvblN0YXR1cxIdCgplcnJvcl9jb2RlGAQgASgFUglFcnJvckNvZGUSHQoKZXJyb3JfaW5mbxgFIAEoCVIJRXJyb3JJbmZvEiMKDWVycm9yX2Rpc3BsYXkYBiABKAlSDEVycm9yRGlzcGxheSKIAQoWR2V0Q29udGFjdEdyb3VwUmVxdWVzdBInCgxmcm9tX2FjY291bnQYASABKAlIAFIMRnJvbV9BY2NvdW50iAEBEiQKC3N0YXJ0X2luZGV4GAIgASgDSAFSClN0YXJ0SW5kZXiIAQFCDwoNX2Zyb21fYWNjb3VudEIOCgxfc3RhcnRfaW5kZXgi9AIKF0dldENvbnRhY3RHcm91cFJlc3BvbnNlEkUKDGNvbnRhY3RfaXRlbRgBIAMoCzIiLnZlbmRvci50ZW5jZW50LnYxLkNvbnRhY3RNYXJrSXRlbVILQ29udGFjdEl0ZW0SOwoKZ3JvdXBfaXRlbRgCIAMoCzIcLnZlbmRvci50ZW5jZW50LnYxLkdyb3VwSXRlbVIJR3JvdXBJdGVtEiMKDWNvbXBsZXRlX2ZsYWcYAyABKAVSDENvbXBsZXRlRmxhZxIoChBuZXh0X3N0YXJ0X2luZGV4GAQgASgDUg5OZXh0U3RhcnRJbmRleBIjCg1hY3Rpb25fc3RhdHVzGAUgASgJUgxBY3Rpb25TdGF0dXMSHQoKZXJyb3JfY29kZRgGIAEoBVIJRXJyb3JDb2RlEh0KCmVycm9yX2luZm8YByABKAlSCUVycm9ySW5mbxIjCg1lcnJvcl9kaXNwbGF5GAggASgJUgxFcnJvckRpc3BsYXki+wEKDkdldExpc3RSZXF1ZXN0EicKDGZyb21fYWNjb3VudBgBIAEoCUgAUgxGcm9tX0FjY291bnSIAQESHQoKdGltZV9zdGFtcBgCIAEoA1IJVGltZVN0YW1wEh8KC3N0YXJ0X2luZGV4GAMgASgDUgpTdGFydEluZGV4EiQKDnRvcF90aW1lX3N0YW1wGAQgASgDUgxUb3BUaW1lU3RhbXASJgoPdG9wX3N0YXJ0X2luZGV4GAUgASgDUg1Ub3BTdGFydEluZGV4EiEKDGFzc2lzdF9mbGFncxgGIAEoA1ILQXNzaXN0RmxhZ3NCDwoNX2Zyb21fYWNjb3VudCLUAgoLU2Vzc2lvbkl0ZW0SEgoEdHlwZRgBIAEoBVIEVHlwZRIjCgp0b19hY2NvdW50GAIgASgJSABSClRvX0FjY291bnSIAQESHgoIZ3JvdXBfaWQYAyABKAlIAVIHR3JvdXBJZIgBARIZCghtc2dfdGltZRgEIAEoA1IHTXNnVGltZRIZCgh0b3BfZmxhZxgFIAEoBVIHVG9wRmxhZxIoCg1zdGFuZGFyZF9tYXJrGAYgASgJSAJSDFN0YW5kYXJkTWFya4gBARIkCgtjdXN0b21fbWFyaxgHIAEoCUgDUgpDdXN0b21NYXJriAEBEigKEGNvbnRhY3RfZ3JvdXBfaWQYCCADKA1SDkNvbnRhY3RHcm91cElkQg0KC190b19hY2NvdW50QgsKCV9ncm91cF9pZEIQCg5fc3RhbmRhcmRfbWFya0IOCgxfY3VzdG9tX21hcmsijwMKD0dldExpc3RSZXNwb25zZRJBCgxzZXNzaW9uX2l0ZW0YASADKAsyHi52ZW5kb3IudGVuY2VudC52MS5TZXNzaW9uSXRlbVILU2Vzc2lvbkl0ZW0SIwoNY29tcGxldGVfZmxhZxgCIAEoBVIMQ29tcGxldGVGbGFnEh0KCnRpbWVfc3RhbXAYAyABKANSCVRpbWVTdGFtcBIfCgtzdGFydF9pbmRleBgEIAEoA1IKU3RhcnRJbmRleBIkCg50b3BfdGltZV9zdGFtcBgFIAEoA1IMVG9wVGltZVN0YW1wEiYKD3RvcF9zdGFydF9pbmRleBgGIAEoA1INVG9wU3RhcnRJbmRleBIjCg1hY3Rpb25fc3RhdHVzGAcgASgJUgxBY3Rpb25TdGF0dXMSHQoKZXJyb3JfY29kZRgIIAEoBVIJRXJyb3JDb2RlEh0KCmVycm9yX2luZm8YCSABKAlSCUVycm9ySW5mbxIjCg1lcnJvcl9kaXNwbGF5GAogASgJUgxFcnJvckRpc3BsYXky8wUKFFJlY2VudENvbnRhY3RTZXJ2aWNlElwKC01hcmtDb250YWN0EiUudmVuZG9yLnRlbmNlbnQudjEuTWFya0NvbnRhY3RSZXF1ZXN0GiYudmVuZG9yLnRlbmNlbnQudjEuTWFya0NvbnRhY3RSZXNwb25zZRJxChJDcmVhdGVDb250YWN0R3JvdXASLC52ZW5kb3IudGVuY2VudC52MS5DcmVhdGVDb250YWN0R3JvdXBSZXF1ZXN0Gi0udmVuZG9yLnRlbmNlbnQudjEuQ3JlYXRlQ29udGFjdEdyb3VwUmVzcG9uc2USaAoPRGVsQ29udGFjdEdyb3VwEikudmVuZG9yLnRlbmNlbnQudjEuRGVsQ29udGFjdEdyb3VwUmVxdWVzdBoqLnZlbmRvci50ZW5jZW50LnYxLkRlbENvbnRhY3RHcm91cFJlc3BvbnNlEnEKElVwZGF0ZUNvbnRhY3RHcm91cBIsLnZlbmRvci50ZW5jZW50LnYxLlVwZGF0ZUNvbnRhY3RHcm91cFJlcXVlc3QaLS52ZW5kb3IudGVuY2VudC52MS5VcGRhdGVDb250YWN0R3JvdXBSZXNwb25zZRJxChJTZWFyY2hDb250YWN0R3JvdXASLC52ZW5kb3IudGVuY2VudC52MS5TZWFyY2hDb250YWN0R3JvdXBSZXF1ZXN0Gi0udmVuZG9yLnRlbmNlbnQudjEuU2VhcmNoQ29udGFjdEdyb3VwUmVzcG9uc2USaAoPR2V0Q29udGFjdEdyb3VwEikudmVuZG9yLnRlbmNlbnQudjEuR2V0Q29udGFjdEdyb3VwUmVxdWVzdBoqLnZlbmRvci50ZW5jZW50LnYxLkdldENvbnRhY3RHcm91cFJlc3BvbnNlElAKB0dldExpc3QSIS52ZW5kb3IudGVuY2VudC52MS5HZXRMaXN0UmVxdWVzdBoiLnZlbmRvci50ZW5jZW50LnYxLkdldExpc3RSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * ContactItem names the conversation: Type 1 (one-to-one) with To_Account, or Type 2 (group) with
@@ -208,8 +208,791 @@ export const MarkContactResponseSchema: GenMessage<MarkContactResponse> = /*@__P
   messageDesc(file_vendor_tencent_v1_recent_contact, 4);
 
 /**
+ * GroupContactItem is one group to create with its conversations.
+ *
+ * @generated from message vendor.tencent.v1.GroupContactItem
+ */
+export type GroupContactItem = Message<"vendor.tencent.v1.GroupContactItem"> & {
+  /**
+   * At most 32 bytes (51011 otherwise).
+   *
+   * @generated from field: string group_name = 1 [json_name = "GroupName"];
+   */
+  groupName: string;
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ContactItem contact_item = 2 [json_name = "ContactItem"];
+   */
+  contactItem: ContactItem[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GroupContactItem.
+ * Use `create(GroupContactItemSchema)` to create a new message.
+ */
+export const GroupContactItemSchema: GenMessage<GroupContactItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 5);
+
+/**
+ * CreateContactGroupRequest is the body of POST /v4/recentcontact/create_contact_group.
+ *
+ * @generated from message vendor.tencent.v1.CreateContactGroupRequest
+ */
+export type CreateContactGroupRequest = Message<"vendor.tencent.v1.CreateContactGroupRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * Exactly one group per call, as Tencent documents.
+   *
+   * @generated from field: repeated vendor.tencent.v1.GroupContactItem group_contact_item = 2 [json_name = "GroupContactItem"];
+   */
+  groupContactItem: GroupContactItem[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.CreateContactGroupRequest.
+ * Use `create(CreateContactGroupRequestSchema)` to create a new message.
+ */
+export const CreateContactGroupRequestSchema: GenMessage<CreateContactGroupRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 6);
+
+/**
+ * GroupItem names a conversation group.
+ *
+ * @generated from message vendor.tencent.v1.GroupItem
+ */
+export type GroupItem = Message<"vendor.tencent.v1.GroupItem"> & {
+  /**
+   * @generated from field: string group_name = 1 [json_name = "GroupName"];
+   */
+  groupName: string;
+
+  /**
+   * convmark derives it from the name (see docs/dialects/tencent.md).
+   *
+   * @generated from field: uint32 group_id = 2 [json_name = "GroupId"];
+   */
+  groupId: number;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GroupItem.
+ * Use `create(GroupItemSchema)` to create a new message.
+ */
+export const GroupItemSchema: GenMessage<GroupItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 7);
+
+/**
+ * GroupResultItem is the outcome of one created group.
+ *
+ * @generated from message vendor.tencent.v1.GroupResultItem
+ */
+export type GroupResultItem = Message<"vendor.tencent.v1.GroupResultItem"> & {
+  /**
+   * @generated from field: vendor.tencent.v1.GroupItem group_item = 1 [json_name = "GroupItem"];
+   */
+  groupItem?: GroupItem | undefined;
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ResultItem result_item = 2 [json_name = "ResultItem"];
+   */
+  resultItem: ResultItem[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GroupResultItem.
+ * Use `create(GroupResultItemSchema)` to create a new message.
+ */
+export const GroupResultItemSchema: GenMessage<GroupResultItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 8);
+
+/**
+ * CreateContactGroupResponse is Tencent's envelope plus the group's per-conversation results.
+ *
+ * @generated from message vendor.tencent.v1.CreateContactGroupResponse
+ */
+export type CreateContactGroupResponse = Message<"vendor.tencent.v1.CreateContactGroupResponse"> & {
+  /**
+   * @generated from field: repeated vendor.tencent.v1.GroupResultItem group_result_item = 1 [json_name = "GroupResultItem"];
+   */
+  groupResultItem: GroupResultItem[];
+
+  /**
+   * @generated from field: string action_status = 2 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 3 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 4 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 5 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.CreateContactGroupResponse.
+ * Use `create(CreateContactGroupResponseSchema)` to create a new message.
+ */
+export const CreateContactGroupResponseSchema: GenMessage<CreateContactGroupResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 9);
+
+/**
+ * DelContactGroupRequest is the body of POST /v4/recentcontact/del_contact_group.
+ *
+ * @generated from message vendor.tencent.v1.DelContactGroupRequest
+ */
+export type DelContactGroupRequest = Message<"vendor.tencent.v1.DelContactGroupRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * Exactly one group name per call.
+   *
+   * @generated from field: repeated string group_name = 2 [json_name = "GroupName"];
+   */
+  groupName: string[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.DelContactGroupRequest.
+ * Use `create(DelContactGroupRequestSchema)` to create a new message.
+ */
+export const DelContactGroupRequestSchema: GenMessage<DelContactGroupRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 10);
+
+/**
+ * DelContactGroupResponse names the deleted group.
+ *
+ * @generated from message vendor.tencent.v1.DelContactGroupResponse
+ */
+export type DelContactGroupResponse = Message<"vendor.tencent.v1.DelContactGroupResponse"> & {
+  /**
+   * @generated from field: repeated vendor.tencent.v1.GroupItem group_item = 1 [json_name = "GroupItem"];
+   */
+  groupItem: GroupItem[];
+
+  /**
+   * @generated from field: string action_status = 2 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 3 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 4 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 5 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.DelContactGroupResponse.
+ * Use `create(DelContactGroupResponseSchema)` to create a new message.
+ */
+export const DelContactGroupResponseSchema: GenMessage<DelContactGroupResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 11);
+
+/**
+ * ContactUpdateItem adds (1) or removes (2) one conversation.
+ *
+ * @generated from message vendor.tencent.v1.ContactUpdateItem
+ */
+export type ContactUpdateItem = Message<"vendor.tencent.v1.ContactUpdateItem"> & {
+  /**
+   * @generated from field: optional int32 contact_opt_type = 1 [json_name = "ContactOptType"];
+   */
+  contactOptType?: number | undefined;
+
+  /**
+   * @generated from field: vendor.tencent.v1.ContactItem contact_item = 2 [json_name = "ContactItem"];
+   */
+  contactItem?: ContactItem | undefined;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.ContactUpdateItem.
+ * Use `create(ContactUpdateItemSchema)` to create a new message.
+ */
+export const ContactUpdateItemSchema: GenMessage<ContactUpdateItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 12);
+
+/**
+ * UpdateGroup is a rename (UpdateGroupType 1) or a change of the group's conversations (2).
+ *
+ * @generated from message vendor.tencent.v1.UpdateGroup
+ */
+export type UpdateGroup = Message<"vendor.tencent.v1.UpdateGroup"> & {
+  /**
+   * @generated from field: optional int32 update_group_type = 1 [json_name = "UpdateGroupType"];
+   */
+  updateGroupType?: number | undefined;
+
+  /**
+   * @generated from field: string old_group_name = 2 [json_name = "OldGroupName"];
+   */
+  oldGroupName: string;
+
+  /**
+   * @generated from field: string new_group_name = 3 [json_name = "NewGroupName"];
+   */
+  newGroupName: string;
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ContactUpdateItem contact_update_item = 4 [json_name = "ContactUpdateItem"];
+   */
+  contactUpdateItem: ContactUpdateItem[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.UpdateGroup.
+ * Use `create(UpdateGroupSchema)` to create a new message.
+ */
+export const UpdateGroupSchema: GenMessage<UpdateGroup> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 13);
+
+/**
+ * UpdateContactGroupRequest is the body of POST /v4/recentcontact/update_contact_group.
+ *
+ * @generated from message vendor.tencent.v1.UpdateContactGroupRequest
+ */
+export type UpdateContactGroupRequest = Message<"vendor.tencent.v1.UpdateContactGroupRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * 1 is the only documented value.
+   *
+   * @generated from field: optional int32 update_type = 2 [json_name = "UpdateType"];
+   */
+  updateType?: number | undefined;
+
+  /**
+   * @generated from field: vendor.tencent.v1.UpdateGroup update_group = 3 [json_name = "UpdateGroup"];
+   */
+  updateGroup?: UpdateGroup | undefined;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.UpdateContactGroupRequest.
+ * Use `create(UpdateContactGroupRequestSchema)` to create a new message.
+ */
+export const UpdateContactGroupRequestSchema: GenMessage<UpdateContactGroupRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 14);
+
+/**
+ * ContactUpdateResult is the outcome of one ContactUpdateItem.
+ *
+ * @generated from message vendor.tencent.v1.ContactUpdateResult
+ */
+export type ContactUpdateResult = Message<"vendor.tencent.v1.ContactUpdateResult"> & {
+  /**
+   * @generated from field: optional int32 contact_opt_type = 1 [json_name = "ContactOptType"];
+   */
+  contactOptType?: number | undefined;
+
+  /**
+   * @generated from field: vendor.tencent.v1.ContactItem contact_item = 2 [json_name = "ContactItem"];
+   */
+  contactItem?: ContactItem | undefined;
+
+  /**
+   * @generated from field: int32 result_code = 3 [json_name = "ResultCode"];
+   */
+  resultCode: number;
+
+  /**
+   * @generated from field: string result_info = 4 [json_name = "ResultInfo"];
+   */
+  resultInfo: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.ContactUpdateResult.
+ * Use `create(ContactUpdateResultSchema)` to create a new message.
+ */
+export const ContactUpdateResultSchema: GenMessage<ContactUpdateResult> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 15);
+
+/**
+ * UpdateGroupResult describes the updated group.
+ *
+ * @generated from message vendor.tencent.v1.UpdateGroupResult
+ */
+export type UpdateGroupResult = Message<"vendor.tencent.v1.UpdateGroupResult"> & {
+  /**
+   * @generated from field: int32 update_group_type = 1 [json_name = "UpdateGroupType"];
+   */
+  updateGroupType: number;
+
+  /**
+   * @generated from field: string group_name = 2 [json_name = "GroupName"];
+   */
+  groupName: string;
+
+  /**
+   * @generated from field: uint32 group_id = 3 [json_name = "GroupId"];
+   */
+  groupId: number;
+
+  /**
+   * @generated from field: string old_group_name = 4 [json_name = "OldGroupName"];
+   */
+  oldGroupName: string;
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ContactUpdateResult contact_result_item = 5 [json_name = "ContactResultItem"];
+   */
+  contactResultItem: ContactUpdateResult[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.UpdateGroupResult.
+ * Use `create(UpdateGroupResultSchema)` to create a new message.
+ */
+export const UpdateGroupResultSchema: GenMessage<UpdateGroupResult> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 16);
+
+/**
+ * UpdateContactGroupResponse is Tencent's envelope plus the update's result.
+ *
+ * @generated from message vendor.tencent.v1.UpdateContactGroupResponse
+ */
+export type UpdateContactGroupResponse = Message<"vendor.tencent.v1.UpdateContactGroupResponse"> & {
+  /**
+   * @generated from field: int32 update_type = 1 [json_name = "UpdateType"];
+   */
+  updateType: number;
+
+  /**
+   * @generated from field: vendor.tencent.v1.UpdateGroupResult update_group_result = 2 [json_name = "UpdateGroupResult"];
+   */
+  updateGroupResult?: UpdateGroupResult | undefined;
+
+  /**
+   * @generated from field: string action_status = 3 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 4 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 5 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 6 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.UpdateContactGroupResponse.
+ * Use `create(UpdateContactGroupResponseSchema)` to create a new message.
+ */
+export const UpdateContactGroupResponseSchema: GenMessage<UpdateContactGroupResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 17);
+
+/**
+ * ContactMarkItem is one conversation with its marks and groups.
+ *
+ * @generated from message vendor.tencent.v1.ContactMarkItem
+ */
+export type ContactMarkItem = Message<"vendor.tencent.v1.ContactMarkItem"> & {
+  /**
+   * @generated from field: int32 type = 1 [json_name = "Type"];
+   */
+  type: number;
+
+  /**
+   * @generated from field: optional string to_account = 2 [json_name = "To_Account"];
+   */
+  toAccount?: string | undefined;
+
+  /**
+   * @generated from field: optional string to_group_id = 3 [json_name = "ToGroupId"];
+   */
+  toGroupId?: string | undefined;
+
+  /**
+   * The 64 mark bits as a binary string, bit 1 rightmost ("111001"); absent when no mark is set.
+   *
+   * @generated from field: optional string standard_mark = 4 [json_name = "StandardMark"];
+   */
+  standardMark?: string | undefined;
+
+  /**
+   * @generated from field: optional string custom_mark = 5 [json_name = "CustomMark"];
+   */
+  customMark?: string | undefined;
+
+  /**
+   * @generated from field: repeated uint32 contact_group_id = 6 [json_name = "ContactGroupId"];
+   */
+  contactGroupId: number[];
+
+  /**
+   * Seconds since the epoch of the conversation's last change in convmark.
+   *
+   * @generated from field: int64 timestamp = 7 [json_name = "Timestamp"];
+   */
+  timestamp: bigint;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.ContactMarkItem.
+ * Use `create(ContactMarkItemSchema)` to create a new message.
+ */
+export const ContactMarkItemSchema: GenMessage<ContactMarkItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 18);
+
+/**
+ * SearchContactGroupRequest is the body of POST /v4/recentcontact/search_contact_group.
+ *
+ * @generated from message vendor.tencent.v1.SearchContactGroupRequest
+ */
+export type SearchContactGroupRequest = Message<"vendor.tencent.v1.SearchContactGroupRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * 1..300 conversations.
+   *
+   * @generated from field: repeated vendor.tencent.v1.ContactItem contact_item = 2 [json_name = "ContactItem"];
+   */
+  contactItem: ContactItem[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.SearchContactGroupRequest.
+ * Use `create(SearchContactGroupRequestSchema)` to create a new message.
+ */
+export const SearchContactGroupRequestSchema: GenMessage<SearchContactGroupRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 19);
+
+/**
+ * SearchContactGroupResponse holds the conversations found and the groups they name.
+ *
+ * @generated from message vendor.tencent.v1.SearchContactGroupResponse
+ */
+export type SearchContactGroupResponse = Message<"vendor.tencent.v1.SearchContactGroupResponse"> & {
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ContactMarkItem contact_result_item = 1 [json_name = "ContactResultItem"];
+   */
+  contactResultItem: ContactMarkItem[];
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.GroupItem group_item = 2 [json_name = "GroupItem"];
+   */
+  groupItem: GroupItem[];
+
+  /**
+   * @generated from field: string action_status = 3 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 4 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 5 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 6 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.SearchContactGroupResponse.
+ * Use `create(SearchContactGroupResponseSchema)` to create a new message.
+ */
+export const SearchContactGroupResponseSchema: GenMessage<SearchContactGroupResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 20);
+
+/**
+ * GetContactGroupRequest is the body of POST /v4/recentcontact/get_contact_group.
+ *
+ * @generated from message vendor.tencent.v1.GetContactGroupRequest
+ */
+export type GetContactGroupRequest = Message<"vendor.tencent.v1.GetContactGroupRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * 0 on the first call, then the previous NextStartIndex.
+   *
+   * @generated from field: optional int64 start_index = 2 [json_name = "StartIndex"];
+   */
+  startIndex?: bigint | undefined;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GetContactGroupRequest.
+ * Use `create(GetContactGroupRequestSchema)` to create a new message.
+ */
+export const GetContactGroupRequestSchema: GenMessage<GetContactGroupRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 21);
+
+/**
+ * GetContactGroupResponse is one page.
+ *
+ * @generated from message vendor.tencent.v1.GetContactGroupResponse
+ */
+export type GetContactGroupResponse = Message<"vendor.tencent.v1.GetContactGroupResponse"> & {
+  /**
+   * @generated from field: repeated vendor.tencent.v1.ContactMarkItem contact_item = 1 [json_name = "ContactItem"];
+   */
+  contactItem: ContactMarkItem[];
+
+  /**
+   * @generated from field: repeated vendor.tencent.v1.GroupItem group_item = 2 [json_name = "GroupItem"];
+   */
+  groupItem: GroupItem[];
+
+  /**
+   * 1 on the last page.
+   *
+   * @generated from field: int32 complete_flag = 3 [json_name = "CompleteFlag"];
+   */
+  completeFlag: number;
+
+  /**
+   * @generated from field: int64 next_start_index = 4 [json_name = "NextStartIndex"];
+   */
+  nextStartIndex: bigint;
+
+  /**
+   * @generated from field: string action_status = 5 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 6 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 7 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 8 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GetContactGroupResponse.
+ * Use `create(GetContactGroupResponseSchema)` to create a new message.
+ */
+export const GetContactGroupResponseSchema: GenMessage<GetContactGroupResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 22);
+
+/**
+ * GetListRequest is the body of POST /v4/recentcontact/get_list.
+ *
+ * @generated from message vendor.tencent.v1.GetListRequest
+ */
+export type GetListRequest = Message<"vendor.tencent.v1.GetListRequest"> & {
+  /**
+   * @generated from field: optional string from_account = 1 [json_name = "From_Account"];
+   */
+  fromAccount?: string | undefined;
+
+  /**
+   * @generated from field: int64 time_stamp = 2 [json_name = "TimeStamp"];
+   */
+  timeStamp: bigint;
+
+  /**
+   * @generated from field: int64 start_index = 3 [json_name = "StartIndex"];
+   */
+  startIndex: bigint;
+
+  /**
+   * @generated from field: int64 top_time_stamp = 4 [json_name = "TopTimeStamp"];
+   */
+  topTimeStamp: bigint;
+
+  /**
+   * @generated from field: int64 top_start_index = 5 [json_name = "TopStartIndex"];
+   */
+  topStartIndex: bigint;
+
+  /**
+   * @generated from field: int64 assist_flags = 6 [json_name = "AssistFlags"];
+   */
+  assistFlags: bigint;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GetListRequest.
+ * Use `create(GetListRequestSchema)` to create a new message.
+ */
+export const GetListRequestSchema: GenMessage<GetListRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 23);
+
+/**
+ * SessionItem is one conversation of get_list.
+ *
+ * @generated from message vendor.tencent.v1.SessionItem
+ */
+export type SessionItem = Message<"vendor.tencent.v1.SessionItem"> & {
+  /**
+   * @generated from field: int32 type = 1 [json_name = "Type"];
+   */
+  type: number;
+
+  /**
+   * @generated from field: optional string to_account = 2 [json_name = "To_Account"];
+   */
+  toAccount?: string | undefined;
+
+  /**
+   * @generated from field: optional string group_id = 3 [json_name = "GroupId"];
+   */
+  groupId?: string | undefined;
+
+  /**
+   * convmark does not see messages: the time of the conversation's last change in convmark.
+   *
+   * @generated from field: int64 msg_time = 4 [json_name = "MsgTime"];
+   */
+  msgTime: bigint;
+
+  /**
+   * 1 when pinned.
+   *
+   * @generated from field: int32 top_flag = 5 [json_name = "TopFlag"];
+   */
+  topFlag: number;
+
+  /**
+   * @generated from field: optional string standard_mark = 6 [json_name = "StandardMark"];
+   */
+  standardMark?: string | undefined;
+
+  /**
+   * @generated from field: optional string custom_mark = 7 [json_name = "CustomMark"];
+   */
+  customMark?: string | undefined;
+
+  /**
+   * @generated from field: repeated uint32 contact_group_id = 8 [json_name = "ContactGroupId"];
+   */
+  contactGroupId: number[];
+};
+
+/**
+ * Describes the message vendor.tencent.v1.SessionItem.
+ * Use `create(SessionItemSchema)` to create a new message.
+ */
+export const SessionItemSchema: GenMessage<SessionItem> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 24);
+
+/**
+ * GetListResponse is one page: pinned conversations first, then the others.
+ *
+ * @generated from message vendor.tencent.v1.GetListResponse
+ */
+export type GetListResponse = Message<"vendor.tencent.v1.GetListResponse"> & {
+  /**
+   * @generated from field: repeated vendor.tencent.v1.SessionItem session_item = 1 [json_name = "SessionItem"];
+   */
+  sessionItem: SessionItem[];
+
+  /**
+   * @generated from field: int32 complete_flag = 2 [json_name = "CompleteFlag"];
+   */
+  completeFlag: number;
+
+  /**
+   * @generated from field: int64 time_stamp = 3 [json_name = "TimeStamp"];
+   */
+  timeStamp: bigint;
+
+  /**
+   * @generated from field: int64 start_index = 4 [json_name = "StartIndex"];
+   */
+  startIndex: bigint;
+
+  /**
+   * @generated from field: int64 top_time_stamp = 5 [json_name = "TopTimeStamp"];
+   */
+  topTimeStamp: bigint;
+
+  /**
+   * @generated from field: int64 top_start_index = 6 [json_name = "TopStartIndex"];
+   */
+  topStartIndex: bigint;
+
+  /**
+   * @generated from field: string action_status = 7 [json_name = "ActionStatus"];
+   */
+  actionStatus: string;
+
+  /**
+   * @generated from field: int32 error_code = 8 [json_name = "ErrorCode"];
+   */
+  errorCode: number;
+
+  /**
+   * @generated from field: string error_info = 9 [json_name = "ErrorInfo"];
+   */
+  errorInfo: string;
+
+  /**
+   * @generated from field: string error_display = 10 [json_name = "ErrorDisplay"];
+   */
+  errorDisplay: string;
+};
+
+/**
+ * Describes the message vendor.tencent.v1.GetListResponse.
+ * Use `create(GetListResponseSchema)` to create a new message.
+ */
+export const GetListResponseSchema: GenMessage<GetListResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_tencent_v1_recent_contact, 25);
+
+/**
  * RecentContactService is Tencent Cloud IM's REST service "recentcontact" (POST /v4/recentcontact/...)
- * as a gRPC/Connect service. Only mark_contact is implemented.
+ * as a gRPC/Connect service: mark_contact, the conversation-group (会话分组) APIs and get_list.
  *
  * Authentication travels in request metadata with the REST query parameter names, lower-cased:
  * `sdkappid`, `identifier` (an App admin account), `usersig` (a TLSSigAPIv2 UserSig of that
@@ -229,6 +1012,66 @@ export const RecentContactService: GenService<{
     methodKind: "unary";
     input: typeof MarkContactRequestSchema;
     output: typeof MarkContactResponseSchema;
+  },
+  /**
+   * Creates one conversation group (a convmark label) holding the given conversations.
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.CreateContactGroup
+   */
+  createContactGroup: {
+    methodKind: "unary";
+    input: typeof CreateContactGroupRequestSchema;
+    output: typeof CreateContactGroupResponseSchema;
+  },
+  /**
+   * Deletes one conversation group: the label is removed from every conversation of the user.
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.DelContactGroup
+   */
+  delContactGroup: {
+    methodKind: "unary";
+    input: typeof DelContactGroupRequestSchema;
+    output: typeof DelContactGroupResponseSchema;
+  },
+  /**
+   * Renames a group, or adds conversations to / removes them from it.
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.UpdateContactGroup
+   */
+  updateContactGroup: {
+    methodKind: "unary";
+    input: typeof UpdateContactGroupRequestSchema;
+    output: typeof UpdateContactGroupResponseSchema;
+  },
+  /**
+   * Marks, custom mark and groups of the given conversations.
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.SearchContactGroup
+   */
+  searchContactGroup: {
+    methodKind: "unary";
+    input: typeof SearchContactGroupRequestSchema;
+    output: typeof SearchContactGroupResponseSchema;
+  },
+  /**
+   * Pages through every conversation of the user that carries a mark, a custom mark or a group.
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.GetContactGroup
+   */
+  getContactGroup: {
+    methodKind: "unary";
+    input: typeof GetContactGroupRequestSchema;
+    output: typeof GetContactGroupResponseSchema;
+  },
+  /**
+   * The user's conversations as convmark knows them (marks, custom mark, groups, pin).
+   *
+   * @generated from rpc vendor.tencent.v1.RecentContactService.GetList
+   */
+  getList: {
+    methodKind: "unary";
+    input: typeof GetListRequestSchema;
+    output: typeof GetListResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vendor_tencent_v1_recent_contact, 0);

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vendor/zego/v1/zim_server.proto.
  */
 export const file_vendor_zego_v1_zim_server: GenFile = /*@__PURE__*/
-  fileDesc("Ch92ZW5kb3IvemVnby92MS96aW1fc2VydmVyLnByb3RvEg52ZW5kb3IuemVnby52MSKJAQoSU2V0Q29udk1hcmtSZXF1ZXN0EiAKDGZyb21fdXNlcl9pZBgBIAEoCVIKRnJvbVVzZXJJZBJRChNjb252X21hcmtfaW5mb19saXN0GAIgAygLMiIudmVuZG9yLnplZ28udjEuU3RDb252TWFya0luZm9MaXN0UhBDb252TWFya0luZm9MaXN0IqsDChJTdENvbnZNYXJrSW5mb0xpc3QSFwoHdXNlcl9pZBgBIAEoCVIGVXNlcklkElQKDHNldF9tYXJrX2MyYxgCIAMoCzIyLnZlbmRvci56ZWdvLnYxLlN0Q29udk1hcmtJbmZvTGlzdC5TZXRNYXJrQzJjRW50cnlSClNldE1hcmtDMmMSWgoOc2V0X21hcmtfZ3JvdXAYAyADKAsyNC52ZW5kb3IuemVnby52MS5TdENvbnZNYXJrSW5mb0xpc3QuU2V0TWFya0dyb3VwRW50cnlSDFNldE1hcmtHcm91cBIbCgZhY3Rpb24YBCABKAhIAFIGQWN0aW9uiAEBGk8KD1NldE1hcmtDMmNFbnRyeRILCgNrZXkYASABKAkSKwoFdmFsdWUYAiABKAsyHC52ZW5kb3IuemVnby52MS5Db252TWFya0luZm86AjgBGlEKEVNldE1hcmtHcm91cEVudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLnZlbmRvci56ZWdvLnYxLkNvbnZNYXJrSW5mbzoCOAFCCQoHX2FjdGlvbiJHCgxDb252TWFya0luZm8SJgoMbWFya19jb250ZW50GAEgASgFSABSC01hcmtDb250ZW50iAEBQg8KDV9tYXJrX2NvbnRlbnQinQEKE1NldENvbnZNYXJrUmVzcG9uc2USEgoEY29kZRgBIAEoBVIEQ29kZRIYCgdtZXNzYWdlGAIgASgJUgdNZXNzYWdlEh0KCnJlcXVlc3RfaWQYAyABKAlSCVJlcXVlc3RJZBI5CglmYWlsX2xpc3QYBCADKAsyHC52ZW5kb3IuemVnby52MS5Vc2VyRmFpbExpc3RSCEZhaWxMaXN0IqIBCgxVc2VyRmFpbExpc3QSGQoIc3ViX2NvZGUYASABKAVSB1N1YkNvZGUSHwoLc3ViX21lc3NhZ2UYAiABKAlSClN1Yk1lc3NhZ2USFwoHdXNlcl9pZBgDIAEoCVIGVXNlcklkEj0KCWZhaWxfbGlzdBgEIAMoCzIgLnZlbmRvci56ZWdvLnYxLkNvbnZNYXJrRmFpbExpc3RSCEZhaWxMaXN0InYKEENvbnZNYXJrRmFpbExpc3QSEgoEY29kZRgBIAEoBVIEQ29kZRIYCgdtZXNzYWdlGAIgASgJUgdNZXNzYWdlEhcKB2NvbnZfaWQYAyABKAlSBkNvbnZJZBIbCgljb252X3R5cGUYBCABKAVSCENvbnZUeXBlMmoKEFppbVNlcnZlclNlcnZpY2USVgoLU2V0Q29udk1hcmsSIi52ZW5kb3IuemVnby52MS5TZXRDb252TWFya1JlcXVlc3QaIy52ZW5kb3IuemVnby52MS5TZXRDb252TWFya1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch92ZW5kb3IvemVnby92MS96aW1fc2VydmVyLnByb3RvEg52ZW5kb3IuemVnby52MSKJAQoSU2V0Q29udk1hcmtSZXF1ZXN0EiAKDGZyb21fdXNlcl9pZBgBIAEoCVIKRnJvbVVzZXJJZBJRChNjb252X21hcmtfaW5mb19saXN0GAIgAygLMiIudmVuZG9yLnplZ28udjEuU3RDb252TWFya0luZm9MaXN0UhBDb252TWFya0luZm9MaXN0IqsDChJTdENvbnZNYXJrSW5mb0xpc3QSFwoHdXNlcl9pZBgBIAEoCVIGVXNlcklkElQKDHNldF9tYXJrX2MyYxgCIAMoCzIyLnZlbmRvci56ZWdvLnYxLlN0Q29udk1hcmtJbmZvTGlzdC5TZXRNYXJrQzJjRW50cnlSClNldE1hcmtDMmMSWgoOc2V0X21hcmtfZ3JvdXAYAyADKAsyNC52ZW5kb3IuemVnby52MS5TdENvbnZNYXJrSW5mb0xpc3QuU2V0TWFya0dyb3VwRW50cnlSDFNldE1hcmtHcm91cBIbCgZhY3Rpb24YBCABKAhIAFIGQWN0aW9uiAEBGk8KD1NldE1hcmtDMmNFbnRyeRILCgNrZXkYASABKAkSKwoFdmFsdWUYAiABKAsyHC52ZW5kb3IuemVnby52MS5Db252TWFya0luZm86AjgBGlEKEVNldE1hcmtHcm91cEVudHJ5EgsKA2tleRgBIAEoCRIrCgV2YWx1ZRgCIAEoCzIcLnZlbmRvci56ZWdvLnYxLkNvbnZNYXJrSW5mbzoCOAFCCQoHX2FjdGlvbiJHCgxDb252TWFya0luZm8SJgoMbWFya19jb250ZW50GAEgASgFSABSC01hcmtDb250ZW50iAEBQg8KDV9tYXJrX2NvbnRlbnQinQEKE1NldENvbnZNYXJrUmVzcG9uc2USEgoEY29kZRgBIAEoBVIEQ29kZRIYCgdtZXNzYWdlGAIgASgJUgdNZXNzYWdlEh0KCnJlcXVlc3RfaWQYAyABKAlSCVJlcXVlc3RJZBI5CglmYWlsX2xpc3QYBCADKAsyHC52ZW5kb3IuemVnby52MS5Vc2VyRmFpbExpc3RSCEZhaWxMaXN0IqIBCgxVc2VyRmFpbExpc3QSGQoIc3ViX2NvZGUYASABKAVSB1N1YkNvZGUSHwoLc3ViX21lc3NhZ2UYAiABKAlSClN1Yk1lc3NhZ2USFwoHdXNlcl9pZBgDIAEoCVIGVXNlcklkEj0KCWZhaWxfbGlzdBgEIAMoCzIgLnZlbmRvci56ZWdvLnYxLkNvbnZNYXJrRmFpbExpc3RSCEZhaWxMaXN0InYKEENvbnZNYXJrRmFpbExpc3QSEgoEY29kZRgBIAEoBVIEQ29kZRIYCgdtZXNzYWdlGAIgASgJUgdNZXNzYWdlEhcKB2NvbnZfaWQYAyABKAlSBkNvbnZJZBIbCgljb252X3R5cGUYBCABKAVSCENvbnZUeXBlImoKHFF1ZXJ5Q29udmVyc2F0aW9uTGlzdFJlcXVlc3QSIAoMZnJvbV91c2VyX2lkGAEgASgJUgpGcm9tVXNlcklkEhQKBWxpbWl0GAIgASgDUgVMaW1pdBISCgRuZXh0GAMgASgDUgROZXh0IsEBCghDb252SW5mbxIXCgdjb252X2lkGAEgASgJUgZDb252SWQSGwoJY29udl90eXBlGAIgASgFUghDb252VHlwZRIbCglpc19waW5uZWQYAyABKAhSCElzUGlubmVkEi8KE25vdGlmaWNhdGlvbl9zdGF0dXMYBCABKAVSEk5vdGlmaWNhdGlvblN0YXR1cxIUCgVtYXJrcxgFIAMoDVIFTWFya3MSGwoJb3JkZXJfa2V5GAYgASgDUghPcmRlcktleSLYAQodUXVlcnlDb252ZXJzYXRpb25MaXN0UmVzcG9uc2USEgoEY29kZRgBIAEoBVIEQ29kZRIYCgdtZXNzYWdlGAIgASgJUgdNZXNzYWdlEh0KCnJlcXVlc3RfaWQYAyABKAlSCVJlcXVlc3RJZBISCgRuZXh0GAQgASgDUgROZXh0Eh8KC3RvdGFsX2NvdW50GAUgASgDUgpUb3RhbENvdW50EjUKCWNvbnZfbGlzdBgGIAMoCzIYLnZlbmRvci56ZWdvLnYxLkNvbnZJbmZvUghDb252TGlzdCJSCgdDb252UmVmEhcKB2NvbnZfaWQYASABKAlSBkNvbnZJZBIgCgljb252X3R5cGUYAiABKAVIAFIIQ29udlR5cGWIAQFCDAoKX2NvbnZfdHlwZSJ9CglDb252RXJyb3ISFwoHY29udl9pZBgBIAEoCVIGQ29udklkEhsKCWNvbnZfdHlwZRgCIAEoBVIIQ29udlR5cGUSGQoIc3ViX2NvZGUYAyABKAVSB1N1YkNvZGUSHwoLc3ViX21lc3NhZ2UYBCABKAlSClN1Yk1lc3NhZ2UioQEKEUNvbnZQaW5uZWRSZXF1ZXN0EiAKDGZyb21fdXNlcl9pZBgBIAEoCVIKRnJvbVVzZXJJZBI0Cgljb252X2xpc3QYAiADKAsyFy52ZW5kb3IuemVnby52MS5Db252UmVmUghDb252TGlzdBIkCgtwaW5uZWRfdHlwZRgDIAEoBUgAUgpQaW5uZWRUeXBliAEBQg4KDF9waW5uZWRfdHlwZSKbAQoSQ29udlBpbm5lZFJlc3BvbnNlEhIKBGNvZGUYASABKAVSBENvZGUSGAoHbWVzc2FnZRgCIAEoCVIHTWVzc2FnZRIdCgpyZXF1ZXN0X2lkGAMgASgJUglSZXF1ZXN0SWQSOAoKZXJyb3JfbGlzdBgEIAMoCzIZLnZlbmRvci56ZWdvLnYxLkNvbnZFcnJvclIJRXJyb3JMaXN0IrUBCh5TaWxlbmNlQ29udk5vdGlmaWNhdGlvblJlcXVlc3QSIAoMZnJvbV91c2VyX2lkGAEgASgJUgpGcm9tVXNlcklkEiAKCWNvbnZfdHlwZRgCIAEoBUgAUghDb252VHlwZYgBARIZCghjb252X2lkcxgDIAMoCVIHQ29udklkcxIbCgZlbmFibGUYBCABKAhIAVIGRW5hYmxliAEBQgwKCl9jb252X3R5cGVCCQoHX2VuYWJsZSKoAQofU2lsZW5jZUNvbnZOb3RpZmljYXRpb25SZXNwb25zZRISCgRjb2RlGAEgASgFUgRDb2RlEhgKB21lc3NhZ2UYAiABKAlSB01lc3NhZ2USHQoKcmVxdWVzdF9pZBgDIAEoCVIJUmVxdWVzdElkEjgKCmVycm9yX2xpc3QYBCADKAsyGS52ZW5kb3IuemVnby52MS5Db252RXJyb3JSCUVycm9yTGlzdDKxAwoQWmltU2VydmVyU2VydmljZRJWCgtTZXRDb252TWFyaxIiLnZlbmRvci56ZWdvLnYxLlNldENvbnZNYXJrUmVxdWVzdBojLnZlbmRvci56ZWdvLnYxLlNldENvbnZNYXJrUmVzcG9uc2USdAoVUXVlcnlDb252ZXJzYXRpb25MaXN0EiwudmVuZG9yLnplZ28udjEuUXVlcnlDb252ZXJzYXRpb25MaXN0UmVxdWVzdBotLnZlbmRvci56ZWdvLnYxLlF1ZXJ5Q29udmVyc2F0aW9uTGlzdFJlc3BvbnNlElMKCkNvbnZQaW5uZWQSIS52ZW5kb3IuemVnby52MS5Db252UGlubmVkUmVxdWVzdBoiLnZlbmRvci56ZWdvLnYxLkNvbnZQaW5uZWRSZXNwb25zZRJ6ChdTaWxlbmNlQ29udk5vdGlmaWNhdGlvbhIuLnZlbmRvci56ZWdvLnYxLlNpbGVuY2VDb252Tm90aWZpY2F0aW9uUmVxdWVzdBovLnZlbmRvci56ZWdvLnYxLlNpbGVuY2VDb252Tm90aWZpY2F0aW9uUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * SetConvMarkRequest is the JSON body of ZEGO's SetConvMark.
@@ -214,6 +214,334 @@ export const ConvMarkFailListSchema: GenMessage<ConvMarkFailList> = /*@__PURE__*
   messageDesc(file_vendor_zego_v1_zim_server, 5);
 
 /**
+ * QueryConversationListRequest is the JSON body of ZEGO's QueryConversationList.
+ *
+ * @generated from message vendor.zego.v1.QueryConversationListRequest
+ */
+export type QueryConversationListRequest = Message<"vendor.zego.v1.QueryConversationListRequest"> & {
+  /**
+   * @generated from field: string from_user_id = 1 [json_name = "FromUserId"];
+   */
+  fromUserId: string;
+
+  /**
+   * (0, 500]; <= 0 means 100, > 500 means 500.
+   *
+   * @generated from field: int64 limit = 2 [json_name = "Limit"];
+   */
+  limit: bigint;
+
+  /**
+   * 0 on the first call, then the previous response's Next.
+   *
+   * @generated from field: int64 next = 3 [json_name = "Next"];
+   */
+  next: bigint;
+};
+
+/**
+ * Describes the message vendor.zego.v1.QueryConversationListRequest.
+ * Use `create(QueryConversationListRequestSchema)` to create a new message.
+ */
+export const QueryConversationListRequestSchema: GenMessage<QueryConversationListRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 6);
+
+/**
+ * ConvInfo is one conversation of QueryConversationList.
+ *
+ * @generated from message vendor.zego.v1.ConvInfo
+ */
+export type ConvInfo = Message<"vendor.zego.v1.ConvInfo"> & {
+  /**
+   * @generated from field: string conv_id = 1 [json_name = "ConvId"];
+   */
+  convId: string;
+
+  /**
+   * 0 one-to-one, 2 group.
+   *
+   * @generated from field: int32 conv_type = 2 [json_name = "ConvType"];
+   */
+  convType: number;
+
+  /**
+   * @generated from field: bool is_pinned = 3 [json_name = "IsPinned"];
+   */
+  isPinned: boolean;
+
+  /**
+   * 1 notify, 2 do not disturb.
+   *
+   * @generated from field: int32 notification_status = 4 [json_name = "NotificationStatus"];
+   */
+  notificationStatus: number;
+
+  /**
+   * The conversation's marks (1..64; ZEGO's own are 1..30).
+   *
+   * @generated from field: repeated uint32 marks = 5 [json_name = "Marks"];
+   */
+  marks: number[];
+
+  /**
+   * Milliseconds since the epoch of the last change in convmark (convmark does not see messages).
+   *
+   * @generated from field: int64 order_key = 6 [json_name = "OrderKey"];
+   */
+  orderKey: bigint;
+};
+
+/**
+ * Describes the message vendor.zego.v1.ConvInfo.
+ * Use `create(ConvInfoSchema)` to create a new message.
+ */
+export const ConvInfoSchema: GenMessage<ConvInfo> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 7);
+
+/**
+ * QueryConversationListResponse is one page; Next 0 means the list is complete.
+ *
+ * @generated from message vendor.zego.v1.QueryConversationListResponse
+ */
+export type QueryConversationListResponse = Message<"vendor.zego.v1.QueryConversationListResponse"> & {
+  /**
+   * @generated from field: int32 code = 1 [json_name = "Code"];
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2 [json_name = "Message"];
+   */
+  message: string;
+
+  /**
+   * @generated from field: string request_id = 3 [json_name = "RequestId"];
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: int64 next = 4 [json_name = "Next"];
+   */
+  next: bigint;
+
+  /**
+   * @generated from field: int64 total_count = 5 [json_name = "TotalCount"];
+   */
+  totalCount: bigint;
+
+  /**
+   * @generated from field: repeated vendor.zego.v1.ConvInfo conv_list = 6 [json_name = "ConvList"];
+   */
+  convList: ConvInfo[];
+};
+
+/**
+ * Describes the message vendor.zego.v1.QueryConversationListResponse.
+ * Use `create(QueryConversationListResponseSchema)` to create a new message.
+ */
+export const QueryConversationListResponseSchema: GenMessage<QueryConversationListResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 8);
+
+/**
+ * ConvRef names one conversation.
+ *
+ * @generated from message vendor.zego.v1.ConvRef
+ */
+export type ConvRef = Message<"vendor.zego.v1.ConvRef"> & {
+  /**
+   * @generated from field: string conv_id = 1 [json_name = "ConvId"];
+   */
+  convId: string;
+
+  /**
+   * @generated from field: optional int32 conv_type = 2 [json_name = "ConvType"];
+   */
+  convType?: number | undefined;
+};
+
+/**
+ * Describes the message vendor.zego.v1.ConvRef.
+ * Use `create(ConvRefSchema)` to create a new message.
+ */
+export const ConvRefSchema: GenMessage<ConvRef> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 9);
+
+/**
+ * ConvError is the failure of one conversation of a batch.
+ *
+ * @generated from message vendor.zego.v1.ConvError
+ */
+export type ConvError = Message<"vendor.zego.v1.ConvError"> & {
+  /**
+   * @generated from field: string conv_id = 1 [json_name = "ConvId"];
+   */
+  convId: string;
+
+  /**
+   * @generated from field: int32 conv_type = 2 [json_name = "ConvType"];
+   */
+  convType: number;
+
+  /**
+   * @generated from field: int32 sub_code = 3 [json_name = "SubCode"];
+   */
+  subCode: number;
+
+  /**
+   * @generated from field: string sub_message = 4 [json_name = "SubMessage"];
+   */
+  subMessage: string;
+};
+
+/**
+ * Describes the message vendor.zego.v1.ConvError.
+ * Use `create(ConvErrorSchema)` to create a new message.
+ */
+export const ConvErrorSchema: GenMessage<ConvError> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 10);
+
+/**
+ * ConvPinnedRequest is the JSON body of ZEGO's ConvPinned.
+ *
+ * @generated from message vendor.zego.v1.ConvPinnedRequest
+ */
+export type ConvPinnedRequest = Message<"vendor.zego.v1.ConvPinnedRequest"> & {
+  /**
+   * @generated from field: string from_user_id = 1 [json_name = "FromUserId"];
+   */
+  fromUserId: string;
+
+  /**
+   * 1..20 conversations.
+   *
+   * @generated from field: repeated vendor.zego.v1.ConvRef conv_list = 2 [json_name = "ConvList"];
+   */
+  convList: ConvRef[];
+
+  /**
+   * 1 pin, 0 unpin.
+   *
+   * @generated from field: optional int32 pinned_type = 3 [json_name = "PinnedType"];
+   */
+  pinnedType?: number | undefined;
+};
+
+/**
+ * Describes the message vendor.zego.v1.ConvPinnedRequest.
+ * Use `create(ConvPinnedRequestSchema)` to create a new message.
+ */
+export const ConvPinnedRequestSchema: GenMessage<ConvPinnedRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 11);
+
+/**
+ * ConvPinnedResponse lists the conversations that failed.
+ *
+ * @generated from message vendor.zego.v1.ConvPinnedResponse
+ */
+export type ConvPinnedResponse = Message<"vendor.zego.v1.ConvPinnedResponse"> & {
+  /**
+   * @generated from field: int32 code = 1 [json_name = "Code"];
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2 [json_name = "Message"];
+   */
+  message: string;
+
+  /**
+   * @generated from field: string request_id = 3 [json_name = "RequestId"];
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: repeated vendor.zego.v1.ConvError error_list = 4 [json_name = "ErrorList"];
+   */
+  errorList: ConvError[];
+};
+
+/**
+ * Describes the message vendor.zego.v1.ConvPinnedResponse.
+ * Use `create(ConvPinnedResponseSchema)` to create a new message.
+ */
+export const ConvPinnedResponseSchema: GenMessage<ConvPinnedResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 12);
+
+/**
+ * SilenceConvNotificationRequest is the JSON body of ZEGO's SilenceConvNotification.
+ *
+ * @generated from message vendor.zego.v1.SilenceConvNotificationRequest
+ */
+export type SilenceConvNotificationRequest = Message<"vendor.zego.v1.SilenceConvNotificationRequest"> & {
+  /**
+   * @generated from field: string from_user_id = 1 [json_name = "FromUserId"];
+   */
+  fromUserId: string;
+
+  /**
+   * 0 one-to-one, 2 group; every ConvIds entry has this type.
+   *
+   * @generated from field: optional int32 conv_type = 2 [json_name = "ConvType"];
+   */
+  convType?: number | undefined;
+
+  /**
+   * 1..10 conversation IDs.
+   *
+   * @generated from field: repeated string conv_ids = 3 [json_name = "ConvIds"];
+   */
+  convIds: string[];
+
+  /**
+   * true mutes (receive without notification), false restores notifications.
+   *
+   * @generated from field: optional bool enable = 4 [json_name = "Enable"];
+   */
+  enable?: boolean | undefined;
+};
+
+/**
+ * Describes the message vendor.zego.v1.SilenceConvNotificationRequest.
+ * Use `create(SilenceConvNotificationRequestSchema)` to create a new message.
+ */
+export const SilenceConvNotificationRequestSchema: GenMessage<SilenceConvNotificationRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 13);
+
+/**
+ * SilenceConvNotificationResponse lists the conversations that failed.
+ *
+ * @generated from message vendor.zego.v1.SilenceConvNotificationResponse
+ */
+export type SilenceConvNotificationResponse = Message<"vendor.zego.v1.SilenceConvNotificationResponse"> & {
+  /**
+   * @generated from field: int32 code = 1 [json_name = "Code"];
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2 [json_name = "Message"];
+   */
+  message: string;
+
+  /**
+   * @generated from field: string request_id = 3 [json_name = "RequestId"];
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: repeated vendor.zego.v1.ConvError error_list = 4 [json_name = "ErrorList"];
+   */
+  errorList: ConvError[];
+};
+
+/**
+ * Describes the message vendor.zego.v1.SilenceConvNotificationResponse.
+ * Use `create(SilenceConvNotificationResponseSchema)` to create a new message.
+ */
+export const SilenceConvNotificationResponseSchema: GenMessage<SilenceConvNotificationResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_zego_v1_zim_server, 14);
+
+/**
  * ZimServerService speaks ZEGO ZIM's server API (https://zim-api.zego.im/?Action=...) over gRPC and
  * Connect. The public parameters of ZEGO's query string travel as request metadata (lower-cased):
  * appid, signaturenonce, timestamp, signatureversion, signature. Every outcome, errors included, is a
@@ -231,6 +559,36 @@ export const ZimServerService: GenService<{
     methodKind: "unary";
     input: typeof SetConvMarkRequestSchema;
     output: typeof SetConvMarkResponseSchema;
+  },
+  /**
+   * Pages through the user's conversations (Limit, Next, TotalCount): pinned first, then most recent.
+   *
+   * @generated from rpc vendor.zego.v1.ZimServerService.QueryConversationList
+   */
+  queryConversationList: {
+    methodKind: "unary";
+    input: typeof QueryConversationListRequestSchema;
+    output: typeof QueryConversationListResponseSchema;
+  },
+  /**
+   * Pins (PinnedType 1) or unpins (0) up to 20 conversations of one user.
+   *
+   * @generated from rpc vendor.zego.v1.ZimServerService.ConvPinned
+   */
+  convPinned: {
+    methodKind: "unary";
+    input: typeof ConvPinnedRequestSchema;
+    output: typeof ConvPinnedResponseSchema;
+  },
+  /**
+   * Mutes (Enable true) or unmutes up to 10 conversations of one type for one user.
+   *
+   * @generated from rpc vendor.zego.v1.ZimServerService.SilenceConvNotification
+   */
+  silenceConvNotification: {
+    methodKind: "unary";
+    input: typeof SilenceConvNotificationRequestSchema;
+    output: typeof SilenceConvNotificationResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vendor_zego_v1_zim_server, 0);

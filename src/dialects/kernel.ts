@@ -1,0 +1,186 @@
+/**
+ * The dialect kernel: one pipeline for every vendor call, REST or gRPC/Connect.
+ *
+ *   route → authenticate → rate-limit → load the request (REST reads the body only now) → parse into
+ *   the vendor proto message → the operation (vendor checks, one MarkService call in process, map each
+ *   result) → the vendor's envelope. Never a throw: every outcome is the vendor's own error shape.
+ *
+ * A vendor supplies its auth, its error constructors (body problems, parse errors, rate limit,
+ * internal error) and its operations; the kernel owns the order and the failure handling.
+ */
+import { ScalarType, fromJson, toJson, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { GatewayRequest } from "./dialect.js";
+import { readJsonBody, type BodyResult } from "./http.js";
+
+/** Outcome of one rate-limit check. */
+export type RateVerdict = "ok" | "limited" | "error";
+/** Consumes one call for `key`. */
+export type RateLimit = (key: string) => Promise<RateVerdict>;
+
+/**
+ * THE rate-limit factory of every dialect (one place to swap for a cluster-wide limiter).
+ * `perSecond` 0 disables the limit.
+ */
+export function createRateLimit(name: string, perSecond: number): RateLimit {
+  if (perSecond <= 0) return () => Promise.resolve("ok");
+  const limiter = new RateLimiterMemory({ points: perSecond, duration: 1, keyPrefix: name });
+  return async (key) => {
+    try {
+      await limiter.consume(key, 1);
+      return "ok";
+    } catch (e) {
+      return e instanceof RateLimiterRes ? "limited" : "error";
+    }
+  };
+}
+
+/**
+ * A domain failure printed with the vendor's field name: "<vendorField> <problem>" when the failure
+ * names a field the table knows, else the failure's own message.
+ */
+export function vendorMessage(f: { readonly message: string; readonly field?: string | undefined; readonly problem?: string | undefined }, names: Readonly<Record<string, string>>): string {
+  if (f.field === undefined || f.problem === undefined) return f.message;
+  const name = names[f.field];
+  return name === undefined ? f.message : `${name} ${f.problem}`;
+}
+
+/** What a vendor plugs into the kernel. `E` is the vendor's error value. */
+export interface VendorSpec<A, C, E> {
+  readonly name: string;
+  readonly logger: Logger;
+  authenticate(auth: A): Promise<C | E> | C | E;
+  isError(x: unknown): x is E;
+  /** The key calls are counted under (the AppId, SDKAppID, ...). */
+  rateKey(caller: C): string;
+  readonly rateLimit: RateLimit;
+  limited(): E;
+  /** After the rate limit, before the body: a last admission check (ZEGO records the nonce here). */
+  admit?(caller: C): E | undefined;
+  /** A body that could not be read or is not JSON. */
+  bodyError(problem: Exclude<BodyResult, { ok: true }>["problem"], message: string): E;
+  /** JSON that does not fit the vendor's request message. */
+  parseError(message: string): E;
+  /** MarkService refused the whole call with INVALID_ARGUMENT. */
+  invalid(message: string): E;
+  internal(): E;
+}
+
+/** Loads the vendor request: REST parses the body, gRPC/Connect already has the message. */
+export type Load<R> = () => Promise<R | { readonly bodyError: Exclude<BodyResult, { ok: true }> } | { readonly parseError: string }>;
+
+/**
+ * Runs one call through the pipeline. `run` gets the caller and the parsed request and returns the
+ * vendor response or a vendor error; whatever it throws becomes the vendor's invalid/internal error.
+ */
+export async function runCall<A, C, E, R, P>(spec: VendorSpec<A, C, E>, auth: A, load: Load<R>, run: (caller: C, req: R) => Promise<P | E>): Promise<P | E> {
+  try {
+    const caller = await spec.authenticate(auth);
+    if (spec.isError(caller)) return caller;
+    const verdict = await spec.rateLimit(spec.rateKey(caller as C));
+    if (verdict === "limited") return spec.limited();
+    if (verdict === "error") {
+      spec.logger.error({ dialect: spec.name }, "rate limiter failed");
+      return spec.internal();
+    }
+    const refused = spec.admit?.(caller as C);
+    if (refused !== undefined) return refused;
+    const loaded = await load();
+    if (typeof loaded === "object" && loaded !== null && "bodyError" in loaded) {
+      const b = (loaded as { bodyError: Exclude<BodyResult, { ok: true }> }).bodyError;
+      return spec.bodyError(b.problem, b.message);
+    }
+    if (typeof loaded === "object" && loaded !== null && "parseError" in loaded) {
+      return spec.parseError((loaded as { parseError: string }).parseError);
+    }
+    return await run(caller as C, loaded as R);
+  } catch (err) {
+    const ce = ConnectError.from(err);
+    if (ce.code === Code.InvalidArgument) return spec.invalid(ce.rawMessage);
+    spec.logger.error({ err, dialect: spec.name }, "dialect call failed");
+    return spec.internal();
+  }
+}
+
+export interface ParseOptions {
+  /** What a JSON `null` body means (Go's encoding/json: a no-op into a struct, i.e. `{}`). */
+  readonly nullAsEmpty?: boolean;
+  /** Rewrites the parsed JSON object before the proto parser sees it (e.g. case-insensitive names). */
+  readonly normalize?: (json: JsonObject) => JsonObject;
+}
+
+/** The REST loader: reads the body (call it only after auth), parses it into `schema`. */
+export function bodyLoader<D extends DescMessage>(req: GatewayRequest, schema: D, maxBytes: number, opts: ParseOptions = {}): Load<MessageShape<D>> {
+  return async () => {
+    const body = await readJsonBody(req, maxBytes);
+    if (!body.ok) return { bodyError: body };
+    return parseInto(schema, body.json, opts);
+  };
+}
+
+/** Parses JSON into a vendor message; wrong shapes and types are a parseError, never a throw. */
+export function parseInto<D extends DescMessage>(schema: D, json: unknown, opts: ParseOptions = {}): MessageShape<D> | { parseError: string } {
+  const value = json === null && opts.nullAsEmpty ? {} : json;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { parseError: "the request body must be a JSON object" };
+  try {
+    const obj = opts.normalize ? opts.normalize(value as JsonObject) : (value as JsonObject);
+    return fromJson(schema, obj as JsonValue, { ignoreUnknownFields: true });
+  } catch (e) {
+    return { parseError: `invalid request body: ${(e as Error).message}` };
+  }
+}
+
+/**
+ * Go's encoding/json matches object keys to struct fields case-insensitively (exact match first).
+ * Rewrites the keys of `json` (recursively, through `schema`'s message fields) to the schema's JSON
+ * names when they match one case-insensitively, so `userId` works like `userID`.
+ */
+export function foldJsonNames(schema: DescMessage, json: JsonObject): JsonObject {
+  const byLower = new Map<string, { jsonName: string; message?: DescMessage; list: boolean }>();
+  for (const f of schema.fields) {
+    const message = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : undefined;
+    byLower.set(f.jsonName.toLowerCase(), { jsonName: f.jsonName, ...(message ? { message } : {}), list: f.fieldKind === "list" });
+  }
+  const exact = new Set(schema.fields.map((f) => f.jsonName));
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(json)) {
+    const hit = byLower.get(k.toLowerCase());
+    const name = exact.has(k) ? k : hit?.jsonName ?? k;
+    // An exact key wins over a case-folded one, as in encoding/json.
+    if (name !== k && Object.prototype.hasOwnProperty.call(json, name)) continue;
+    let value = v;
+    if (hit?.message && v !== null && typeof v === "object") {
+      value = Array.isArray(v)
+        ? v.map((x) => (x !== null && typeof x === "object" && !Array.isArray(x) ? foldJsonNames(hit.message!, x as JsonObject) : x))
+        : foldJsonNames(hit.message, v as JsonObject);
+    }
+    out[name] = value as JsonValue;
+  }
+  return out;
+}
+
+const INT64_TYPES = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SINT64, ScalarType.FIXED64, ScalarType.SFIXED64]);
+
+/**
+ * A vendor response as the vendors print JSON: every field, zeros included, 64-bit integers as JSON
+ * numbers (the vendors' servers are Go/C++ JSON encoders, not proto3 JSON). Lists named in
+ * `omitEmpty` are left out when empty (Tencent omits an empty ContactGroupId).
+ */
+export function printJson(schema: DescMessage, message: MessageShape<DescMessage>, omitEmpty: ReadonlySet<string> = new Set()): JsonObject {
+  const json = toJson(schema, message, { alwaysEmitImplicit: true }) as JsonObject;
+  const msg = message as unknown as Record<string, unknown>;
+  for (const f of schema.fields) {
+    const v = json[f.jsonName];
+    if (v === undefined || v === null) continue;
+    if (f.fieldKind === "scalar" && INT64_TYPES.has(f.scalar) && typeof v === "string") json[f.jsonName] = Number(v);
+    else if (f.fieldKind === "message" && typeof v === "object") json[f.jsonName] = printJson(f.message, msg[f.localName] as MessageShape<DescMessage>, omitEmpty);
+    else if (f.fieldKind === "list" && Array.isArray(v)) {
+      if (v.length === 0 && omitEmpty.has(f.jsonName)) delete json[f.jsonName];
+      else if (f.listKind === "message") json[f.jsonName] = (msg[f.localName] as MessageShape<DescMessage>[]).map((m) => printJson(f.message, m, omitEmpty));
+      else if (f.listKind === "scalar" && INT64_TYPES.has(f.scalar)) json[f.jsonName] = v.map((x) => (typeof x === "string" ? Number(x) : x));
+    }
+  }
+  return json;
+}

@@ -1,0 +1,144 @@
+/**
+ * OpenIM's conversation reads over MarkService: the convmark record of an owner as OpenIM's
+ * Conversation object, conversation IDs as OpenIM derives them. Sources: docs/dialects/openim.md.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import {
+  ConversationType,
+  ReceiveOption,
+  type Conversation as MarkConversation,
+  type ConversationKey,
+  type MarkService,
+} from "../../../gen/convmark/v1/mark_service_pb.js";
+import {
+  ConversationSchema,
+  type Conversation,
+  type GetAllConversationsRequest,
+  type GetConversationRequest,
+  type GetConversationsRequest,
+  type GetOwnerConversationRequest,
+} from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { SessionType, groupChatConversationId, otherParticipant, singleChatConversationId } from "./translate.js";
+
+/** convmark ReceiveOption → OpenIM recvMsgOpt (0 receive, 1 do not receive, 2 receive without notification). */
+const RECV_MSG_OPT: Record<number, number> = {
+  [ReceiveOption.RECEIVE]: 0,
+  [ReceiveOption.DO_NOT_RECEIVE]: 1,
+  [ReceiveOption.RECEIVE_SILENTLY]: 2,
+};
+
+/** At most this many conversation IDs per get_conversations call (convmark's batch-get limit). */
+export const MAX_CONVERSATION_IDS = 1000;
+const MAX_WALK_PAGES = 100;
+
+/** The owner's convmark key of an OpenIM conversationID, or undefined when it names no conversation of the owner. */
+export function keyOfConversationId(owner: string, conversationId: string): ConversationKey | undefined {
+  if (conversationId.startsWith("sg_") && conversationId.length > 3) {
+    return { $typeName: "convmark.v1.ConversationKey", ownerUserId: owner, type: ConversationType.GROUP, conversationId: conversationId.slice(3) };
+  }
+  const peer = otherParticipant(conversationId, owner);
+  if (peer === undefined || peer === "") return undefined;
+  return { $typeName: "convmark.v1.ConversationKey", ownerUserId: owner, type: ConversationType.DIRECT, conversationId: peer };
+}
+
+/** The OpenIM conversationID of a convmark conversation. */
+export function conversationIdOf(c: MarkConversation): string {
+  const k = c.key!;
+  return k.type === ConversationType.GROUP ? groupChatConversationId(k.conversationId) : singleChatConversationId(k.ownerUserId, k.conversationId);
+}
+
+/** OpenIM's Conversation object; the fields convmark does not model are zero. */
+export function toOpenim(c: MarkConversation): Conversation {
+  const k = c.key!;
+  const s = c.settings;
+  const group = k.type === ConversationType.GROUP;
+  return create(ConversationSchema, {
+    ownerUserId: k.ownerUserId,
+    conversationId: conversationIdOf(c),
+    recvMsgOpt: RECV_MSG_OPT[s?.receiveOption ?? ReceiveOption.RECEIVE] ?? 0,
+    conversationType: group ? SessionType.ReadGroupChat : SessionType.SingleChat,
+    userId: group ? "" : k.conversationId,
+    groupId: group ? k.conversationId : "",
+    isPinned: s?.pinned ?? false,
+    attachedInfo: s?.attachedInfo ?? "",
+    isPrivateChat: s?.privateChat ?? false,
+    ex: s?.ex ?? "",
+    burnDuration: s?.burnDurationSeconds ?? 0,
+  });
+}
+
+function checkId(field: string, id: string): OpenimError | undefined {
+  if (id === "") return openimError(OpenimCode.ArgsError, `${field} is empty`);
+  return undefined;
+}
+
+export function createReadOps(marks: Client<typeof MarkService>) {
+  /** Every conversation of the owner, most recently changed first. */
+  async function all(owner: string): Promise<MarkConversation[]> {
+    const out: MarkConversation[] = [];
+    let pageToken = "";
+    for (let i = 0; i < MAX_WALK_PAGES; i++) {
+      const page = await marks.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken });
+      out.push(...page.conversations);
+      if (!page.nextPageToken) return out;
+      pageToken = page.nextPageToken;
+    }
+    throw new Error(`more than ${MAX_WALK_PAGES * 1000} conversations for one owner`);
+  }
+
+  return {
+    /** The user whose data a request reads (for the owner-or-admin check). */
+    async getOwnerConversation(req: GetOwnerConversationRequest) {
+      const bad = checkId("userID", req.userId);
+      if (bad) return bad;
+      const p = req.pagination;
+      if (!p || p.pageNumber < 1 || p.showNumber < 1) return openimError(OpenimCode.ArgsError, "pagination is invalid: pageNumber and showNumber must be at least 1");
+      const convs = await all(req.userId);
+      const from = (p.pageNumber - 1) * p.showNumber;
+      return { total: BigInt(convs.length), conversations: convs.slice(from, from + p.showNumber).map(toOpenim) };
+    },
+
+    async getConversations(req: GetConversationsRequest) {
+      const bad = checkId("ownerUserID", req.ownerUserId);
+      if (bad) return bad;
+      if (req.conversationIds.length > MAX_CONVERSATION_IDS) {
+        return openimError(OpenimCode.ArgsError, `conversationIDs has ${req.conversationIds.length} IDs, at most ${MAX_CONVERSATION_IDS} allowed`);
+      }
+      const keys = [...new Set(req.conversationIds)].map((id) => keyOfConversationId(req.ownerUserId, id)).filter((k): k is ConversationKey => k !== undefined);
+      if (keys.length === 0) return { conversations: [] };
+      const { conversations } = await marks.batchGetConversations({ keys });
+      return { conversations: conversations.filter((c) => c.version > 0n).map(toOpenim) };
+    },
+
+    async getConversation(req: GetConversationRequest) {
+      const bad = checkId("ownerUserID", req.ownerUserId) ?? checkId("conversationID", req.conversationId);
+      if (bad) return bad;
+      const key = keyOfConversationId(req.ownerUserId, req.conversationId);
+      const found = key ? (await marks.batchGetConversations({ keys: [key] })).conversations[0] : undefined;
+      if (!found || found.version === 0n) return openimError(OpenimCode.RecordNotFoundError, "conversation not found");
+      return { conversation: toOpenim(found) };
+    },
+
+    async getAllConversations(req: GetAllConversationsRequest) {
+      const bad = checkId("ownerUserID", req.ownerUserId);
+      if (bad) return bad;
+      return { conversations: (await all(req.ownerUserId)).map(toOpenim) };
+    },
+
+    async pinnedIds(userId: string) {
+      const bad = checkId("userID", userId);
+      if (bad) return bad;
+      return { conversationIds: (await all(userId)).filter((c) => c.settings?.pinned === true).map(conversationIdOf) };
+    },
+
+    async notNotifyIds(userId: string) {
+      const bad = checkId("userID", userId);
+      if (bad) return bad;
+      return { conversationIds: (await all(userId)).filter((c) => c.settings?.receiveOption === ReceiveOption.RECEIVE_SILENTLY).map(conversationIdOf) };
+    },
+  };
+}
+
+export type ReadOps = ReturnType<typeof createReadOps>;
