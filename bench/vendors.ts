@@ -26,6 +26,10 @@ export const VENDORS = [
   "openim_get_pinned_conversation_ids",
   "openim_get_not_notify_conversation_ids",
   "openim_parse_token",
+  "zego_delete_conv",
+  "openim_get_incremental_conversations",
+  "openim_get_full_conversation_ids",
+  "openim_delete_conversations",
 ] as const;
 export type VendorName = (typeof VENDORS)[number];
 
@@ -227,6 +231,14 @@ const EXTRA: Record<Exclude<VendorName, "zego" | "tencent" | "openim">, (url: st
   openim_get_not_notify_conversation_ids: (url) =>
     openimRoute(url, "openim_get_not_notify_conversation_ids", "/conversation/get_not_notify_conversation_ids", { userID: "6965946400" }, "OpenIM get_not_notify_conversation_ids"),
   openim_parse_token: (url) => openimRoute(url, "openim_parse_token", "/auth/parse_token", (token: string) => ({ token }), "OpenIM parse_token"),
+  // Deletes of conversations nobody reads in the other rows (deleting a missing one succeeds too).
+  zego_delete_conv: () => zegoRoute("zego_delete_conv", "DeleteConv", { FromUserId: "user_del", ConvId: "user1", ConvType: 0 }, "ZEGO DeleteConv"),
+  openim_get_incremental_conversations: (url) =>
+    openimRoute(url, "openim_get_incremental_conversations", "/conversation/get_incremental_conversations", { userID: "6965946400", versionID: "", version: 0 }, "OpenIM get_incremental_conversations"),
+  openim_get_full_conversation_ids: (url) =>
+    openimRoute(url, "openim_get_full_conversation_ids", "/conversation/get_full_conversation_ids", { idHash: 0, userID: "6965946400" }, "OpenIM get_full_conversation_ids"),
+  openim_delete_conversations: (url) =>
+    openimRoute(url, "openim_delete_conversations", "/conversation/delete_conversations", { ownerUserID: "user_del", conversationIDs: ["si_user_del_x"] }, "OpenIM delete_conversations"),
 };
 
 /** Every bench row's label (the report prints it). */

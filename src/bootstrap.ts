@@ -170,6 +170,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       compressMinBytes: core.compressMinBytes,
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
+      listener: { maxConnections: core.maxConnections },
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
       interceptors: [authInterceptor],
       edge,

@@ -18,6 +18,7 @@ const CoreEnv = {
   CONVMARK_COMPRESS_MIN_BYTES: withDefault(integer(0, 1 << 30), 1 << 20),
   CONVMARK_GATEWAY_MAX_BODY_BYTES: withDefault(integer(1024, 1 << 30), 4 << 20),
   CONVMARK_SHUTDOWN_GRACE_MS: withDefault(integer(0, 600_000), 10_000),
+  CONVMARK_MAX_CONNECTIONS: withDefault(integer(1, 1_000_000), 10_000),
   CONVMARK_MAX_UPDATES_PER_REQUEST: withDefault(integer(1, 1_000_000), DEFAULT_LIMITS.maxUpdatesPerRequest),
   CONVMARK_MAX_MARKED_PER_OWNER: withDefault(integer(1, 10_000_000), DEFAULT_LIMITS.maxMarkedPerOwner),
   CONVMARK_MAX_LABELS_PER_CONVERSATION: withDefault(integer(1, 10_000), DEFAULT_LIMITS.maxLabelsPerConversation),
@@ -46,6 +47,8 @@ export interface CoreConfig {
   /** Largest body a vendor REST route reads (ZEGO's largest request, 100 x 200 conversations, is < 1 MiB). */
   readonly gatewayMaxBodyBytes: number;
   readonly shutdownGraceMs: number;
+  /** Concurrent TCP connections the listener accepts; more are closed at once. */
+  readonly maxConnections: number;
   readonly limits: Limits;
   /** The change feed: Watch heartbeats, a watcher's backlog limit, how long tombstones stay. */
   readonly feed: { readonly heartbeatMs: number; readonly maxBacklog: number; readonly tombstoneRetentionMs: number };
@@ -64,6 +67,7 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
     gatewayMaxBodyBytes: e.CONVMARK_GATEWAY_MAX_BODY_BYTES,
     compressMinBytes: e.CONVMARK_COMPRESS_MIN_BYTES,
     shutdownGraceMs: e.CONVMARK_SHUTDOWN_GRACE_MS,
+    maxConnections: e.CONVMARK_MAX_CONNECTIONS,
     limits: {
       ...DEFAULT_LIMITS,
       maxUpdatesPerRequest: e.CONVMARK_MAX_UPDATES_PER_REQUEST,

@@ -4,7 +4,7 @@ import type { DescFile, DescService, Registry as Registry_ } from "@bufbuild/pro
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import type { Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { peerKey, peerOf } from "../auth/peer.js";
 import { clientAddressContextValues } from "./client-address.js";
@@ -100,7 +100,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   const metricsPath = opts.metricsPath ?? "/metrics";
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath);
   const handler = opts.edge ? opts.edge(withMetrics) : withMetrics;
-  const server = createDualProtocolServer(handler, opts.listener);
+  const server = createDualProtocolServer(handler, { onEvent: listenerEventReporter(opts.logger, opts.metricsRegistry), ...opts.listener });
 
   let closing: Promise<void> | undefined;
   return {
@@ -135,6 +135,31 @@ function gatewayFallback(gateway: NonNullable<BuildAppOptions["gateway"]>, logge
         res.end("internal error\n");
       },
     );
+  };
+}
+
+/**
+ * Refused connections and sessions ended for misbehaviour: counted (`convmark_listener_refusals_total`)
+ * and logged as a warning at most once per 10 s per kind and reason, with the count since the last line.
+ */
+function listenerEventReporter(logger: Logger, registry: Registry): NonNullable<DualProtocolServerOptions["onEvent"]> {
+  const name = "convmark_listener_refusals_total";
+  const counter =
+    (registry.getSingleMetric(name) as Counter<"kind" | "reason"> | undefined) ??
+    new Counter({ name, help: "Connections refused and HTTP/2 sessions ended by the listener, by kind and reason.", labelNames: ["kind", "reason"], registers: [registry] });
+  const pending = new Map<string, { count: number; last: number }>();
+  return ({ kind, reason }) => {
+    counter.inc({ kind, reason });
+    const key = `${kind}/${reason}`;
+    const now = Date.now();
+    const p = pending.get(key) ?? { count: 0, last: 0 };
+    p.count++;
+    pending.set(key, p);
+    if (now - p.last >= 10_000) {
+      logger.warn({ kind, reason, count: p.count }, kind === "connection_refused" ? "connection refused" : "HTTP/2 session ended");
+      p.count = 0;
+      p.last = now;
+    }
   };
 }
 

@@ -5,6 +5,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { guardSession, type GuardedSession } from "./http2-session-guard.js";
 
 /** What connectNodeAdapter returns: a request listener for both http and http2 (connect-node does not export the type). */
 export type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
@@ -15,8 +16,19 @@ export type NodeServerResponse = Parameters<NodeHandlerFn>[1];
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 export interface DualProtocolServerOptions {
-  /** A new connection must send enough bytes to tell the protocol apart within this time. Default 10 s. */
+  /** A new connection must send enough bytes to tell the protocol apart within this time (a deadline). Default 10 s. */
   sniffTimeoutMs?: number;
+  /** Concurrent TCP connections; more are closed as soon as they are accepted. Default 10,000. */
+  maxConnections?: number;
+  /** HTTP/2: PING every this often; a session that does not answer within http2PingTimeoutMs is destroyed. Default 10 s / 10 s. */
+  http2PingIntervalMs?: number;
+  http2PingTimeoutMs?: number;
+  /** HTTP/2: streams a client may reset per second before its session is ended (rapid reset). Default 200. */
+  http2MaxResetsPerSecond?: number;
+  /** HTTP/2: response bytes a session's open streams may hold unread before the session is ended. Default 32 MiB. */
+  http2MaxBufferedBytes?: number;
+  /** Notified when a connection is refused or a session is ended for misbehaviour (for logs and metrics). */
+  onEvent?: (e: { kind: "connection_refused" | "http2_session_ended"; reason: string }) => void;
   /** HTTP/1.1: all request headers must arrive within this time (slowloris). Default 15 s. */
   headersTimeoutMs?: number;
   /** HTTP/1.1: the whole request (headers and body) must arrive within this time. Default 120 s. */
@@ -25,7 +37,7 @@ export interface DualProtocolServerOptions {
   keepAliveTimeoutMs?: number;
   /** HTTP/1.1: destroy a socket with no traffic either way for this long, also mid-request. Default 300 s. */
   socketIdleTimeoutMs?: number;
-  /** HTTP/2: GOAWAY a session without open streams and without traffic for this long. Default 300 s. */
+  /** HTTP/2: GOAWAY a session without open streams for this long. Default 300 s. */
   http2IdleTimeoutMs?: number;
   /** HTTP/2: unread request body dropped after an early response before the stream is reset. Default 64 MiB. */
   drainMaxBytes?: number;
@@ -54,7 +66,7 @@ export function createDualProtocolServer(
 
   const sockets = new Set<net.Socket>();
   const sniffing = new Set<net.Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = new Map<http2.ServerHttp2Session, GuardedSession>();
   const h1Responses = new Set<http.ServerResponse>(); // in flight, to mark "connection: close" when draining
   let closing = false;
   let closed: Promise<void> | undefined;
@@ -78,26 +90,27 @@ export function createDualProtocolServer(
   const h2 = http2.createServer(
     {
       ...opts.http2Options,
-      // Bound what one connection can hold open; Node's default is effectively unlimited.
-      settings: { maxConcurrentStreams: 1000, ...opts.http2Options?.settings },
+      // Bound what one connection can hold open; Node's default is effectively unlimited. 100 is
+      // RFC 9113's recommended minimum and what grpc-go, Envoy and nginx use.
+      settings: { maxConcurrentStreams: 100, ...opts.http2Options?.settings },
     },
     (req, res) => serve(req, res),
   );
   h2.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
+    const guarded = guardSession(session, {
+      idleTimeoutMs: http2IdleTimeoutMs,
+      pingIntervalMs: opts.http2PingIntervalMs ?? 10_000,
+      pingTimeoutMs: opts.http2PingTimeoutMs ?? 10_000,
+      maxResetsPerSecond: opts.http2MaxResetsPerSecond ?? 200,
+      maxBufferedBytes: opts.http2MaxBufferedBytes ?? 32 << 20,
+      closeGraceMs: 1_000,
+      ...(opts.onEvent ? { onViolation: (reason) => opts.onEvent!({ kind: "http2_session_ended", reason }) } : {}),
+    });
+    sessions.set(session, guarded);
     session.once("close", () => sessions.delete(session));
-    let openStreams = 0;
-    session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      openStreams++;
-      stream.once("close", () => openStreams--);
-    });
-    // Only reap sessions without open streams: long-lived streams (Health.Watch) may be quiet for long.
-    session.setTimeout(http2IdleTimeoutMs, () => {
-      if (openStreams === 0) session.close();
-    });
-    if (closing) session.close();
+    if (closing) guarded.close();
   });
-  // Bad frames and resets only end their own session (Node sends GOAWAY and destroys it); not fatal.
+  // Bad frames and resets only end their own session; not fatal.
   h2.on("sessionError", () => {});
 
   function serve(req: NodeServerRequest, res: NodeServerResponse): void {
@@ -119,8 +132,24 @@ export function createDualProtocolServer(
     res.once("finish", finish);
     res.once("close", finish);
     keepBodyOnEarlyReturn(req);
-    if (!h1res) drainUnreadBody(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
-    handler(req, res);
+    if (h1res) {
+      handler(req, res);
+      return;
+    }
+    // HTTP/2: start the handler on the next turn of the event loop. nghttp2 hands Node a whole read
+    // of frames at once, so by then a stream its client reset right away (rapid reset) is known to
+    // be closed and costs no handler; so are streams of a session ended for misbehaviour.
+    const h2req = req as http2.Http2ServerRequest;
+    setImmediate(() => {
+      const stream = h2req.stream;
+      if (stream.destroyed || stream.closed) return;
+      if (sessions.get(stream.session as http2.ServerHttp2Session)?.ended) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      drainUnreadBody(h2req, res as http2.Http2ServerResponse);
+      handler(req, res);
+    });
   }
 
   /**
@@ -175,6 +204,10 @@ export function createDualProtocolServer(
     sniff(socket);
   });
 
+  // Past maxConnections Node closes new connections right away ('drop').
+  tcp.maxConnections = opts.maxConnections ?? 10_000;
+  tcp.on("drop", () => opts.onEvent?.({ kind: "connection_refused", reason: "max_connections" }));
+
   function sniff(socket: net.Socket): void {
     sniffing.add(socket);
     socket.once("close", () => sniffing.delete(socket));
@@ -183,8 +216,10 @@ export function createDualProtocolServer(
     const drop = (): void => {
       socket.destroy();
     };
-    socket.setTimeout(sniffTimeoutMs);
-    socket.once("timeout", drop);
+    // A deadline, not an idle timeout: a byte every few seconds must not keep a socket undecided.
+    const deadline = setTimeout(drop, sniffTimeoutMs);
+    deadline.unref();
+    socket.once("close", () => clearTimeout(deadline));
     socket.once("end", drop);
     const onData = (chunk: Buffer): void => {
       // Compare only the new bytes with the matching slice of the preface, so a short first chunk
@@ -196,8 +231,7 @@ export function createDualProtocolServer(
       if (matches && seen < H2_PREFACE.length) return;
       socket.off("data", onData);
       socket.off("end", drop);
-      socket.off("timeout", drop);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       sniffing.delete(socket);
       socket.pause();
       socket.unshift(Buffer.concat(chunks));
@@ -218,15 +252,16 @@ export function createDualProtocolServer(
     closing = true;
     // Stop accepting; the callback fires once every accepted socket is gone.
     const drained = new Promise<void>((resolve) => tcp.close(() => resolve()));
-    // GOAWAY: open streams finish, no new ones are accepted, then the session ends.
-    for (const s of sessions) s.close();
+    // GOAWAY: open streams finish, no new ones are accepted, then the session ends; sessions
+    // without streams are destroyed shortly after (a client that never ends its side cannot hold us).
+    for (const g of sessions.values()) g.close();
     // Connections still being sniffed have not even sent a request.
     for (const s of sniffing) s.destroy();
     h1.closeIdleConnections();
     for (const res of h1Responses) noKeepAlive(res);
     h1Responses.clear();
     const timer = setTimeout(() => {
-      for (const s of sessions) s.destroy();
+      for (const s of sessions.keys()) s.destroy();
       for (const s of sockets) s.destroy();
     }, graceMs);
     try {

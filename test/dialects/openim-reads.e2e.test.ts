@@ -149,6 +149,41 @@ describe("OpenIM auth and conversation reads", () => {
     expect(await post("/conversation/get_incremental_conversations_v9", "{}", admin)).toMatchObject({ status: 404, json: { errCode: 1004 } });
   });
 
+  it("get_incremental_conversations on the feed, delete_conversations removes everywhere", async () => {
+    const owner = "inc_owner";
+    await server.marks.updateConversations({ updates: [{ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: "p1" }, settings: { pinned: true } }] });
+    const first = await post("/conversation/get_incremental_conversations", JSON.stringify({ userID: owner, versionID: "", version: 0 }), admin);
+    expect(first.json).toMatchObject({ errCode: 0, data: { full: true, delete: [], insert: [{ conversationID: "si_inc_owner_p1", isPinned: true }], update: [] } });
+    const d1 = first.json.data as { version: number; versionID: string };
+    expect(d1.version).toBeGreaterThan(0);
+    const full = await post("/conversation/get_full_conversation_ids", JSON.stringify({ idHash: 0, userID: owner }), admin);
+    expect(full.json).toMatchObject({ errCode: 0, data: { equal: false, conversationIDs: ["si_inc_owner_p1"], versionID: d1.versionID, version: d1.version } });
+    // A change made through ZEGO-like settings elsewhere (MarkService) and a second conversation.
+    await server.marks.updateConversations({
+      updates: [
+        { key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: "p1" }, settings: { pinned: false } },
+        { key: { ownerUserId: owner, type: ConversationType.GROUP, conversationId: "g9" }, setMarks: [1] },
+      ],
+    });
+    const second = await post("/conversation/get_incremental_conversations", JSON.stringify({ userID: owner, versionID: d1.versionID, version: d1.version }), admin);
+    expect(second.json).toMatchObject({ errCode: 0, data: { full: false, insert: [{ conversationID: "sg_g9" }], update: [{ conversationID: "si_inc_owner_p1", isPinned: false }] } });
+    const d2 = second.json.data as { versionID: string; version: number };
+
+    const del = await post("/conversation/delete_conversations", JSON.stringify({ ownerUserID: owner, conversationIDs: ["sg_g9"] }), admin);
+    expect(del.json).toEqual({ errCode: 0, errMsg: "", errDlt: "" });
+    const { conversations } = await server.marks.batchGetConversations({ keys: [{ ownerUserId: owner, type: ConversationType.GROUP, conversationId: "g9" }] });
+    expect(conversations[0]!.version).toBe(0n);
+    const third = await post("/conversation/get_incremental_conversations", JSON.stringify({ userID: owner, versionID: d2.versionID, version: d2.version }), admin);
+    expect(third.json).toMatchObject({ errCode: 0, data: { full: false, delete: ["sg_g9"], insert: [], update: [] } });
+    // Empty conversationIDs deletes all of the owner's conversations.
+    expect((await post("/conversation/delete_conversations", JSON.stringify({ ownerUserID: owner }), admin)).json.errCode).toBe(0);
+    expect((await post("/conversation/get_all_conversations", JSON.stringify({ ownerUserID: owner }), admin)).json).toMatchObject({ data: { conversations: [] } });
+    // Another user's token may not delete; a bad versionID is an ArgsError.
+    const other = await userToken("someone");
+    expect((await post("/conversation/delete_conversations", JSON.stringify({ ownerUserID: "6965946400" }), other)).json.errCode).toBe(1002);
+    expect((await post("/conversation/get_incremental_conversations", JSON.stringify({ userID: owner, versionID: "garbage", version: 1 }), admin)).json.errCode).toBe(1001);
+  });
+
   it("Connect JSON on ConversationService/GetConversation, token in metadata", async () => {
     const r = await fetch(`${server.url}/vendor.openim.v1.ConversationService/GetConversation`, {
       method: "POST",

@@ -97,6 +97,17 @@ describe("ZEGO conversation actions", () => {
     expect(forged.json).toMatchObject({ Code: 100000005 });
   });
 
+  it("DeleteConv removes the conversation for every entry point", async () => {
+    await call("ConvPinned", '{"FromUserId":"deleter","ConvList":[{"ConvId":"gone","ConvType":2}],"PinnedType":1}');
+    expect((await get("deleter", ConversationType.GROUP, "gone")).version).toBeGreaterThan(0n);
+    const r = await call("DeleteConv", '{"FromUserId":"deleter","ConvId":"gone","ConvType":2}');
+    expect(r).toEqual({ Code: 0, Message: "success", RequestId: expect.any(String) as unknown });
+    expect((await get("deleter", ConversationType.GROUP, "gone")).version).toBe(0n);
+    expect(await call("QueryConversationList", '{"FromUserId":"deleter"}')).toMatchObject({ TotalCount: 0, ConvList: [] });
+    expect(await call("DeleteConv", '{"FromUserId":"deleter","ConvId":"gone","ConvType":1}')).toMatchObject({ Code: 660000002 });
+    expect(await call("DeleteConv", '{"FromUserId":"deleter","ConvId":"","ConvType":0}')).toMatchObject({ Code: 660000002 });
+  });
+
   it("Connect JSON on ZimServerService/QueryConversationList with the public parameters as metadata", async () => {
     const p = Object.fromEntries(Object.entries(publicParams()).map(([k, v]) => [k.toLowerCase(), v]));
     const r = await fetch(`${server.url}/vendor.zego.v1.ZimServerService/QueryConversationList`, {

@@ -36,6 +36,9 @@ import type {
   GetNotNotifyConversationIdsRequest,
   GetOwnerConversationRequest,
   GetPinnedConversationIdsRequest,
+  GetIncrementalConversationsRequest,
+  DeleteConversationsRequest,
+  GetFullConversationIdsRequest,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { ADMIN_PLATFORM_ID, mintToken, verifyToken, type TokenClaims } from "./token.js";
@@ -71,6 +74,9 @@ export interface OpenimCore {
   getAllConversations(auth: OpenimAuth, load: Loader<GetAllConversationsRequest>): Promise<ReadResult<{ conversations: Conversation[] }>>;
   getPinnedConversationIds(auth: OpenimAuth, load: Loader<GetPinnedConversationIdsRequest>): Promise<ReadResult<{ conversationIds: string[] }>>;
   getNotNotifyConversationIds(auth: OpenimAuth, load: Loader<GetNotNotifyConversationIdsRequest>): Promise<ReadResult<{ conversationIds: string[] }>>;
+  getIncrementalConversations(auth: OpenimAuth, load: Loader<GetIncrementalConversationsRequest>): Promise<ReadResult<object>>;
+  deleteConversations(auth: OpenimAuth, load: Loader<DeleteConversationsRequest>): Promise<ReadResult<object>>;
+  getFullConversationIds(auth: OpenimAuth, load: Loader<GetFullConversationIdsRequest>): Promise<ReadResult<object>>;
   /** `request` is the parsed body, or the ArgsError its parsing produced (answered after the header checks, as OpenIM does). */
   getAdminToken(auth: OpenimAuth, request: GetAdminTokenRequest | OpenimError): Promise<GetAdminTokenResponse>;
   setConversations(auth: OpenimAuth, request: SetConversationsRequest | OpenimError): Promise<SetConversationsResponse>;
@@ -332,5 +338,8 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     getAllConversations: (auth, load) => read(auth, load, (r) => r.ownerUserId, reads.getAllConversations),
     getPinnedConversationIds: (auth, load) => read(auth, load, (r) => r.userId, (r) => reads.pinnedIds(r.userId)),
     getNotNotifyConversationIds: (auth, load) => read(auth, load, (r) => r.userId, (r) => reads.notNotifyIds(r.userId)),
+    getIncrementalConversations: (auth, load) => read(auth, load, (r) => r.userId, reads.incremental),
+    deleteConversations: (auth, load) => read(auth, load, (r) => r.ownerUserId, reads.deleteConversations),
+    getFullConversationIds: (auth, load) => read(auth, load, (r) => r.userId, (r) => reads.fullIds(r)),
   };
 }

@@ -39,6 +39,14 @@ import {
   GetPinnedConversationIdsRequestSchema,
   GetPinnedConversationIdsResponseSchema,
   SetConversationsRequestSchema,
+  DeleteConversationsRequestSchema,
+  DeleteConversationsResponseSchema,
+  GetFullConversationIdsDataSchema,
+  GetFullConversationIdsRequestSchema,
+  GetFullConversationIdsResponseSchema,
+  GetIncrementalConversationsDataSchema,
+  GetIncrementalConversationsRequestSchema,
+  GetIncrementalConversationsResponseSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import type { OpenimConfig } from "./config.js";
 import { createOpenimCore, type Loader, type OpenimAuth, type OpenimCore, type ReadResult } from "./core.js";
@@ -126,6 +134,9 @@ export const OPENIM_PATHS = {
   getAllConversations: "/conversation/get_all_conversations",
   getPinnedConversationIds: "/conversation/get_pinned_conversation_ids",
   getNotNotifyConversationIds: "/conversation/get_not_notify_conversation_ids",
+  getIncrementalConversations: "/conversation/get_incremental_conversations",
+  deleteConversations: "/conversation/delete_conversations",
+  getFullConversationIds: "/conversation/get_full_conversation_ids",
 } as const;
 
 export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): OpenimDialect {
@@ -140,6 +151,19 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
     getAllConversations: { request: GetAllConversationsRequestSchema, response: GetAllConversationsResponseSchema, data: ConversationsDataSchema, run: (a, l) => core.getAllConversations(a, l) },
     getPinnedConversationIds: { request: GetPinnedConversationIdsRequestSchema, response: GetPinnedConversationIdsResponseSchema, data: ConversationIdsDataSchema, run: (a, l) => core.getPinnedConversationIds(a, l) },
     getNotNotifyConversationIds: { request: GetNotNotifyConversationIdsRequestSchema, response: GetNotNotifyConversationIdsResponseSchema, data: ConversationIdsDataSchema, run: (a, l) => core.getNotNotifyConversationIds(a, l) },
+    getIncrementalConversations: {
+      request: GetIncrementalConversationsRequestSchema,
+      response: GetIncrementalConversationsResponseSchema,
+      data: GetIncrementalConversationsDataSchema,
+      run: (a, l) => core.getIncrementalConversations(a, l),
+    },
+    deleteConversations: { request: DeleteConversationsRequestSchema, response: DeleteConversationsResponseSchema, run: (a, l) => core.deleteConversations(a, l) },
+    getFullConversationIds: {
+      request: GetFullConversationIdsRequestSchema,
+      response: GetFullConversationIdsResponseSchema,
+      data: GetFullConversationIdsDataSchema,
+      run: (a, l) => core.getFullConversationIds(a, l),
+    },
   };
   const byPath = new Map<string, Route>(Object.entries(OPENIM_PATHS).map(([k, p]) => [p, routes[k as keyof typeof OPENIM_PATHS]]));
 
@@ -173,6 +197,9 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
         getAllConversations: rpc("getAllConversations"),
         getPinnedConversationIds: rpc("getPinnedConversationIds"),
         getNotNotifyConversationIds: rpc("getNotNotifyConversationIds"),
+        getIncrementalConversations: rpc("getIncrementalConversations"),
+        deleteConversations: rpc("deleteConversations"),
+        getFullConversationIds: rpc("getFullConversationIds"),
       }, VENDOR_SERVICE_OPTIONS);
     },
 

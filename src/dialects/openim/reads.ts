@@ -18,6 +18,10 @@ import {
   type GetConversationRequest,
   type GetConversationsRequest,
   type GetOwnerConversationRequest,
+  type DeleteConversationsRequest,
+  type GetIncrementalConversationsRequest,
+  type GetFullConversationIdsRequest,
+  GetIncrementalConversationsRequestSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { SessionType, groupChatConversationId, otherParticipant, singleChatConversationId } from "./translate.js";
@@ -125,6 +129,77 @@ export function createReadOps(marks: Client<typeof MarkService>) {
       const bad = checkId("ownerUserID", req.ownerUserId);
       if (bad) return bad;
       return { conversations: (await all(req.ownerUserId)).map(toOpenim) };
+    },
+
+    /**
+     * get_incremental_conversations on the feed: versionID is the feed cursor, version the time (ms)
+     * of the latest change seen; a conversation at its first version is an insert, later ones updates.
+     */
+    async incremental(req: GetIncrementalConversationsRequest) {
+      const bad = checkId("userID", req.userId);
+      if (bad) return bad;
+      const deleted: string[] = [];
+      const insert: Conversation[] = [];
+      const update: Conversation[] = [];
+      let cursor = req.versionId;
+      let latest = req.version;
+      let full = req.versionId === "";
+      for (let i = 0; i < MAX_WALK_PAGES; i++) {
+        let page;
+        try {
+          page = await marks.syncConversations({ ownerUserId: req.userId, cursor, pageSize: 1000 });
+        } catch (e) {
+          if ((e as { code?: number }).code === 3) return openimError(OpenimCode.ArgsError, `versionID is not a version of user ${req.userId}`);
+          throw e;
+        }
+        if (page.reset) {
+          // Older than the retained deletions: the client must reload everything (full).
+          full = true;
+          cursor = page.nextCursor;
+          deleted.length = insert.length = update.length = 0;
+          continue;
+        }
+        for (const ch of page.changes) {
+          const c = ch.conversation!;
+          const ms = c.updateTime ? c.updateTime.seconds * 1000n + BigInt(Math.floor(c.updateTime.nanos / 1e6)) : 0n;
+          if (ms > latest) latest = ms;
+          if (ch.deleted) deleted.push(conversationIdOf(c));
+          else (c.version === 1n ? insert : update).push(toOpenim(c));
+        }
+        cursor = page.nextCursor;
+        if (!page.hasMore) break;
+      }
+      return { version: latest, versionId: cursor, full, delete: deleted, insert, update };
+    },
+
+    /** get_full_conversation_ids: all IDs, and the feed position to continue incrementally from. */
+    async fullIds(req: GetFullConversationIdsRequest) {
+      const bad = checkId("userID", req.userId);
+      if (bad) return bad;
+      // The head first: a change committed meanwhile is then seen again by the next incremental call.
+      const head = await this.incremental(create(GetIncrementalConversationsRequestSchema, { userId: req.userId }));
+      if ("errCode" in head) return head;
+      const ids = (await all(req.userId)).map(conversationIdOf);
+      return { version: head.version, versionId: head.versionId, equal: false, conversationIds: ids };
+    },
+
+    /** delete_conversations: the given IDs of the owner (all when none), each removed with its marks. */
+    async deleteConversations(req: DeleteConversationsRequest) {
+      const bad = checkId("ownerUserID", req.ownerUserId);
+      if (bad) return bad;
+      if (req.conversationIds.length > MAX_CONVERSATION_IDS) {
+        return openimError(OpenimCode.ArgsError, `conversationIDs has ${req.conversationIds.length} IDs, at most ${MAX_CONVERSATION_IDS} allowed`);
+      }
+      const keys =
+        req.conversationIds.length === 0
+          ? (await all(req.ownerUserId)).map((c) => c.key!)
+          : [...new Set(req.conversationIds)].map((id) => keyOfConversationId(req.ownerUserId, id)).filter((k): k is ConversationKey => k !== undefined);
+      for (let i = 0; i < keys.length; i += MAX_CONVERSATION_IDS) {
+        const { results } = await marks.deleteConversations({ keys: keys.slice(i, i + MAX_CONVERSATION_IDS) });
+        const failed = results.find((r) => r.status && r.status.code !== 0);
+        if (failed) return openimError(OpenimCode.ServerInternalError, `not every conversation was deleted: ${failed.status!.message}`);
+      }
+      return {};
     },
 
     async pinnedIds(userId: string) {

@@ -19,6 +19,9 @@ import {
   QueryConversationListResponseSchema,
   SilenceConvNotificationResponseSchema,
   type ConvError,
+  DeleteConvResponseSchema,
+  type DeleteConvRequest,
+  type DeleteConvResponse,
   type ConvPinnedRequest,
   type ConvPinnedResponse,
   type QueryConversationListRequest,
@@ -145,6 +148,19 @@ export function createConversationOps(marks: Client<typeof MarkService>) {
       }
       if (targets.length > 0) errors.push(...(await setEach(req.fromUserId, targets, { pinned: req.pinnedType === 1 })));
       return create(ConvPinnedResponseSchema, { ...envelope(n, errors), errorList: errors });
+    },
+
+    async del(req: DeleteConvRequest): Promise<DeleteConvResponse | ZegoError> {
+      const badOwner = checkFromUserId(req.fromUserId);
+      if (badOwner) return badOwner;
+      const type = convType(req.convType);
+      if (type === undefined) return bad("ConvType must be 0 (one-to-one) or 2 (group)");
+      if (req.convId === "" || [...req.convId].length > MAX_ZEGO_ID_CHARS) return bad("ConvId must be 1..32 characters");
+      const { results } = await marks.deleteConversations({ keys: [{ ownerUserId: req.fromUserId, type, conversationId: req.convId }] });
+      const status = results[0]?.status;
+      if (status && status.code !== 0) return { code: ZegoCode.GeneralError, message: `the conversation could not be deleted: ${status.message}` };
+      // Deleting a conversation convmark does not hold succeeds too (the result is the same).
+      return create(DeleteConvResponseSchema, { code: ZegoCode.Success, message: "success" });
     },
 
     async silence(req: SilenceConvNotificationRequest): Promise<SilenceConvNotificationResponse | ZegoError> {

@@ -10,6 +10,8 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
 import {
   ConvPinnedRequestSchema,
+  DeleteConvRequestSchema,
+  DeleteConvResponseSchema,
   ConvPinnedResponseSchema,
   QueryConversationListRequestSchema,
   QueryConversationListResponseSchema,
@@ -32,7 +34,7 @@ import { buildResponse, errorResponse, planUpdates, validateRequest } from "./tr
 
 export const SET_CONV_MARK_ACTION = "SetConvMark";
 /** Every Action convmark answers; any other is 100000007. */
-export const ZEGO_ACTIONS = ["SetConvMark", "QueryConversationList", "ConvPinned", "SilenceConvNotification"] as const;
+export const ZEGO_ACTIONS = ["SetConvMark", "QueryConversationList", "ConvPinned", "SilenceConvNotification", "DeleteConv"] as const;
 
 /** Metadata keys of the public parameters on the gRPC/Connect path (the query names, lower-cased). */
 export const AUTH_METADATA = {
@@ -160,6 +162,7 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
     QueryConversationList: { request: QueryConversationListRequestSchema, response: QueryConversationListResponseSchema, run: strictly(ops.query) as Action["run"] },
     ConvPinned: { request: ConvPinnedRequestSchema, response: ConvPinnedResponseSchema, run: strictly(ops.pin) as Action["run"] },
     SilenceConvNotification: { request: SilenceConvNotificationRequestSchema, response: SilenceConvNotificationResponseSchema, run: strictly(ops.silence) as Action["run"] },
+    DeleteConv: { request: DeleteConvRequestSchema, response: DeleteConvResponseSchema, run: strictly(ops.del) as Action["run"] },
   };
 
   /** One action through the kernel; every outcome is the action's response with a fresh RequestId. */
@@ -201,6 +204,7 @@ export function createZegoDialect(deps: DialectDeps, config: ZegoConfig): ZegoDi
         queryConversationList: rpc("QueryConversationList"),
         convPinned: rpc("ConvPinned"),
         silenceConvNotification: rpc("SilenceConvNotification"),
+        deleteConv: rpc("DeleteConv"),
       }, VENDOR_SERVICE_OPTIONS);
     },
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vendor/openim/v1/conversation_service.proto.
  */
 export const file_vendor_openim_v1_conversation_service: GenFile = /*@__PURE__*/
-  fileDesc("Cit2ZW5kb3Ivb3BlbmltL3YxL2NvbnZlcnNhdGlvbl9zZXJ2aWNlLnByb3RvEhB2ZW5kb3Iub3BlbmltLnYxIm0KF1NldENvbnZlcnNhdGlvbnNSZXF1ZXN0EhkKCHVzZXJfaWRzGAEgAygJUgd1c2VySURzEjcKDGNvbnZlcnNhdGlvbhgCIAEoCzIhLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uUmVxItsECg9Db252ZXJzYXRpb25SZXESJwoPY29udmVyc2F0aW9uX2lkGAEgASgJUg5jb252ZXJzYXRpb25JRBIZChFjb252ZXJzYXRpb25fdHlwZRgCIAEoBRIXCgd1c2VyX2lkGAMgASgJUgZ1c2VySUQSGQoIZ3JvdXBfaWQYBCABKAlSB2dyb3VwSUQSGQoMcmVjdl9tc2dfb3B0GAUgASgFSACIAQESFgoJaXNfcGlubmVkGAYgASgISAGIAQESGgoNYXR0YWNoZWRfaW5mbxgHIAEoCUgCiAEBEhwKD2lzX3ByaXZhdGVfY2hhdBgIIAEoCEgDiAEBEg8KAmV4GAkgASgJSASIAQESGgoNYnVybl9kdXJhdGlvbhgKIAEoBUgFiAEBEhQKB21pbl9zZXEYCyABKANIBogBARIUCgdtYXhfc2VxGAwgASgDSAeIAQESGgoNZ3JvdXBfYXRfdHlwZRgNIAEoBUgIiAEBEh4KEW1zZ19kZXN0cnVjdF90aW1lGA4gASgDSAmIAQESHAoPaXNfbXNnX2Rlc3RydWN0GA8gASgISAqIAQFCDwoNX3JlY3ZfbXNnX29wdEIMCgpfaXNfcGlubmVkQhAKDl9hdHRhY2hlZF9pbmZvQhIKEF9pc19wcml2YXRlX2NoYXRCBQoDX2V4QhAKDl9idXJuX2R1cmF0aW9uQgoKCF9taW5fc2VxQgoKCF9tYXhfc2VxQhAKDl9ncm91cF9hdF90eXBlQhQKEl9tc2dfZGVzdHJ1Y3RfdGltZUISChBfaXNfbXNnX2Rlc3RydWN0IoQBChhTZXRDb252ZXJzYXRpb25zUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjQKBGRhdGEYBCABKAsyJi52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNEYXRhIhYKFFNldENvbnZlcnNhdGlvbnNEYXRhIrUDCgxDb252ZXJzYXRpb24SIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSJwoPY29udmVyc2F0aW9uX2lkGAIgASgJUg5jb252ZXJzYXRpb25JRBIUCgxyZWN2X21zZ19vcHQYAyABKAUSGQoRY29udmVyc2F0aW9uX3R5cGUYBCABKAUSFwoHdXNlcl9pZBgFIAEoCVIGdXNlcklEEhkKCGdyb3VwX2lkGAYgASgJUgdncm91cElEEhEKCWlzX3Bpbm5lZBgHIAEoCBIVCg1hdHRhY2hlZF9pbmZvGAggASgJEhcKD2lzX3ByaXZhdGVfY2hhdBgJIAEoCBIVCg1ncm91cF9hdF90eXBlGAogASgFEgoKAmV4GAsgASgJEhUKDWJ1cm5fZHVyYXRpb24YDCABKAUSDwoHbWluX3NlcRgNIAEoAxIPCgdtYXhfc2VxGA4gASgDEhkKEW1zZ19kZXN0cnVjdF90aW1lGA8gASgDEiAKGGxhdGVzdF9tc2dfZGVzdHJ1Y3RfdGltZRgQIAEoAxIXCg9pc19tc2dfZGVzdHJ1Y3QYESABKAgiPQoRUmVxdWVzdFBhZ2luYXRpb24SEwoLcGFnZV9udW1iZXIYASABKAUSEwoLc2hvd19udW1iZXIYAiABKAUibwobR2V0T3duZXJDb252ZXJzYXRpb25SZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRBI3CgpwYWdpbmF0aW9uGAIgASgLMiMudmVuZG9yLm9wZW5pbS52MS5SZXF1ZXN0UGFnaW5hdGlvbiJgChhHZXRPd25lckNvbnZlcnNhdGlvbkRhdGESDQoFdG90YWwYASABKAMSNQoNY29udmVyc2F0aW9ucxgCIAMoCzIeLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uIowBChxHZXRPd25lckNvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRI4CgRkYXRhGAQgASgLMioudmVuZG9yLm9wZW5pbS52MS5HZXRPd25lckNvbnZlcnNhdGlvbkRhdGEiaAoXR2V0Q29udmVyc2F0aW9uc1JlcXVlc3QSIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSKQoQY29udmVyc2F0aW9uX2lkcxgCIAMoCVIPY29udmVyc2F0aW9uSURzIkoKEUNvbnZlcnNhdGlvbnNEYXRhEjUKDWNvbnZlcnNhdGlvbnMYAiADKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiKBAQoYR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSJlChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EicKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCVIOY29udmVyc2F0aW9uSUQSIgoNb3duZXJfdXNlcl9pZBgCIAEoCVILb3duZXJVc2VySUQiSAoQQ29udmVyc2F0aW9uRGF0YRI0Cgxjb252ZXJzYXRpb24YAiABKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiJ/ChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMAoEZGF0YRgEIAEoCzIiLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uRGF0YSJAChpHZXRBbGxDb252ZXJzYXRpb25zUmVxdWVzdBIiCg1vd25lcl91c2VyX2lkGAEgASgJUgtvd25lclVzZXJJRCKEAQobR2V0QWxsQ29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSI6Ch9HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRCJAChNDb252ZXJzYXRpb25JZHNEYXRhEikKEGNvbnZlcnNhdGlvbl9pZHMYASADKAlSD2NvbnZlcnNhdGlvbklEcyKLAQogR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjMKBGRhdGEYBCABKAsyJS52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbklkc0RhdGEiPQoiR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzUmVxdWVzdBIXCgd1c2VyX2lkGAEgASgJUgZ1c2VySUQijgEKI0dldE5vdE5vdGlmeUNvbnZlcnNhdGlvbklkc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIzCgRkYXRhGAQgASgLMiUudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25JZHNEYXRhMs8GChNDb252ZXJzYXRpb25TZXJ2aWNlEmkKEFNldENvbnZlcnNhdGlvbnMSKS52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNSZXF1ZXN0GioudmVuZG9yLm9wZW5pbS52MS5TZXRDb252ZXJzYXRpb25zUmVzcG9uc2USdQoUR2V0T3duZXJDb252ZXJzYXRpb24SLS52ZW5kb3Iub3BlbmltLnYxLkdldE93bmVyQ29udmVyc2F0aW9uUmVxdWVzdBouLnZlbmRvci5vcGVuaW0udjEuR2V0T3duZXJDb252ZXJzYXRpb25SZXNwb25zZRJpChBHZXRDb252ZXJzYXRpb25zEikudmVuZG9yLm9wZW5pbS52MS5HZXRDb252ZXJzYXRpb25zUmVxdWVzdBoqLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEmYKD0dldENvbnZlcnNhdGlvbhIoLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBopLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2UScgoTR2V0QWxsQ29udmVyc2F0aW9ucxIsLnZlbmRvci5vcGVuaW0udjEuR2V0QWxsQ29udmVyc2F0aW9uc1JlcXVlc3QaLS52ZW5kb3Iub3BlbmltLnYxLkdldEFsbENvbnZlcnNhdGlvbnNSZXNwb25zZRKBAQoYR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzEjEudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjIudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXNwb25zZRKKAQobR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzEjQudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjUudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Cit2ZW5kb3Ivb3BlbmltL3YxL2NvbnZlcnNhdGlvbl9zZXJ2aWNlLnByb3RvEhB2ZW5kb3Iub3BlbmltLnYxIm0KF1NldENvbnZlcnNhdGlvbnNSZXF1ZXN0EhkKCHVzZXJfaWRzGAEgAygJUgd1c2VySURzEjcKDGNvbnZlcnNhdGlvbhgCIAEoCzIhLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uUmVxItsECg9Db252ZXJzYXRpb25SZXESJwoPY29udmVyc2F0aW9uX2lkGAEgASgJUg5jb252ZXJzYXRpb25JRBIZChFjb252ZXJzYXRpb25fdHlwZRgCIAEoBRIXCgd1c2VyX2lkGAMgASgJUgZ1c2VySUQSGQoIZ3JvdXBfaWQYBCABKAlSB2dyb3VwSUQSGQoMcmVjdl9tc2dfb3B0GAUgASgFSACIAQESFgoJaXNfcGlubmVkGAYgASgISAGIAQESGgoNYXR0YWNoZWRfaW5mbxgHIAEoCUgCiAEBEhwKD2lzX3ByaXZhdGVfY2hhdBgIIAEoCEgDiAEBEg8KAmV4GAkgASgJSASIAQESGgoNYnVybl9kdXJhdGlvbhgKIAEoBUgFiAEBEhQKB21pbl9zZXEYCyABKANIBogBARIUCgdtYXhfc2VxGAwgASgDSAeIAQESGgoNZ3JvdXBfYXRfdHlwZRgNIAEoBUgIiAEBEh4KEW1zZ19kZXN0cnVjdF90aW1lGA4gASgDSAmIAQESHAoPaXNfbXNnX2Rlc3RydWN0GA8gASgISAqIAQFCDwoNX3JlY3ZfbXNnX29wdEIMCgpfaXNfcGlubmVkQhAKDl9hdHRhY2hlZF9pbmZvQhIKEF9pc19wcml2YXRlX2NoYXRCBQoDX2V4QhAKDl9idXJuX2R1cmF0aW9uQgoKCF9taW5fc2VxQgoKCF9tYXhfc2VxQhAKDl9ncm91cF9hdF90eXBlQhQKEl9tc2dfZGVzdHJ1Y3RfdGltZUISChBfaXNfbXNnX2Rlc3RydWN0IoQBChhTZXRDb252ZXJzYXRpb25zUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjQKBGRhdGEYBCABKAsyJi52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNEYXRhIhYKFFNldENvbnZlcnNhdGlvbnNEYXRhIrUDCgxDb252ZXJzYXRpb24SIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSJwoPY29udmVyc2F0aW9uX2lkGAIgASgJUg5jb252ZXJzYXRpb25JRBIUCgxyZWN2X21zZ19vcHQYAyABKAUSGQoRY29udmVyc2F0aW9uX3R5cGUYBCABKAUSFwoHdXNlcl9pZBgFIAEoCVIGdXNlcklEEhkKCGdyb3VwX2lkGAYgASgJUgdncm91cElEEhEKCWlzX3Bpbm5lZBgHIAEoCBIVCg1hdHRhY2hlZF9pbmZvGAggASgJEhcKD2lzX3ByaXZhdGVfY2hhdBgJIAEoCBIVCg1ncm91cF9hdF90eXBlGAogASgFEgoKAmV4GAsgASgJEhUKDWJ1cm5fZHVyYXRpb24YDCABKAUSDwoHbWluX3NlcRgNIAEoAxIPCgdtYXhfc2VxGA4gASgDEhkKEW1zZ19kZXN0cnVjdF90aW1lGA8gASgDEiAKGGxhdGVzdF9tc2dfZGVzdHJ1Y3RfdGltZRgQIAEoAxIXCg9pc19tc2dfZGVzdHJ1Y3QYESABKAgiPQoRUmVxdWVzdFBhZ2luYXRpb24SEwoLcGFnZV9udW1iZXIYASABKAUSEwoLc2hvd19udW1iZXIYAiABKAUibwobR2V0T3duZXJDb252ZXJzYXRpb25SZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRBI3CgpwYWdpbmF0aW9uGAIgASgLMiMudmVuZG9yLm9wZW5pbS52MS5SZXF1ZXN0UGFnaW5hdGlvbiJgChhHZXRPd25lckNvbnZlcnNhdGlvbkRhdGESDQoFdG90YWwYASABKAMSNQoNY29udmVyc2F0aW9ucxgCIAMoCzIeLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uIowBChxHZXRPd25lckNvbnZlcnNhdGlvblJlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRI4CgRkYXRhGAQgASgLMioudmVuZG9yLm9wZW5pbS52MS5HZXRPd25lckNvbnZlcnNhdGlvbkRhdGEiaAoXR2V0Q29udmVyc2F0aW9uc1JlcXVlc3QSIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSKQoQY29udmVyc2F0aW9uX2lkcxgCIAMoCVIPY29udmVyc2F0aW9uSURzIkoKEUNvbnZlcnNhdGlvbnNEYXRhEjUKDWNvbnZlcnNhdGlvbnMYAiADKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiKBAQoYR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSJlChZHZXRDb252ZXJzYXRpb25SZXF1ZXN0EicKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCVIOY29udmVyc2F0aW9uSUQSIgoNb3duZXJfdXNlcl9pZBgCIAEoCVILb3duZXJVc2VySUQiSAoQQ29udmVyc2F0aW9uRGF0YRI0Cgxjb252ZXJzYXRpb24YAiABKAsyHi52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbiJ/ChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSMAoEZGF0YRgEIAEoCzIiLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uRGF0YSJAChpHZXRBbGxDb252ZXJzYXRpb25zUmVxdWVzdBIiCg1vd25lcl91c2VyX2lkGAEgASgJUgtvd25lclVzZXJJRCKEAQobR2V0QWxsQ29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIxCgRkYXRhGAQgASgLMiMudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25zRGF0YSI6Ch9HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0EhcKB3VzZXJfaWQYASABKAlSBnVzZXJJRCJAChNDb252ZXJzYXRpb25JZHNEYXRhEikKEGNvbnZlcnNhdGlvbl9pZHMYASADKAlSD2NvbnZlcnNhdGlvbklEcyKLAQogR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjMKBGRhdGEYBCABKAsyJS52ZW5kb3Iub3BlbmltLnYxLkNvbnZlcnNhdGlvbklkc0RhdGEiPQoiR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzUmVxdWVzdBIXCgd1c2VyX2lkGAEgASgJUgZ1c2VySUQijgEKI0dldE5vdE5vdGlmeUNvbnZlcnNhdGlvbklkc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCRIzCgRkYXRhGAQgASgLMiUudmVuZG9yLm9wZW5pbS52MS5Db252ZXJzYXRpb25JZHNEYXRhIm0KIkdldEluY3JlbWVudGFsQ29udmVyc2F0aW9uc1JlcXVlc3QSFwoHdXNlcl9pZBgBIAEoCVIGdXNlcklEEh0KCnZlcnNpb25faWQYAiABKAlSCXZlcnNpb25JRBIPCgd2ZXJzaW9uGAMgASgEIs8BCh9HZXRJbmNyZW1lbnRhbENvbnZlcnNhdGlvbnNEYXRhEg8KB3ZlcnNpb24YASABKAQSHQoKdmVyc2lvbl9pZBgCIAEoCVIJdmVyc2lvbklEEgwKBGZ1bGwYAyABKAgSDgoGZGVsZXRlGAQgAygJEi4KBmluc2VydBgFIAMoCzIeLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uEi4KBnVwZGF0ZRgGIAMoCzIeLnZlbmRvci5vcGVuaW0udjEuQ29udmVyc2F0aW9uIpoBCiNHZXRJbmNyZW1lbnRhbENvbnZlcnNhdGlvbnNSZXNwb25zZRIQCghlcnJfY29kZRgBIAEoBRIPCgdlcnJfbXNnGAIgASgJEg8KB2Vycl9kbHQYAyABKAkSPwoEZGF0YRgEIAEoCzIxLnZlbmRvci5vcGVuaW0udjEuR2V0SW5jcmVtZW50YWxDb252ZXJzYXRpb25zRGF0YSKFAQoaRGVsZXRlQ29udmVyc2F0aW9uc1JlcXVlc3QSIgoNb3duZXJfdXNlcl9pZBgBIAEoCVILb3duZXJVc2VySUQSGAoQbmVlZF9kZWxldGVfdGltZRgCIAEoAxIpChBjb252ZXJzYXRpb25faWRzGAMgAygJUg9jb252ZXJzYXRpb25JRHMiUQobRGVsZXRlQ29udmVyc2F0aW9uc1Jlc3BvbnNlEhAKCGVycl9jb2RlGAEgASgFEg8KB2Vycl9tc2cYAiABKAkSDwoHZXJyX2RsdBgDIAEoCSJJCh1HZXRGdWxsQ29udmVyc2F0aW9uSWRzUmVxdWVzdBIPCgdpZF9oYXNoGAEgASgEEhcKB3VzZXJfaWQYAiABKAlSBnVzZXJJRCKGAQoaR2V0RnVsbENvbnZlcnNhdGlvbklkc0RhdGESDwoHdmVyc2lvbhgBIAEoBBIdCgp2ZXJzaW9uX2lkGAIgASgJUgl2ZXJzaW9uSUQSDQoFZXF1YWwYAyABKAgSKQoQY29udmVyc2F0aW9uX2lkcxgEIAMoCVIPY29udmVyc2F0aW9uSURzIpABCh5HZXRGdWxsQ29udmVyc2F0aW9uSWRzUmVzcG9uc2USEAoIZXJyX2NvZGUYASABKAUSDwoHZXJyX21zZxgCIAEoCRIPCgdlcnJfZGx0GAMgASgJEjoKBGRhdGEYBCABKAsyLC52ZW5kb3Iub3BlbmltLnYxLkdldEZ1bGxDb252ZXJzYXRpb25JZHNEYXRhMs0JChNDb252ZXJzYXRpb25TZXJ2aWNlEmkKEFNldENvbnZlcnNhdGlvbnMSKS52ZW5kb3Iub3BlbmltLnYxLlNldENvbnZlcnNhdGlvbnNSZXF1ZXN0GioudmVuZG9yLm9wZW5pbS52MS5TZXRDb252ZXJzYXRpb25zUmVzcG9uc2USdQoUR2V0T3duZXJDb252ZXJzYXRpb24SLS52ZW5kb3Iub3BlbmltLnYxLkdldE93bmVyQ29udmVyc2F0aW9uUmVxdWVzdBouLnZlbmRvci5vcGVuaW0udjEuR2V0T3duZXJDb252ZXJzYXRpb25SZXNwb25zZRJpChBHZXRDb252ZXJzYXRpb25zEikudmVuZG9yLm9wZW5pbS52MS5HZXRDb252ZXJzYXRpb25zUmVxdWVzdBoqLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uc1Jlc3BvbnNlEmYKD0dldENvbnZlcnNhdGlvbhIoLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVxdWVzdBopLnZlbmRvci5vcGVuaW0udjEuR2V0Q29udmVyc2F0aW9uUmVzcG9uc2UScgoTR2V0QWxsQ29udmVyc2F0aW9ucxIsLnZlbmRvci5vcGVuaW0udjEuR2V0QWxsQ29udmVyc2F0aW9uc1JlcXVlc3QaLS52ZW5kb3Iub3BlbmltLnYxLkdldEFsbENvbnZlcnNhdGlvbnNSZXNwb25zZRKBAQoYR2V0UGlubmVkQ29udmVyc2F0aW9uSWRzEjEudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjIudmVuZG9yLm9wZW5pbS52MS5HZXRQaW5uZWRDb252ZXJzYXRpb25JZHNSZXNwb25zZRKKAQobR2V0Tm90Tm90aWZ5Q29udmVyc2F0aW9uSWRzEjQudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjUudmVuZG9yLm9wZW5pbS52MS5HZXROb3ROb3RpZnlDb252ZXJzYXRpb25JZHNSZXNwb25zZRKKAQobR2V0SW5jcmVtZW50YWxDb252ZXJzYXRpb25zEjQudmVuZG9yLm9wZW5pbS52MS5HZXRJbmNyZW1lbnRhbENvbnZlcnNhdGlvbnNSZXF1ZXN0GjUudmVuZG9yLm9wZW5pbS52MS5HZXRJbmNyZW1lbnRhbENvbnZlcnNhdGlvbnNSZXNwb25zZRJyChNEZWxldGVDb252ZXJzYXRpb25zEiwudmVuZG9yLm9wZW5pbS52MS5EZWxldGVDb252ZXJzYXRpb25zUmVxdWVzdBotLnZlbmRvci5vcGVuaW0udjEuRGVsZXRlQ29udmVyc2F0aW9uc1Jlc3BvbnNlEnsKFkdldEZ1bGxDb252ZXJzYXRpb25JZHMSLy52ZW5kb3Iub3BlbmltLnYxLkdldEZ1bGxDb252ZXJzYXRpb25JZHNSZXF1ZXN0GjAudmVuZG9yLm9wZW5pbS52MS5HZXRGdWxsQ29udmVyc2F0aW9uSWRzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * SetConversationsRequest is OpenIM's SetConversationsReq.
@@ -746,6 +746,269 @@ export const GetNotNotifyConversationIdsResponseSchema: GenMessage<GetNotNotifyC
   messageDesc(file_vendor_openim_v1_conversation_service, 21);
 
 /**
+ * GetIncrementalConversationsRequest is OpenIM's GetIncrementalConversationReq.
+ *
+ * @generated from message vendor.openim.v1.GetIncrementalConversationsRequest
+ */
+export type GetIncrementalConversationsRequest = Message<"vendor.openim.v1.GetIncrementalConversationsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1 [json_name = "userID"];
+   */
+  userId: string;
+
+  /**
+   * The versionID of the previous answer (convmark's feed cursor); empty: from the beginning.
+   *
+   * @generated from field: string version_id = 2 [json_name = "versionID"];
+   */
+  versionId: string;
+
+  /**
+   * @generated from field: uint64 version = 3;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetIncrementalConversationsRequest.
+ * Use `create(GetIncrementalConversationsRequestSchema)` to create a new message.
+ */
+export const GetIncrementalConversationsRequestSchema: GenMessage<GetIncrementalConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 22);
+
+/**
+ * GetIncrementalConversationsData is OpenIM's GetIncrementalConversationResp.
+ *
+ * @generated from message vendor.openim.v1.GetIncrementalConversationsData
+ */
+export type GetIncrementalConversationsData = Message<"vendor.openim.v1.GetIncrementalConversationsData"> & {
+  /**
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string version_id = 2 [json_name = "versionID"];
+   */
+  versionId: string;
+
+  /**
+   * @generated from field: bool full = 3;
+   */
+  full: boolean;
+
+  /**
+   * @generated from field: repeated string delete = 4;
+   */
+  delete: string[];
+
+  /**
+   * @generated from field: repeated vendor.openim.v1.Conversation insert = 5;
+   */
+  insert: Conversation[];
+
+  /**
+   * @generated from field: repeated vendor.openim.v1.Conversation update = 6;
+   */
+  update: Conversation[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetIncrementalConversationsData.
+ * Use `create(GetIncrementalConversationsDataSchema)` to create a new message.
+ */
+export const GetIncrementalConversationsDataSchema: GenMessage<GetIncrementalConversationsData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 23);
+
+/**
+ * GetIncrementalConversationsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetIncrementalConversationsResponse
+ */
+export type GetIncrementalConversationsResponse = Message<"vendor.openim.v1.GetIncrementalConversationsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.GetIncrementalConversationsData data = 4;
+   */
+  data?: GetIncrementalConversationsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetIncrementalConversationsResponse.
+ * Use `create(GetIncrementalConversationsResponseSchema)` to create a new message.
+ */
+export const GetIncrementalConversationsResponseSchema: GenMessage<GetIncrementalConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 24);
+
+/**
+ * DeleteConversationsRequest is OpenIM's DeleteConversationsReq.
+ *
+ * @generated from message vendor.openim.v1.DeleteConversationsRequest
+ */
+export type DeleteConversationsRequest = Message<"vendor.openim.v1.DeleteConversationsRequest"> & {
+  /**
+   * @generated from field: string owner_user_id = 1 [json_name = "ownerUserID"];
+   */
+  ownerUserId: string;
+
+  /**
+   * Accepted and ignored (OpenIM deletes conversations idle since then; convmark has no message times).
+   *
+   * @generated from field: int64 need_delete_time = 2;
+   */
+  needDeleteTime: bigint;
+
+  /**
+   * @generated from field: repeated string conversation_ids = 3 [json_name = "conversationIDs"];
+   */
+  conversationIds: string[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.DeleteConversationsRequest.
+ * Use `create(DeleteConversationsRequestSchema)` to create a new message.
+ */
+export const DeleteConversationsRequestSchema: GenMessage<DeleteConversationsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 25);
+
+/**
+ * DeleteConversationsResponse is OpenIM's envelope (no data on success).
+ *
+ * @generated from message vendor.openim.v1.DeleteConversationsResponse
+ */
+export type DeleteConversationsResponse = Message<"vendor.openim.v1.DeleteConversationsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.DeleteConversationsResponse.
+ * Use `create(DeleteConversationsResponseSchema)` to create a new message.
+ */
+export const DeleteConversationsResponseSchema: GenMessage<DeleteConversationsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 26);
+
+/**
+ * GetFullConversationIdsRequest is OpenIM's GetFullOwnerConversationIDsReq.
+ *
+ * @generated from message vendor.openim.v1.GetFullConversationIdsRequest
+ */
+export type GetFullConversationIdsRequest = Message<"vendor.openim.v1.GetFullConversationIdsRequest"> & {
+  /**
+   * Accepted; convmark never answers equal (it does not compute OpenIM's ID hash).
+   *
+   * @generated from field: uint64 id_hash = 1;
+   */
+  idHash: bigint;
+
+  /**
+   * @generated from field: string user_id = 2 [json_name = "userID"];
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetFullConversationIdsRequest.
+ * Use `create(GetFullConversationIdsRequestSchema)` to create a new message.
+ */
+export const GetFullConversationIdsRequestSchema: GenMessage<GetFullConversationIdsRequest> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 27);
+
+/**
+ * GetFullConversationIdsData is OpenIM's GetFullOwnerConversationIDsResp.
+ *
+ * @generated from message vendor.openim.v1.GetFullConversationIdsData
+ */
+export type GetFullConversationIdsData = Message<"vendor.openim.v1.GetFullConversationIdsData"> & {
+  /**
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string version_id = 2 [json_name = "versionID"];
+   */
+  versionId: string;
+
+  /**
+   * @generated from field: bool equal = 3;
+   */
+  equal: boolean;
+
+  /**
+   * @generated from field: repeated string conversation_ids = 4 [json_name = "conversationIDs"];
+   */
+  conversationIds: string[];
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetFullConversationIdsData.
+ * Use `create(GetFullConversationIdsDataSchema)` to create a new message.
+ */
+export const GetFullConversationIdsDataSchema: GenMessage<GetFullConversationIdsData> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 28);
+
+/**
+ * GetFullConversationIdsResponse is OpenIM's envelope.
+ *
+ * @generated from message vendor.openim.v1.GetFullConversationIdsResponse
+ */
+export type GetFullConversationIdsResponse = Message<"vendor.openim.v1.GetFullConversationIdsResponse"> & {
+  /**
+   * @generated from field: int32 err_code = 1;
+   */
+  errCode: number;
+
+  /**
+   * @generated from field: string err_msg = 2;
+   */
+  errMsg: string;
+
+  /**
+   * @generated from field: string err_dlt = 3;
+   */
+  errDlt: string;
+
+  /**
+   * @generated from field: vendor.openim.v1.GetFullConversationIdsData data = 4;
+   */
+  data?: GetFullConversationIdsData | undefined;
+};
+
+/**
+ * Describes the message vendor.openim.v1.GetFullConversationIdsResponse.
+ * Use `create(GetFullConversationIdsResponseSchema)` to create a new message.
+ */
+export const GetFullConversationIdsResponseSchema: GenMessage<GetFullConversationIdsResponse> = /*@__PURE__*/
+  messageDesc(file_vendor_openim_v1_conversation_service, 29);
+
+/**
  * ConversationService is OpenIM's POST /conversation/set_conversations, as a proto service. The REST
  * gateway and this service share one implementation. Over gRPC/Connect the admin token travels as
  * the metadata header `token` and the operation ID as `operationid`. Failures are reported in the
@@ -823,6 +1086,36 @@ export const ConversationService: GenService<{
     methodKind: "unary";
     input: typeof GetNotNotifyConversationIdsRequestSchema;
     output: typeof GetNotNotifyConversationIdsResponseSchema;
+  },
+  /**
+   * Changes since version/versionID (convmark's feed): deleted IDs, inserted and updated conversations.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetIncrementalConversations
+   */
+  getIncrementalConversations: {
+    methodKind: "unary";
+    input: typeof GetIncrementalConversationsRequestSchema;
+    output: typeof GetIncrementalConversationsResponseSchema;
+  },
+  /**
+   * Deletes the owner's conversations (all of them when conversation_ids is empty).
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.DeleteConversations
+   */
+  deleteConversations: {
+    methodKind: "unary";
+    input: typeof DeleteConversationsRequestSchema;
+    output: typeof DeleteConversationsResponseSchema;
+  },
+  /**
+   * Every conversation ID of the user, with the feed position (version, versionID) they reflect.
+   *
+   * @generated from rpc vendor.openim.v1.ConversationService.GetFullConversationIds
+   */
+  getFullConversationIds: {
+    methodKind: "unary";
+    input: typeof GetFullConversationIdsRequestSchema;
+    output: typeof GetFullConversationIdsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vendor_openim_v1_conversation_service, 0);

@@ -1,0 +1,146 @@
+/**
+ * Per-session bounds for the HTTP/2 side of the listener, so one client cannot hold what others need.
+ *
+ * - Liveness: a PING every pingIntervalMs; no ACK within pingTimeoutMs destroys the session. This
+ *   is also what closes sessions that hit a protocol error: nghttp2 answers a malformed frame with
+ *   GOAWAY and stops reading, but Node emits no event and never closes the socket; such a session
+ *   can no longer send anything, so its PING goes unanswered.
+ * - Idle: a session without open streams for idleTimeoutMs gets GOAWAY (closed gracefully).
+ * - Rapid reset (CVE-2023-44487): more than maxResetsPerSecond streams reset by the client within a
+ *   second → GOAWAY(ENHANCE_YOUR_CALM), then the session is destroyed.
+ * - Buffered bytes: responses the client does not read stay buffered in the server; when a
+ *   session's open streams hold more than maxBufferedBytes, the session is ended the same way.
+ * Every GOAWAY this guard sends is followed by destroy() after closeGraceMs (Node only closes the
+ * socket once every stream has ended, which a misbehaving client need never do).
+ */
+import * as http2 from "node:http2";
+
+export interface SessionGuardOptions {
+  readonly idleTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly pingTimeoutMs: number;
+  readonly maxResetsPerSecond: number;
+  readonly maxBufferedBytes: number;
+  readonly closeGraceMs: number;
+  /** Called once with the reason when the guard ends a session for misbehaviour. */
+  readonly onViolation?: (reason: "ping_timeout" | "rapid_reset" | "buffered_bytes") => void;
+}
+
+export interface GuardedSession {
+  readonly openStreams: number;
+  /** Ended for misbehaviour: streams that still arrive are refused without being served. */
+  readonly ended: boolean;
+  /** Graceful close (GOAWAY); destroyed once idle, or after closeGraceMs if it has no open streams. */
+  close(): void;
+}
+
+const TICK_MS = 1000;
+
+export function guardSession(session: http2.ServerHttp2Session, opts: SessionGuardOptions): GuardedSession {
+  const streams = new Set<http2.ServerHttp2Stream>();
+  let lastActivity = Date.now();
+  let resetsThisSecond = 0;
+  let pingSentAt: number | undefined;
+  let pingDeadlineMs = opts.pingTimeoutMs;
+  let lastPing = Date.now();
+  let ended = false;
+
+  const destroyLater = (): void => {
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+    }, opts.closeGraceMs).unref();
+  };
+
+  const endFor = (reason: "ping_timeout" | "rapid_reset" | "buffered_bytes"): void => {
+    if (ended) return;
+    ended = true;
+    opts.onViolation?.(reason);
+    if (reason === "ping_timeout") {
+      session.destroy();
+      return;
+    }
+    if (!session.closed && !session.destroyed) session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // Let the GOAWAY go out, then drop the connection: its client is not waited for.
+    setImmediate(() => {
+      if (!session.destroyed) session.destroy();
+    });
+  };
+
+  function ping(deadlineMs: number): void {
+    if (session.destroyed) return;
+    if (pingSentAt !== undefined) {
+      pingDeadlineMs = Math.min(pingDeadlineMs, Date.now() - pingSentAt + deadlineMs);
+      return;
+    }
+    lastPing = pingSentAt = Date.now();
+    pingDeadlineMs = deadlineMs;
+    try {
+      session.ping((err) => {
+        if (!err) pingSentAt = undefined;
+      });
+    } catch {
+      endFor("ping_timeout"); // the session cannot even queue a frame
+    }
+  }
+
+  const buffered = (): number => {
+    let n = 0;
+    for (const s of streams) n += s.writableLength;
+    return n;
+  };
+
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    streams.add(stream);
+    lastActivity = Date.now();
+    // A reset by the client: 'aborted' comes with the RST_STREAM frame while the response is still
+    // open; a stream already answered (nghttp2 hands a whole read of frames to Node at once, so a
+    // handler may finish before the reset is seen) only shows it as RST_STREAM(CANCEL) at close.
+    let counted = false;
+    const countReset = (): void => {
+      if (counted) return;
+      counted = true;
+      if (++resetsThisSecond > opts.maxResetsPerSecond) endFor("rapid_reset");
+    };
+    stream.once("aborted", countReset);
+    stream.once("close", () => {
+      streams.delete(stream);
+      lastActivity = Date.now();
+      if (stream.rstCode === http2.constants.NGHTTP2_CANCEL) countReset();
+    });
+  });
+
+  const tick = setInterval(() => {
+    if (session.destroyed) return;
+    const now = Date.now();
+    resetsThisSecond = 0;
+    if (streams.size > 0 && buffered() > opts.maxBufferedBytes) {
+      endFor("buffered_bytes");
+      return;
+    }
+    if (pingSentAt !== undefined) {
+      if (now - pingSentAt > pingDeadlineMs) endFor("ping_timeout");
+    } else if (now - lastPing >= opts.pingIntervalMs) {
+      ping(opts.pingTimeoutMs);
+    }
+    if (streams.size === 0 && now - lastActivity >= opts.idleTimeoutMs && !session.closed) guarded.close();
+  }, TICK_MS);
+  tick.unref();
+  session.once("close", () => clearInterval(tick));
+
+  const guarded: GuardedSession = {
+    get openStreams() {
+      return streams.size;
+    },
+    get ended() {
+      return ended;
+    },
+    close() {
+      if (!session.closed && !session.destroyed) session.close();
+      if (streams.size === 0) destroyLater();
+      // A session that can no longer answer (protocol error) would hold its streams until the grace
+      // period ends; one quick PING tells it apart from one whose streams are still finishing.
+      else ping(opts.closeGraceMs);
+    },
+  };
+  return guarded;
+}
