@@ -31,6 +31,9 @@ describe("one record, three dialects", () => {
   let zego: (body: unknown) => Promise<Record<string, unknown>>;
   let tencent: (body: unknown) => Promise<Record<string, unknown>>;
   let openim: (body: unknown) => Promise<Record<string, unknown>>;
+  let zegoAction: (action: string, body: unknown) => Promise<Record<string, unknown>>;
+  let tencentApi: (api: string, body: unknown) => Promise<Record<string, unknown>>;
+  let openimApi: (path: string, body: unknown) => Promise<Record<string, unknown>>;
 
   beforeAll(async () => {
     server = await startTestServer({
@@ -46,6 +49,10 @@ describe("one record, three dialects", () => {
       post(`${server.url}/v4/recentcontact/mark_contact?sdkappid=${TENCENT_APPID}&identifier=administrator&usersig=${encodeURIComponent(sig)}&random=42&contenttype=json`, body);
     const token = ((await post(`${server.url}/auth/get_admin_token`, { secret: OPENIM_SECRET, userID: "imAdmin" }, { operationID: "1" })).data as { token: string }).token;
     openim = (body) => post(`${server.url}/conversation/set_conversations`, body, { operationID: "2", token });
+    zegoAction = (action, body) => post(setConvMarkUrl(server.url, publicParams(), action), body);
+    tencentApi = (api, body) =>
+      post(`${server.url}/v4/recentcontact/${api}?sdkappid=${TENCENT_APPID}&identifier=administrator&usersig=${encodeURIComponent(sig)}&random=42&contenttype=json`, body);
+    openimApi = (path, body) => post(`${server.url}${path}`, body, { operationID: "3", token });
   });
   afterAll(() => server.close());
 
@@ -95,5 +102,24 @@ describe("one record, three dialects", () => {
     const c = (await server.marks.getConversation({ key })).conversation!;
     expect(c.customMark).toBe("new");
     expect(c.marks).toEqual([5, 6]); // OptType 2 ignores SetMark, as Tencent documents
+  });
+
+  it("reads: an OpenIM pin shows in ZEGO's and Tencent's lists, a Tencent group in MarkService, a delete anywhere removes it everywhere", async () => {
+    await openim({ userIDs: ["frank"], conversation: { conversationID: "si_frank_gina", conversationType: 1, userID: "gina", isPinned: true } });
+    await tencentApi("create_contact_group", { From_Account: "frank", GroupContactItem: [{ GroupName: "friends", ContactItem: [{ Type: 1, To_Account: "gina" }] }] });
+    const q = await zegoAction("QueryConversationList", { FromUserId: "frank" });
+    expect(q).toMatchObject({ Code: 0, TotalCount: 1, ConvList: [{ ConvId: "gina", ConvType: 0, IsPinned: true }] });
+    const l = await tencentApi("get_list", { From_Account: "frank", TimeStamp: 0, StartIndex: 0, TopTimeStamp: 0, TopStartIndex: 0, AssistFlags: 63 });
+    expect(l).toMatchObject({ ActionStatus: "OK", SessionItem: [{ To_Account: "gina", TopFlag: 1 }] });
+    const key = { ownerUserId: "frank", type: ConversationType.DIRECT, conversationId: "gina" };
+    expect((await server.marks.getConversation({ key })).conversation?.labels).toEqual(["friends"]);
+
+    // ZEGO deletes it: gone for OpenIM, Tencent and MarkService, and a deletion in the feed.
+    const before = await server.marks.syncConversations({ ownerUserId: "frank" });
+    expect(await zegoAction("DeleteConv", { FromUserId: "frank", ConvId: "gina", ConvType: 0 })).toMatchObject({ Code: 0 });
+    expect(await openimApi("/conversation/get_conversation", { conversationID: "si_frank_gina", ownerUserID: "frank" })).toMatchObject({ errCode: 1004 });
+    expect(await tencentApi("get_contact_group", { From_Account: "frank", StartIndex: 0 })).toMatchObject({ ContactItem: [], GroupItem: [] });
+    const after = await server.marks.syncConversations({ ownerUserId: "frank", cursor: before.nextCursor });
+    expect(after.changes.map((c) => [c.conversation?.key?.conversationId, c.deleted])).toEqual([["gina", true]]);
   });
 });
