@@ -72,7 +72,7 @@ describe("HTTP/2 abuse from one client does not stall the others (item 4)", () =
   }, 60_000);
 
   it("non-reading streams: at most 100 per session, the session is ended once its unread responses pile up", async () => {
-    const r = await underAttack(server, "non-reading", 100);
+    const r = await underAttack(server, "non-reading", 20);
     expect(r.attack.refused).toBeGreaterThan(0); // streams beyond SETTINGS_MAX_CONCURRENT_STREAMS
     expect(r.probe.failed).toBe(0);
     expect(Math.max(...r.probe.latencies)).toBeLessThan(3_000);
