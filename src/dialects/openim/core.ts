@@ -77,9 +77,9 @@ export interface OpenimCore {
   getIncrementalConversations(auth: OpenimAuth, load: Loader<GetIncrementalConversationsRequest>): Promise<ReadResult<object>>;
   deleteConversations(auth: OpenimAuth, load: Loader<DeleteConversationsRequest>): Promise<ReadResult<object>>;
   getFullConversationIds(auth: OpenimAuth, load: Loader<GetFullConversationIdsRequest>): Promise<ReadResult<object>>;
-  /** `request` is the parsed body, or the ArgsError its parsing produced (answered after the header checks, as OpenIM does). */
-  getAdminToken(auth: OpenimAuth, request: GetAdminTokenRequest | OpenimError): Promise<GetAdminTokenResponse>;
-  setConversations(auth: OpenimAuth, request: SetConversationsRequest | OpenimError): Promise<SetConversationsResponse>;
+  /** `load` is called only after the header checks (and the secret throttle), as for every other route. */
+  getAdminToken(auth: OpenimAuth, load: Loader<GetAdminTokenRequest>): Promise<GetAdminTokenResponse>;
+  setConversations(auth: OpenimAuth, load: Loader<SetConversationsRequest>): Promise<SetConversationsResponse>;
 }
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
@@ -253,13 +253,15 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
   const setFailure = (e: OpenimError) => create(SetConversationsResponseSchema, e);
 
   return {
-    async getAdminToken(auth, request) {
+    async getAdminToken(auth, load) {
       const pre = (await rateLimited()) ?? operationIdMissing(auth);
       if (pre) return adminTokenFailure(pre);
-      if (isOpenimError(request)) return adminTokenFailure(request);
+      // A throttled address is answered before its body is read (its secret is never looked at).
       const address = auth.clientAddress ?? "unknown";
       const throttled = await secretThrottled(address);
       if (throttled) return adminTokenFailure(throttled);
+      const request = await load();
+      if (isOpenimError(request)) return adminTokenFailure(request);
       // internal/rpc/auth GetAdminToken: the secret first (ErrNoPermission "secret invalid"), then the admin list (ErrArgs).
       if (config.secret === undefined || !secretMatches(request.secret, config.secret)) {
         await recordSecretFailure(address);
@@ -277,10 +279,12 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
       });
     },
 
-    async setConversations(auth, request) {
+    async setConversations(auth, load) {
       // GinParseToken: a missing token header is an ArgsError; a bad token is the token's own error.
       const c = await caller(auth);
       if (isOpenimError(c)) return setFailure(c);
+      // The body is read only once the token is accepted.
+      const request = await load();
       if (isOpenimError(request)) return setFailure(request);
       // authverify.CheckAccessV3 per user: an admin, or a user setting only its own conversations.
       const denied = access(c, ...request.userIds);

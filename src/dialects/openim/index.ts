@@ -184,13 +184,13 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
 
     routes(router: ConnectRouter) {
       router.service(AuthService, {
-        getAdminToken: (req, ctx) => core.getAdminToken(metadataAuth(ctx), req),
+        getAdminToken: (req, ctx) => core.getAdminToken(metadataAuth(ctx), () => Promise.resolve(req)),
         getUserToken: rpc("getUserToken"),
         parseToken: rpc("parseToken"),
         forceLogout: rpc("forceLogout"),
       }, VENDOR_SERVICE_OPTIONS);
       router.service(ConversationService, {
-        setConversations: (req, ctx) => core.setConversations(metadataAuth(ctx), req),
+        setConversations: (req, ctx) => core.setConversations(metadataAuth(ctx), () => Promise.resolve(req)),
         getOwnerConversation: rpc("getOwnerConversation"),
         getConversations: rpc("getConversations"),
         getConversation: rpc("getConversation"),
@@ -223,20 +223,22 @@ export function createOpenimDialect(deps: DialectDeps, config: OpenimConfig): Op
         return true;
       }
       const auth: OpenimAuth = { operationId: header(req, "operationid"), token: header(req, "token"), clientAddress: clientAddressOf(req) };
+      // Every route reads its body only when the core asks for it, after the header/token checks.
+      let bodyRead = false;
+      const loader = <D extends DescMessage>(schema: D): Loader<MessageShape<D>> => () => {
+        bodyRead = true;
+        return parseBody(req, schema, deps.maxBodyBytes);
+      };
       if (path === OPENIM_ADMIN_TOKEN_PATH) {
-        const request = await parseBody(req, GetAdminTokenRequestSchema, deps.maxBodyBytes);
-        const r = await core.getAdminToken(auth, request);
+        const r = await core.getAdminToken(auth, loader(GetAdminTokenRequestSchema));
+        if (!bodyRead) req.resume();
         sendEnvelope(res, r, r.data ? { token: r.data.token, expireTimeSeconds: Number(r.data.expireTimeSeconds) } : undefined);
       } else if (path === OPENIM_SET_CONVERSATIONS_PATH) {
-        const request = await parseBody(req, SetConversationsRequestSchema, deps.maxBodyBytes);
-        const r = await core.setConversations(auth, request);
+        const r = await core.setConversations(auth, loader(SetConversationsRequestSchema));
+        if (!bodyRead) req.resume();
         sendEnvelope(res, r);
       } else {
-        let bodyRead = false;
-        const r = await route!.run(auth, (() => {
-          bodyRead = true;
-          return parseBody(req, route!.request, deps.maxBodyBytes);
-        }) as Loader<never>);
+        const r = await route!.run(auth, loader(route!.request) as Loader<never>);
         if (!bodyRead) req.resume();
         if ("ok" in r) {
           const data = route!.data ? goJson(route!.data, (create as unknown as (s: DescMessage, i: object) => MessageShape<DescMessage>)(route!.data, r.ok)) : undefined;
