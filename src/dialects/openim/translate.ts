@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, type Limits } from "../../domain/limits.js";
 import { isFailure, validateKey, validateSettings, type SettingsInput } from "../../domain/validate.js";
 import { vendorMessage } from "../kernel.js";
 import type { SetConversationsRequest } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
-import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { apiLayerError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 
 /** openimsdk/protocol constant: SessionType values. */
 export const SessionType = { SingleChat: 1, WriteGroupChat: 2, ReadGroupChat: 3, NotificationChat: 4 } as const;
@@ -86,13 +86,15 @@ function quoteList(ids: readonly string[]): string {
 
 export function planSetConversations(req: SetConversationsRequest, opts: PlanOptions): SetPlan | OpenimError {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  // The checks of SetConversationsReq.Check() (openimsdk/protocol conversation/conversation.go), in its order.
-  if (req.userIds.length === 0) return argsError("userIDs is empty");
+  // The checks of SetConversationsReq.Check() (openimsdk/protocol conversation/conversation.go), in its
+  // order: API-layer errors (checker.Validate), so errDlt is empty ("userIDs is empty", "conversation is
+  // empty", "conversationType is invalid", "userID is empty", "groupID is empty").
+  if (req.userIds.length === 0) return apiLayerError(OpenimCode.ArgsError);
   const c = req.conversation;
-  if (!c) return argsError("conversation is empty");
-  if (c.conversationType === 0) return argsError("conversationType is invalid");
-  if (c.conversationType === SessionType.SingleChat && c.userId === "") return argsError("userID is empty");
-  if (c.conversationType === SessionType.ReadGroupChat && c.groupId === "") return argsError("groupID is empty");
+  if (!c) return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === 0) return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === SessionType.SingleChat && c.userId === "") return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === SessionType.ReadGroupChat && c.groupId === "") return apiLayerError(OpenimCode.ArgsError);
 
   if (c.conversationType !== SessionType.SingleChat && c.conversationType !== SessionType.ReadGroupChat) {
     return argsError(`conversationType ${c.conversationType} is not supported: 1 (single chat) or 3 (group chat)`);
