@@ -18,28 +18,11 @@ import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
 import { createOpenimDialect, type OpenimConfig } from "../../src/dialects/openim/index.js";
 import { createMarkService, type KeyGuard } from "../../src/service/mark-service.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { SEED_BODY } from "../support/openim-seed.js";
 
 const SECRET = "openIM123";
 const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
 
-// The seed's request example, verbatim.
-const SEED_BODY = `{
-"userIDs": [
-"6965946400"
-],
-"conversation": {
-"conversationID": "si_4365007572_6965946400",
-"conversationType": 1,
-"userID": "4365007572",
-"groupID": "",
-"recvMsgOpt": 0,
-"attachedInfo": "attached",
-"isPinned": false,
-"isPrivateChat": true,
-"ex": "",
-"burnDuration": 30
-}
-}`;
 
 interface Harness {
   url: string;
