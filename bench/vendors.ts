@@ -15,6 +15,7 @@ export const VENDORS = [
   "zego_conv_pinned",
   "zego_silence_conv_notification",
   "tencent_create_contact_group",
+  "tencent_del_contact_group",
   "tencent_update_contact_group",
   "tencent_search_contact_group",
   "tencent_get_contact_group",
@@ -189,6 +190,39 @@ async function openimRoute(url: string, name: VendorName = "openim", path = "/co
   };
 }
 
+/**
+ * Tencent del_contact_group, measured as a create/delete cycle: each connection (one request in
+ * flight, pipelining 1) alternates creating its own group for its own From_Account and deleting it
+ * with the documented body (`{"From_Account":…,"GroupName":[…]}`, the page's example), so every
+ * delete removes a real group. Half the row's requests are therefore creates.
+ */
+export function tencentDelCycleRoute(): VendorRoute {
+  const create = tencentRoute("tencent_del_contact_group", "create_contact_group", {}, "");
+  const del = tencentRoute("tencent_del_contact_group", "del_contact_group", {}, "");
+  const run = randomBytes(4).toString("hex");
+  let connections = 0;
+  return {
+    name: "tencent_del_contact_group",
+    label: "Tencent del_contact_group (each after its create_contact_group)",
+    request: {
+      ...del.request,
+      setupRequest(req, context) {
+        const ctx = context as { conn?: number; n?: number };
+        ctx.conn ??= connections++;
+        ctx.n = (ctx.n ?? -1) + 1;
+        const owner = `user_del_${run}_${ctx.conn}`;
+        const group = `bench_del_${ctx.conn}`;
+        const creating = ctx.n % 2 === 0;
+        const body = creating
+          ? { From_Account: owner, GroupContactItem: [{ GroupName: group, ContactItem: [{ Type: 1, To_Account: "user0" }] }] }
+          : { From_Account: owner, GroupName: [group] };
+        return { ...(creating ? create : del).request.setupRequest!(req, context), body: JSON.stringify(body) };
+      },
+    },
+    verify: del.verify,
+  };
+}
+
 function parse(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
@@ -207,6 +241,7 @@ const EXTRA: Record<Exclude<VendorName, "zego" | "tencent" | "openim">, (url: st
     zegoRoute("zego_silence_conv_notification", "SilenceConvNotification", { FromUserId: "user0", ConvType: 0, ConvIds: ["user1", "user2"], Enable: true }, "ZEGO SilenceConvNotification"),
   tencent_create_contact_group: () =>
     tencentRoute("tencent_create_contact_group", "create_contact_group", { From_Account: "user15", GroupContactItem: [{ GroupName: "test0", ContactItem: [{ Type: 1, To_Account: "user0" }] }] }, "Tencent create_contact_group"),
+  tencent_del_contact_group: () => tencentDelCycleRoute(),
   tencent_update_contact_group: () =>
     tencentRoute(
       "tencent_update_contact_group",

@@ -1,9 +1,9 @@
 /** The composition root: configuration → stores → services → dialects → one listening port. */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { clusterMetricsSource } from "./cluster/metrics.js";
@@ -19,7 +19,10 @@ import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
 import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
 import { corsConfigFromEnv } from "./server/cors.js";
+import { ServingStatus } from "./server/health.js";
 import { createPublicEdge } from "./server/public-edge.js";
+import { createSite, defaultConsoleDir } from "./server/site.js";
+import { createProcessLogger, logStartSummary } from "./server/start-log.js";
 import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
@@ -116,7 +119,7 @@ async function openStores(
 export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions = {}): Promise<RunningConvmark> {
   const config = configFromEnv(env);
   const core = config.core;
-  const logger = opts.logger ?? pino({ level: core.logLevel });
+  const logger = opts.logger ?? createProcessLogger(core.logLevel);
   const { store, directory, close: closeStores } = await openStores(core, config.directory.strict);
   let nonces: SharedNonceStore | undefined;
   let kicks: SharedKickList | undefined;
@@ -147,6 +150,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       createOpenimDialect(deps, config.openim),
     ];
     const services: DescService[] = [MarkService, DirectoryService, ...dialects.flatMap((d) => d.services)];
+    let app: App | undefined;
+    const site = createSite({ health: () => ServingStatus[app?.health.get("") ?? ServingStatus.NOT_SERVING] ?? "UNKNOWN" });
 
     // REST calls run through the same interceptors as the Connect handler (logging, metrics, auth).
     const { edge } = createPublicEdge({
@@ -161,7 +166,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       maxBodyBytes: core.readMaxBytes,
       metricsPath: "/metrics",
     });
-    const app = await buildApp({
+    app = await buildApp({
       routes: (router) => {
         markRoutes(router);
         directory.routes(router);
@@ -177,7 +182,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       shutdownGraceMs: core.shutdownGraceMs,
       // A limit for the whole server: connections are dealt round-robin, so each worker takes its share.
       listener: { maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections },
-      gateway: (req, res) => routeToDialects(dialects, req, res),
+      gateway: (req, res) => routeToDialects(site, dialects, req, res),
       interceptors: [authInterceptor],
       edge,
       // Watch streams never finish by themselves: end them (cleanly, clients resume from their
@@ -186,22 +191,35 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     });
     const address = await app.listen(core.port, core.host);
     const host = core.host === "0.0.0.0" || core.host === "::" ? "127.0.0.1" : core.host;
-    logger.info(
-      { port: address.port, host: core.host, store: core.mongo ? "mongodb" : "sqlite", strictDirectory: config.directory.strict },
-      "convmark listening",
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+    logStartSummary(
+      logger,
+      {
+        url,
+        host: core.host,
+        port: address.port,
+        store: core.mongo ? "mongodb" : "sqlite",
+        ...(core.mongo ? { database: core.mongo.dbName } : { dataDir: resolve(core.dataDir) }),
+        auth: authSummary(config.auth),
+        strictDirectory: config.directory.strict,
+        dialects: { zego: !!config.zego.credentials, tencent: config.tencent.sdkAppId !== undefined, openim: config.openim.secret !== undefined },
+        consoleBuilt: existsSync(join(defaultConsoleDir(), "index.html")),
+      },
+      !opts.logger && process.stdout.isTTY === true,
     );
     logAuthMode(logger, config.auth, config.cors.origins);
     let closing: Promise<void> | undefined;
+    const started = app;
     return {
-      app,
+      app: started,
       port: address.port,
-      url: `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`,
+      url,
       config: core,
       logger,
       close() {
         closing ??= (async () => {
           try {
-            await app.close();
+            await started.close();
           } finally {
             nonces?.close();
             kicks?.close();
@@ -217,6 +235,13 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     await closeStores();
     throw e;
   }
+}
+
+/** The auth mode in a few words, for the start-up summary. */
+function authSummary(auth: AuthConfig): string {
+  if (auth.mode === "protected") return "protected mode (no credentials configured): the unified API answers loopback clients only";
+  if (auth.mode === "off") return "off (CONVMARK_AUTH=off): the unified API is open to every client";
+  return `bearer tokens required (${[auth.secret !== undefined ? "HS256 secret" : "", auth.jwksFile ? "JWKS file" : ""].filter(Boolean).join(", ")})`;
 }
 
 /** Says at start who may call the unified API (protected mode as Redis says it). */
@@ -237,9 +262,18 @@ function logAuthMode(logger: Logger, auth: AuthConfig, origins: readonly string[
   }
 }
 
-/** Vendor REST routes: each dialect claims its own paths; Connect procedures (/pkg.Service/Method) fall through. */
-async function routeToDialects(dialects: readonly Dialect[], req: NodeServerRequest, res: NodeServerResponse): Promise<boolean> {
+/**
+ * The pages (GET /, /console), then vendor REST routes: each dialect claims its own paths; Connect
+ * procedures (/pkg.Service/Method) fall through.
+ */
+async function routeToDialects(
+  site: ReturnType<typeof createSite>,
+  dialects: readonly Dialect[],
+  req: NodeServerRequest,
+  res: NodeServerResponse,
+): Promise<boolean> {
   const url = new URL(req.url ?? "/", "http://convmark.invalid");
+  if (site(req, res, url)) return true;
   // connect-node narrows the http2 response's write() signature; the object is Node's own response.
   const response = res as GatewayResponse;
   for (const d of dialects) {

@@ -62,7 +62,17 @@ describe("OpenIM dialect end to end", () => {
 
   it("errors come back in OpenIM's envelope", async () => {
     const r = await postJson(`${server.url}/conversation/set_conversations`, "{}", { operationID: "3" });
-    expect(r.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: "header must have token: [1001]ArgsError" });
+    // An API-layer error: the released server prints ErrArgs without a detail (errDlt "").
+    expect(r.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: "" });
+    const noOp = await postJson(`${server.url}/conversation/set_conversations`, "{}", { token });
+    expect(noOp.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: "" });
+    const check = await postJson(`${server.url}/conversation/set_conversations`, '{"userIDs":["u1"]}', { operationID: "3", token });
+    expect(check.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: "" });
+    const bind = await postJson(`${server.url}/conversation/set_conversations`, '{"userIDs":"u1"}', { operationID: "3", token });
+    expect(bind.json).toEqual({ errCode: 1001, errMsg: expect.stringContaining("request body is invalid"), errDlt: "" });
+    // An RPC-layer error keeps "<detail>: [code]Name".
+    const rpc = await postJson(`${server.url}/conversation/set_conversations`, '{"userIDs":["u1"],"conversation":{"conversationID":"sg_g","conversationType":3,"groupID":"g","recvMsgOpt":7}}', { operationID: "3", token });
+    expect(rpc.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: expect.stringMatching(/recvMsgOpt 7 is invalid.*: \[1001\]ArgsError$/) });
     const bad = await postJson(`${server.url}/conversation/set_conversations`, "{}", { operationID: "3", token: `${token}x` });
     expect(bad.json).toMatchObject({ errCode: 1505, errMsg: "TokenUnknownError" });
   });

@@ -3,27 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationType } from "../../gen/convmark/v1/mark_service_pb.js";
 import { startTestServer, type TestServer } from "../support/harness.js";
+import { SEED_BODY } from "../support/openim-seed.js";
 
 type Json = Record<string, unknown>;
 
-// The set_conversations seed request, verbatim.
-const SEED_BODY = `{
-"userIDs": [
-"6965946400"
-],
-"conversation": {
-"conversationID": "si_4365007572_6965946400",
-"conversationType": 1,
-"userID": "4365007572",
-"groupID": "",
-"recvMsgOpt": 0,
-"attachedInfo": "attached",
-"isPinned": false,
-"isPrivateChat": true,
-"ex": "",
-"burnDuration": 30
-}
-}`;
 
 describe("OpenIM auth and conversation reads", () => {
   let server: TestServer;

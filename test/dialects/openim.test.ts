@@ -18,28 +18,11 @@ import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
 import { createOpenimDialect, type OpenimConfig } from "../../src/dialects/openim/index.js";
 import { createMarkService, type KeyGuard } from "../../src/service/mark-service.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { SEED_BODY } from "../support/openim-seed.js";
 
 const SECRET = "openIM123";
 const T0 = Date.UTC(2025, 5, 1, 12, 0, 0);
 
-// The seed's request example, verbatim.
-const SEED_BODY = `{
-"userIDs": [
-"6965946400"
-],
-"conversation": {
-"conversationID": "si_4365007572_6965946400",
-"conversationType": 1,
-"userID": "4365007572",
-"groupID": "",
-"recvMsgOpt": 0,
-"attachedInfo": "attached",
-"isPinned": false,
-"isPrivateChat": true,
-"ex": "",
-"burnDuration": 30
-}
-}`;
 
 interface Harness {
   url: string;
@@ -149,6 +132,18 @@ function expectError(r: { status: number; json: Record<string, unknown> }, code:
   if (detail !== undefined) expect(r.json.errDlt).toContain(detail);
 }
 
+/** An API-layer error (a header, the request's Check()): v3.8.3 prints ErrArgs with an empty errDlt. */
+function expectApiError(r: { status: number; json: Record<string, unknown> }) {
+  expect(r.status).toBe(200);
+  expect(r.json).toEqual({ errCode: 1001, errMsg: "ArgsError", errDlt: "" });
+}
+
+/** A body the binding could not decode: the decoder's message is errMsg, errDlt is empty. */
+function expectBindError(r: { status: number; json: Record<string, unknown> }, detail: string) {
+  expect(r.status).toBe(200);
+  expect(r.json).toEqual({ errCode: 1001, errMsg: expect.stringContaining(detail), errDlt: "" });
+}
+
 describe("POST /auth/get_admin_token", () => {
   it("issues an admin token: {token, expireTimeSeconds} in OpenIM's envelope", async () => {
     const h = await start();
@@ -176,14 +171,14 @@ describe("POST /auth/get_admin_token", () => {
 
   it("missing operationID → 1001 ArgsError", async () => {
     const h = await start();
-    expectError(await h.post("/auth/get_admin_token", { secret: SECRET, userID: "imAdmin" }), 1001, "ArgsError", "header must have operationID");
+    expectApiError(await h.post("/auth/get_admin_token", { secret: SECRET, userID: "imAdmin" }));
   });
 
   it("malformed JSON, wrong types and non-objects → 1001 ArgsError", async () => {
     const h = await start();
-    expectError(await h.post("/auth/get_admin_token", "{", { operationID: "1" }), 1001, "ArgsError", "not valid JSON");
-    expectError(await h.post("/auth/get_admin_token", { secret: 123, userID: "imAdmin" }, { operationID: "1" }), 1001, "ArgsError", "request body is invalid");
-    expectError(await h.post("/auth/get_admin_token", "[]", { operationID: "1" }), 1001, "ArgsError", "JSON object");
+    expectBindError(await h.post("/auth/get_admin_token", "{", { operationID: "1" }), "not valid JSON");
+    expectBindError(await h.post("/auth/get_admin_token", { secret: 123, userID: "imAdmin" }, { operationID: "1" }), "request body is invalid");
+    expectBindError(await h.post("/auth/get_admin_token", "[]", { operationID: "1" }), "JSON object");
   });
 
   it("several admins: each may get a token", async () => {
@@ -263,11 +258,11 @@ describe("POST /conversation/set_conversations", () => {
     it("missing operationID → 1001", async () => {
       const h = await start();
       const token = await h.adminToken();
-      expectError(await h.post("/conversation/set_conversations", SEED_BODY, { token }), 1001, "ArgsError", "header must have operationID");
+      expectApiError(await h.post("/conversation/set_conversations", SEED_BODY, { token }));
     });
     it("missing token → 1001 (OpenIM's GinParseToken)", async () => {
       const h = await start();
-      expectError(await h.post("/conversation/set_conversations", SEED_BODY, { operationID: "1" }), 1001, "ArgsError", "header must have token");
+      expectApiError(await h.post("/conversation/set_conversations", SEED_BODY, { operationID: "1" }));
     });
     it("malformed token → 1503", async () => {
       const h = await start();
@@ -317,35 +312,37 @@ describe("POST /conversation/set_conversations", () => {
 
   describe("bad requests → 1001 ArgsError, nothing applied", () => {
     const conv = { conversationID: "si_4365007572_6965946400", conversationType: 1, userID: "4365007572", isPinned: true };
-    const cases: [string, string | object, string][] = [
-      ["missing userIDs", { conversation: conv }, "userIDs is empty"],
-      ["empty userIDs", { userIDs: [], conversation: conv }, "userIDs is empty"],
-      ["null userIDs", { userIDs: null, conversation: conv }, "userIDs is empty"],
-      ["missing conversation", { userIDs: ["6965946400"] }, "conversation is empty"],
-      ["conversationType 0", { userIDs: ["6965946400"], conversation: { ...conv, conversationType: 0 } }, "conversationType is invalid"],
+    // What the answer carries: an RPC-layer detail in errDlt, an API-layer Check() error (errDlt ""),
+    // or a bind error (the decoder's message in errMsg, errDlt "").
+    const cases: [string, string | object, string | { api: true } | { bind: string }][] = [
+      ["missing userIDs", { conversation: conv }, { api: true }],
+      ["empty userIDs", { userIDs: [], conversation: conv }, { api: true }],
+      ["null userIDs", { userIDs: null, conversation: conv }, { api: true }],
+      ["missing conversation", { userIDs: ["6965946400"] }, { api: true }],
+      ["conversationType 0", { userIDs: ["6965946400"], conversation: { ...conv, conversationType: 0 } }, { api: true }],
       ["conversationType 2", { userIDs: ["6965946400"], conversation: { ...conv, conversationType: 2 } }, "conversationType 2 is not supported"],
       ["conversationType 4", { userIDs: ["6965946400"], conversation: { ...conv, conversationType: 4 } }, "conversationType 4 is not supported"],
-      ['conversationType "x"', { userIDs: ["6965946400"], conversation: { ...conv, conversationType: "x" } }, "request body is invalid"],
-      ["type 1 without userID", { userIDs: ["6965946400"], conversation: { ...conv, userID: "" } }, "userID is empty"],
-      ["type 3 without groupID", { userIDs: ["6965946400"], conversation: { conversationID: "sg_g", conversationType: 3, isPinned: true } }, "groupID is empty"],
-      ["conversationID mismatch (single)", { userIDs: ["6965946400"], conversation: { ...conv, conversationID: "si_6965946400_4365007572" } }, "does not name a single chat"],
-      ["owner not in the chat", { userIDs: ["6965946400", "111"], conversation: conv }, 'userIDs ["111"] are not participants'],
-      ["conversationID mismatch (group)", { userIDs: ["6965946400"], conversation: { conversationID: "sg_other", conversationType: 3, groupID: "g", isPinned: true } }, 'expected "sg_g"'],
+      ['conversationType "x"', { userIDs: ["6965946400"], conversation: { ...conv, conversationType: "x" } }, { bind: "request body is invalid" }],
+      ["type 1 without userID", { userIDs: ["6965946400"], conversation: { ...conv, userID: "" } }, { api: true }],
+      ["type 3 without groupID", { userIDs: ["6965946400"], conversation: { conversationID: "sg_g", conversationType: 3, isPinned: true } }, { api: true }],
       ["recvMsgOpt 3", { userIDs: ["6965946400"], conversation: { ...conv, recvMsgOpt: 3 } }, "recvMsgOpt 3 is invalid"],
-      ["malformed JSON", '{"userIDs": ["6965946400"', "not valid JSON"],
-      ["empty body", "", "not valid JSON"],
-      ["body is an array", "[1]", "JSON object"],
-      ["body is null (an empty request, as Go decodes it)", "null", "userIDs is empty"],
-      ["isPinned a string", { userIDs: ["6965946400"], conversation: { ...conv, isPinned: "yes" } }, "request body is invalid"],
-      ["userIDs a string", { userIDs: "6965946400", conversation: conv }, "request body is invalid"],
-      ["burnDuration a fraction", { userIDs: ["6965946400"], conversation: { ...conv, burnDuration: 1.5 } }, "request body is invalid"],
-      ["burnDuration beyond int32", { userIDs: ["6965946400"], conversation: { ...conv, burnDuration: 2 ** 31 } }, "request body is invalid"],
-      ["conversation a string", { userIDs: ["6965946400"], conversation: "si_4365007572_6965946400" }, "request body is invalid"],
+      ["malformed JSON", '{"userIDs": ["6965946400"', { bind: "not valid JSON" }],
+      ["empty body", "", { bind: "not valid JSON" }],
+      ["body is an array", "[1]", { bind: "JSON object" }],
+      ["body is null (an empty request, as Go decodes it)", "null", { api: true }],
+      ["isPinned a string", { userIDs: ["6965946400"], conversation: { ...conv, isPinned: "yes" } }, { bind: "request body is invalid" }],
+      ["userIDs a string", { userIDs: "6965946400", conversation: conv }, { bind: "request body is invalid" }],
+      ["burnDuration a fraction", { userIDs: ["6965946400"], conversation: { ...conv, burnDuration: 1.5 } }, { bind: "request body is invalid" }],
+      ["burnDuration beyond int32", { userIDs: ["6965946400"], conversation: { ...conv, burnDuration: 2 ** 31 } }, { bind: "request body is invalid" }],
+      ["conversation a string", { userIDs: ["6965946400"], conversation: "si_4365007572_6965946400" }, { bind: "request body is invalid" }],
     ];
     it.each(cases)("%s", async (_name, body, detail) => {
       const h = await start();
       const token = await h.adminToken();
-      expectError(await h.post("/conversation/set_conversations", body, { operationID: "1", token }), 1001, "ArgsError", detail);
+      const r = await h.post("/conversation/set_conversations", body, { operationID: "1", token });
+      if (typeof detail === "string") expectError(r, 1001, "ArgsError", detail);
+      else if ("api" in detail) expectApiError(r);
+      else expectBindError(r, detail.bind);
       expect(await versionOf(h, directKey("6965946400", "4365007572"))).toBe(0n);
     });
 
@@ -358,14 +355,14 @@ describe("POST /conversation/set_conversations", () => {
         body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
         signal: AbortSignal.timeout(10_000),
       });
-      expectError({ status: res.status, json: (await res.json()) as Record<string, unknown> }, 1001, "ArgsError", "UTF-8");
+      expectBindError({ status: res.status, json: (await res.json()) as Record<string, unknown> }, "UTF-8");
     });
 
     it("oversized body → 1001", async () => {
       const h = await start({ maxBodyBytes: 1024 });
       const token = await h.adminToken();
       const body = { userIDs: ["6965946400"], conversation: { ...conv, ex: "x".repeat(2000) } };
-      expectError(await h.post("/conversation/set_conversations", body, { operationID: "1", token }), 1001, "ArgsError", "too large");
+      expectBindError(await h.post("/conversation/set_conversations", body, { operationID: "1", token }), "too large");
       expect(await versionOf(h, directKey("6965946400", "4365007572"))).toBe(0n);
     });
 
@@ -462,7 +459,8 @@ describe("Connect and gRPC (metadata operationid, token)", () => {
       const conv = createClient(ConversationService, transport);
       const missing = await auth.getAdminToken({ secret: SECRET, userId: "imAdmin" });
       expect(missing.errCode).toBe(1001);
-      expect(missing.errDlt).toBe("header must have operationID: [1001]ArgsError");
+      expect(missing.errMsg).toBe("ArgsError");
+      expect(missing.errDlt).toBe("");
       const t = await auth.getAdminToken({ secret: SECRET, userId: "imAdmin" }, { headers: { operationid: "g1" } });
       expect(t.errCode).toBe(0);
       expect(t.data?.expireTimeSeconds).toBe(7_776_000n);

@@ -42,7 +42,7 @@ import type {
   DeleteConversationsRequest,
   GetFullConversationIdsRequest,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
-import { isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { apiLayerError, isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { ADMIN_PLATFORM_ID, mintToken, verifyToken, type TokenClaims } from "./token.js";
 import { planSetConversations, type SetPlan } from "./translate.js";
 
@@ -155,7 +155,7 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     const pre = (await rateLimited()) ?? operationIdMissing(auth);
     if (pre) return pre;
     if (config.secret === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
-    if (!auth.token) return openimError(OpenimCode.ArgsError, "header must have token");
+    if (!auth.token) return apiLayerError(OpenimCode.ArgsError); // "header must have token"
     const claims = await verifyToken(auth.token, config.secret, deps.now());
     if (isOpenimError(claims)) return claims;
     const admin = admins.has(claims.userId);
@@ -192,7 +192,7 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
 
   /** mw.GinParseOperationID: every POST needs the operationID header. */
   function operationIdMissing(auth: OpenimAuth): OpenimError | undefined {
-    return auth.operationId ? undefined : openimError(OpenimCode.ArgsError, "header must have operationID");
+    return auth.operationId ? undefined : apiLayerError(OpenimCode.ArgsError); // "header must have operationID"
   }
 
   /** Strict directory: the refusals OpenIM itself would make, all checked before anything is written. */

@@ -1,7 +1,9 @@
 /**
  * OpenIM error codes and the API envelope. Codes and names: openimsdk/tools errs/code.go and
- * open-im-server pkg/common/servererrs/code.go; messages: errs/predefine.go. errDlt follows the
- * format of the seed and OpenIM's docs, "<detail>: [<code>]<name>" (pkg/errs/coderr.go, errors.Wrap).
+ * open-im-server pkg/common/servererrs/code.go; messages: errs/predefine.go. errDlt of an error the
+ * RPC layer raises follows the format of the seed and OpenIM's docs, "<detail>: [<code>]<name>";
+ * errors of the API layer (gin middleware, body binding, the request's Check()) have an empty
+ * errDlt, as the released server prints them (apiLayerError, bindError below).
  */
 export const OpenimCode = {
   ServerInternalError: 500,
@@ -53,6 +55,25 @@ export interface OpenimError {
 export function openimError(code: OpenimCode, detail = ""): OpenimError {
   const name = NAMES[code];
   return { errCode: code, errMsg: name, errDlt: `${detail}: [${code}]${name}` };
+}
+
+/**
+ * An error of OpenIM's API layer, raised before any RPC: a missing operationID (tools mw/gin.go
+ * GinParseOperationID) or token header (open-im-server internal/api/router.go GinParseToken), or a
+ * failed Check() of the request (tools checker.Validate). Each is `errs.ErrArgs.WrapMsg(text)`, and
+ * tools v0.0.50-alpha.67 (pinned by v3.8.3) apiresp.ParseError prints `codeErr.Detail()` as errDlt:
+ * ErrArgs has no detail (WrapMsg only wraps), so errDlt is "" and the text is in the server log only.
+ */
+export function apiLayerError(code: OpenimCode): OpenimError {
+  return { errCode: code, errMsg: NAMES[code], errDlt: "" };
+}
+
+/**
+ * A body gin's binding could not decode: tools a2r.ParseRequestNotCheck answers
+ * `errs.NewCodeError(ArgsError, err.Error())`, so the decoder's message is errMsg and errDlt is "".
+ */
+export function bindError(message: string): OpenimError {
+  return { errCode: OpenimCode.ArgsError, errMsg: message, errDlt: "" };
 }
 
 export function isOpenimError(x: unknown): x is OpenimError {

@@ -50,7 +50,7 @@ import {
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import type { OpenimConfig } from "./config.js";
 import { createOpenimCore, type Loader, type OpenimAuth, type OpenimCore, type ReadResult } from "./core.js";
-import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { bindError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 
 export { openimConfigFromEnv, type OpenimConfig } from "./config.js";
 export { createOpenimCore, type OpenimAuth, type OpenimCore } from "./core.js";
@@ -86,15 +86,15 @@ const BODY_PROBLEMS: Record<string, string> = {
 /** Reads and parses the body as OpenIM's gin binding would; every problem is an ArgsError. */
 async function parseBody<D extends DescMessage>(req: GatewayRequest, schema: D, maxBytes: number): Promise<MessageShape<D> | OpenimError> {
   const body = await readJsonBody(req, maxBytes);
-  if (!body.ok) return openimError(OpenimCode.ArgsError, `${BODY_PROBLEMS[body.problem] ?? body.problem}: ${body.message}`);
+  if (!body.ok) return bindError(`${BODY_PROBLEMS[body.problem] ?? body.problem}: ${body.message}`);
   // encoding/json decodes null into a struct as a no-op; arrays and scalars are type errors.
   const json = body.json === null ? {} : body.json;
   if (typeof json !== "object" || Array.isArray(json)) {
-    return openimError(OpenimCode.ArgsError, "request body must be a JSON object");
+    return bindError("request body must be a JSON object");
   }
   // Go's encoding/json matches names case-insensitively: userId works like userID.
   const parsed = parseInto(schema, json, { normalize: (o) => foldJsonNames(schema, o) });
-  return "parseError" in parsed ? openimError(OpenimCode.ArgsError, parsed.parseError.replace(/^invalid request body/, "request body is invalid")) : (parsed as MessageShape<D>);
+  return "parseError" in parsed ? bindError(parsed.parseError.replace(/^invalid request body/, "request body is invalid")) : (parsed as MessageShape<D>);
 }
 
 interface Envelope {

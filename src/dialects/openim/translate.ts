@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, type Limits } from "../../domain/limits.js";
 import { isFailure, validateKey, validateSettings, type SettingsInput } from "../../domain/validate.js";
 import { vendorMessage } from "../kernel.js";
 import type { SetConversationsRequest } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
-import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { apiLayerError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 
 /** openimsdk/protocol constant: SessionType values. */
 export const SessionType = { SingleChat: 1, WriteGroupChat: 2, ReadGroupChat: 3, NotificationChat: 4 } as const;
@@ -79,25 +79,36 @@ export function otherParticipant(conversationId: string, userId: string): string
   return valid.length === 1 ? valid[0] : undefined;
 }
 
-function quoteList(ids: readonly string[]): string {
-  const shown = ids.slice(0, 10).map((id) => JSON.stringify(id));
-  return `[${shown.join(", ")}${ids.length > 10 ? `, … ${ids.length - 10} more` : ""}]`;
+/**
+ * The other participant named by a single-chat ID `si_<a>_<b>` that has `userId` as one side, in
+ * either order (set_conversations takes the ID as the caller wrote it), or undefined when the ID does
+ * not name `userId` unambiguously.
+ */
+export function participantOf(conversationId: string, userId: string): string | undefined {
+  if (!conversationId.startsWith("si_")) return undefined;
+  const rest = conversationId.slice(3);
+  const candidates = new Set<string>();
+  if (rest.startsWith(`${userId}_`)) candidates.add(rest.slice(userId.length + 1));
+  if (rest.endsWith(`_${userId}`)) candidates.add(rest.slice(0, rest.length - userId.length - 1));
+  candidates.delete("");
+  return candidates.size === 1 ? [...candidates][0] : undefined;
 }
 
 export function planSetConversations(req: SetConversationsRequest, opts: PlanOptions): SetPlan | OpenimError {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  // The checks of SetConversationsReq.Check() (openimsdk/protocol conversation/conversation.go), in its order.
-  if (req.userIds.length === 0) return argsError("userIDs is empty");
+  // The checks of SetConversationsReq.Check() (openimsdk/protocol conversation/conversation.go), in its
+  // order: API-layer errors (checker.Validate), so errDlt is empty ("userIDs is empty", "conversation is
+  // empty", "conversationType is invalid", "userID is empty", "groupID is empty").
+  if (req.userIds.length === 0) return apiLayerError(OpenimCode.ArgsError);
   const c = req.conversation;
-  if (!c) return argsError("conversation is empty");
-  if (c.conversationType === 0) return argsError("conversationType is invalid");
-  if (c.conversationType === SessionType.SingleChat && c.userId === "") return argsError("userID is empty");
-  if (c.conversationType === SessionType.ReadGroupChat && c.groupId === "") return argsError("groupID is empty");
+  if (!c) return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === 0) return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === SessionType.SingleChat && c.userId === "") return apiLayerError(OpenimCode.ArgsError);
+  if (c.conversationType === SessionType.ReadGroupChat && c.groupId === "") return apiLayerError(OpenimCode.ArgsError);
 
   if (c.conversationType !== SessionType.SingleChat && c.conversationType !== SessionType.ReadGroupChat) {
     return argsError(`conversationType ${c.conversationType} is not supported: 1 (single chat) or 3 (group chat)`);
   }
-  if (c.conversationId === "") return argsError("conversationID is empty");
 
   for (const id of req.userIds) {
     const bytes = Buffer.byteLength(id, "utf8");
@@ -125,42 +136,27 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
   const settings = validateSettings(input, limits);
   if (isFailure(settings)) return argsError(vendorMessage(settings, FIELD_NAMES));
 
+  // The conversationID is taken as the released server takes it (internal/rpc/conversation
+  // SetConversations stores it verbatim, never checks it): it decides the convmark key where it parses
+  // (sg_<group>, or si_<a>_<b> naming the owner's chat), else the key comes from conversationType and
+  // userID/groupID, as OpenIM files the conversation under the owner with those fields.
   let type: ConvType;
   let groupId: string | undefined;
   const peers = new Map<string, string>();
   if (c.conversationType === SessionType.ReadGroupChat) {
     type = ConvType.Group;
-    groupId = c.groupId;
-    const expected = groupChatConversationId(c.groupId);
-    if (c.conversationId !== expected) {
-      return argsError(`conversationID ${JSON.stringify(c.conversationId)} does not match groupID ${JSON.stringify(c.groupId)}: expected ${JSON.stringify(expected)}`);
-    }
+    groupId = c.conversationId.startsWith("sg_") && c.conversationId.length > 3 ? c.conversationId.slice(3) : c.groupId;
   } else {
     type = ConvType.Direct;
-    // The single chat si_<x>_<userID> is the same conversation for both participants: owner x sees
-    // peer userID, owner userID sees peer x. Any other owner would imply a different conversation ID.
-    const x = otherParticipant(c.conversationId, c.userId);
-    if (x === undefined) {
-      return argsError(
-        `conversationID ${JSON.stringify(c.conversationId)} does not name a single chat with userID ${JSON.stringify(c.userId)}: expected si_<a>_<b> with the two user IDs sorted`,
-      );
-    }
-    const outside: string[] = [];
-    for (const owner of owners) {
-      if (owner === x) peers.set(owner, c.userId);
-      else if (owner === c.userId) peers.set(owner, x);
-      else outside.push(owner);
-    }
-    if (outside.length > 0) {
-      return argsError(
-        `userIDs ${quoteList(outside)} are not participants of ${JSON.stringify(c.conversationId)}: each owner's single chat with ${JSON.stringify(c.userId)} has another conversationID`,
-      );
-    }
+    // si_<x>_<userID> is the same chat for both participants: owner x sees peer userID, owner userID
+    // sees peer x. Any other owner (or an ID that does not parse) has the peer the request names, userID.
+    const x = participantOf(c.conversationId, c.userId);
+    for (const owner of owners) peers.set(owner, x !== undefined && owner === c.userId ? x : c.userId);
   }
 
   const updates: PlannedUpdate[] = [];
   for (const owner of owners) {
-    const key = { ownerUserId: owner, type, conversationId: type === ConvType.Group ? c.groupId : peers.get(owner)! };
+    const key = { ownerUserId: owner, type, conversationId: type === ConvType.Group ? groupId! : peers.get(owner)! };
     const valid = validateKey(key, limits);
     if (isFailure(valid)) {
       return argsError(vendorMessage(valid, { ...FIELD_NAMES, "key.conversation_id": type === ConvType.Group ? "groupID" : "userID" }));
