@@ -17,7 +17,8 @@ import { benchSync, benchWatch, formatFeed, type SyncFigures, type WatchFigures 
 import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
 import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from "./ceiling-server.js";
 import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelKey, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
-import { heapFromMetrics, startServer, type BenchServer } from "./server.js";
+import { copyOwners } from "./replicate.js";
+import { buildServer, heapFromMetrics, startServer, type BenchServer } from "./server.js";
 import { RowTotals } from "./stats.js";
 import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, type VendorName, type VendorRoute } from "./vendors.js";
 import {
@@ -50,6 +51,13 @@ interface Settings {
   readonly rounds: number;
   /** Unmeasured seconds per row before its first slice (JIT, connections, caches). */
   readonly warmupSeconds: number;
+  /** The same for the vendor read-back and CRUD routes (20 rows, each compared with the echo only). */
+  readonly routes: { readonly sliceSeconds: number; readonly rounds: number; readonly warmupSeconds: number };
+  /** Levels up to this many stored conversations are loaded through the API (the bulk row), the rest copied (bench/replicate.ts). */
+  readonly apiUpTo: number;
+  /** The change feed's watch row: streams, and seconds of each of its two write phases. */
+  readonly watchers: number;
+  readonly watchSeconds: number;
   /** Stored conversations at which List p99 and RSS are measured, in order; the first is loaded through the API. */
   readonly levels: readonly Level[];
   /** Server processes (CONVMARK_WORKERS); undefined: the server's default, one per core. */
@@ -66,9 +74,13 @@ const FULL: Settings = {
   quick: false,
   profile: false,
   concurrency: 32,
-  sliceSeconds: 4,
+  sliceSeconds: 3,
   rounds: 2,
-  warmupSeconds: 2,
+  warmupSeconds: 1,
+  routes: { sliceSeconds: 1.5, rounds: 2, warmupSeconds: 0.5 },
+  apiUpTo: 1_000_000,
+  watchers: 10_000,
+  watchSeconds: 10,
   levels: [
     { key: "100k", stored: 100_000 },
     { key: "1m", stored: 1_000_000 },
@@ -76,11 +88,26 @@ const FULL: Settings = {
   ],
   bulkBatch: 10_000,
   bulkInFlight: 3,
-  listSeconds: 10,
+  listSeconds: 8,
   grpcChannels: 4,
 };
 
-const QUICK: Settings = { ...FULL, quick: true, sliceSeconds: 1.5, rounds: 1, warmupSeconds: 0.5, levels: FULL.levels.slice(0, 2), listSeconds: 1.5 };
+const QUICK: Settings = {
+  ...FULL,
+  quick: true,
+  sliceSeconds: 1,
+  rounds: 1,
+  warmupSeconds: 0.3,
+  routes: { sliceSeconds: 0.5, rounds: 1, warmupSeconds: 0.2 },
+  apiUpTo: 100_000,
+  watchers: 2_000,
+  watchSeconds: 3,
+  levels: FULL.levels.slice(0, 2),
+  listSeconds: 1.5,
+};
+
+/** The listener's HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (src/server/listener.ts): Watch streams per connection. */
+const STREAMS_PER_CONNECTION = 100;
 
 interface Level {
   readonly key: LevelKey;
@@ -132,7 +159,10 @@ function parseArgs(argv: string[]): Settings {
       const bad = only.find((x) => !ALL_ROWS.includes(x));
       if (bad) usage(`unknown row ${bad}`);
       settings = { ...settings, only };
-    } else if (name === "--seconds" && value && Number(value) > 0) settings = { ...settings, sliceSeconds: Number(value), listSeconds: Number(value) };
+    } else if (name === "--seconds" && value && Number(value) > 0) {
+      const seconds = Number(value);
+      settings = { ...settings, sliceSeconds: seconds, listSeconds: seconds, routes: { ...settings.routes, sliceSeconds: seconds } };
+    }
     else if (name === "--help" || name === "-h") {
       console.log(USAGE);
       process.exit(0);
@@ -176,6 +206,8 @@ async function main(): Promise<void> {
 
   try {
     log(`starting convmark (${settings.quick ? "quick" : "full"} run${settings.profile ? ", profiling" : ""})`);
+    const building = buildServer(REPO_ROOT);
+    building.catch(() => {});
     const ceilingsStarting = startCeilings(REPO_ROOT);
     ceilingsStarting.catch(() => {});
     server = await startServer({
@@ -319,23 +351,24 @@ async function main(): Promise<void> {
     };
 
     // Rows compared with each other run in alternation, so drifting background load hits both alike.
-    const groups: RowId[][] = [
-      ["echo_grpc", "update1_grpc"],
-      ["node_http_echo", "bare_connect_echo", "echo_connect", "update1_connect", "zego", "tencent", "openim"],
-      ["update100_grpc", "storage100", "sqlite_raw100"],
+    const main = { sliceSeconds: settings.sliceSeconds, rounds: settings.rounds, warmupSeconds: settings.warmupSeconds };
+    const groups: { rows: RowId[]; timing: Settings["routes"] }[] = [
+      { rows: ["echo_grpc", "update1_grpc"], timing: main },
+      { rows: ["node_http_echo", "bare_connect_echo", "echo_connect", "update1_connect", "zego", "tencent", "openim"], timing: main },
+      { rows: ["update100_grpc", "storage100", "sqlite_raw100"], timing: main },
       // The read-back and CRUD routes, side by side with the echo they are compared with.
-      ["echo_connect", ...VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim")],
+      { rows: ["echo_connect", ...VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim")], timing: settings.routes },
     ];
-    for (const group of groups) {
+    for (const { rows: group, timing } of groups) {
       const rows = group.filter((id) => runners[id] && (!settings.only || settings.only.includes(id)));
       for (const id of rows) {
-        log(`warm-up ${id} (${settings.warmupSeconds} s)`);
-        await guard(runners[id]!(settings.warmupSeconds));
+        log(`warm-up ${id} (${timing.warmupSeconds} s)`);
+        await guard(runners[id]!(timing.warmupSeconds));
       }
-      for (let r = 0; r < settings.rounds; r++) {
+      for (let r = 0; r < timing.rounds; r++) {
         for (const id of rows) {
-          log(`measure ${id}, round ${r + 1}/${settings.rounds} (${settings.sliceSeconds} s)`);
-          await measure(id, () => runners[id]!(settings.sliceSeconds));
+          log(`measure ${id}, round ${r + 1}/${timing.rounds} (${timing.sliceSeconds} s)`);
+          await measure(id, () => runners[id]!(timing.sliceSeconds));
         }
       }
     }
@@ -364,11 +397,7 @@ async function main(): Promise<void> {
       );
     };
 
-    /**
-     * Past the API-loaded level the bench writes the same rows itself, through the same SQLite store
-     * adapter on the server's file (safe across processes): loading 10M through the API would take
-     * most of the time budget and measure nothing the bulk row does not.
-     */
+    /** Bulk rows written by the bench through the same SQLite store adapter on the server's file (safe across processes). */
     const loadThroughStore = async (toLoad: number, firstIndex: number) => {
       const direct = openSqliteStore({ path: srv.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
       try {
@@ -376,6 +405,48 @@ async function main(): Promise<void> {
           const outcomes = await direct.applyUpdates(toValidUpdates(batch()));
           const bad = outcomes.find((o) => !o.ok);
           if (bad) throw new Error(`direct load failed: ${JSON.stringify(bad)}`);
+        }
+      } finally {
+        await direct.close();
+      }
+    };
+
+    /**
+     * Past the API-loaded levels: loading 10M through the API (or the store adapter) would take most
+     * of the time budget and measure nothing the bulk row does not. Whole bulk owners are copies of
+     * the List owner's rows as the store wrote them (bench/replicate.ts); a partly filled owner at
+     * either end goes through the store adapter. Then a sample of the copies is read back through
+     * the adapter and compared with what the bulk load writes.
+     */
+    const loadByCopy = async (toLoad: number, firstIndex: number) => {
+      const per = CONVS_PER_BULK_OWNER;
+      const end = firstIndex + toLoad;
+      const firstWhole = Math.ceil(firstIndex / per);
+      const endWhole = Math.max(firstWhole, Math.floor(end / per));
+      if (firstWhole * per > firstIndex) await loadThroughStore(Math.min(end, firstWhole * per) - firstIndex, firstIndex);
+      const copied = copyOwners({ dbPath: srv.dbPath, template: LIST_OWNER, perOwner: per, from: firstWhole, to: endWhole, printfName: "bulk-%05d" });
+      if (endWhole * per < end && endWhole * per >= firstIndex) await loadThroughStore(end - endWhole * per, endWhole * per);
+      if (endWhole > firstWhole) await checkCopies(firstWhole, endWhole);
+      return copied;
+    };
+    const checkCopies = async (from: number, to: number) => {
+      const direct = openSqliteStore({ path: srv.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
+      try {
+        for (const k of [from, Math.floor((from + to) / 2), to - 1]) {
+          const owner = `bulk-${String(k).padStart(5, "0")}`;
+          const specs = bulkSpecs(owner, 0, CONVS_PER_BULK_OWNER);
+          if ((await direct.head(owner)) !== BigInt(CONVS_PER_BULK_OWNER)) throw new Error(`copied owner ${owner}: stream head is not ${CONVS_PER_BULK_OWNER}`);
+          for (const j of [0, 1, 5, 10, 25, 999]) {
+            const want = toValidUpdates([specs[j]!])[0]!;
+            const got = await direct.get(want.key);
+            const ok =
+              got !== undefined &&
+              got.marks === want.setMask &&
+              got.version === 1n &&
+              got.position === BigInt(j + 1) &&
+              JSON.stringify(got.labels) === JSON.stringify(want.addLabels);
+            if (!ok) throw new Error(`copied owner ${owner}, conversation ${j}: ${JSON.stringify(got, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`);
+          }
         }
       } finally {
         await direct.close();
@@ -395,11 +466,11 @@ async function main(): Promise<void> {
         // Bulk conversations are numbered from 0 (owner bulk-0000 first); the update pools' rows come on top.
         const toLoad = Math.max(i === 0 ? CONVS_PER_BULK_OWNER : 0, level.stored - stored);
         const firstIndex = loadedBulk;
-        const api = i === 0 || (!settings.quick && level.stored <= 1_000_000);
+        const api = i === 0 || level.stored <= settings.apiUpTo;
         const t = performance.now();
-        log(`level ${level.key}: ${stored} conversations stored, adding ${toLoad} ${api ? `through the API in requests of ${settings.bulkBatch}` : "through the store adapter"}`);
+        log(`level ${level.key}: ${stored} conversations stored, adding ${toLoad} ${api ? `through the API in requests of ${settings.bulkBatch}` : "as copies of the List owner's rows"}`);
         if (api) await loadThroughApi(toLoad, firstIndex);
-        else await guard(loadThroughStore(toLoad, firstIndex));
+        else await guard(loadByCopy(toLoad, firstIndex));
         loadedBulk += toLoad;
         stored = countRows();
         log(`level ${level.key}: ${stored} stored (${((performance.now() - t) / 1000).toFixed(1)} s)`);
@@ -466,9 +537,8 @@ async function main(): Promise<void> {
         log(`measure sync (${settings.listSeconds} s)`);
         sync = await guard(benchSync({ target, owner: LIST_OWNER, expected: CONVS_PER_BULK_OWNER, stored, seconds: settings.listSeconds }));
       }
-      watch = await guard(
-        benchWatch({ target, server: srv, watchers: 10_000, connections: 12, updatesPerSecond: 1000, seconds: settings.quick ? 5 : 15, log }),
-      );
+      const connections = Math.ceil(settings.watchers / STREAMS_PER_CONNECTION);
+      watch = await guard(benchWatch({ target, server: srv, watchers: settings.watchers, connections, updatesPerSecond: 1000, seconds: settings.watchSeconds, log }));
     }
     const servingPids = srv.servingPids();
     pool.close();
@@ -485,6 +555,11 @@ async function main(): Promise<void> {
         sliceSeconds: settings.sliceSeconds,
         rounds: settings.rounds,
         warmupSeconds: settings.warmupSeconds,
+        routeSliceSeconds: settings.routes.sliceSeconds,
+        routeRounds: settings.routes.rounds,
+        apiUpTo: settings.apiUpTo,
+        watchers: settings.watchers,
+        watchSeconds: settings.watchSeconds,
         levels: settings.levels.map((l) => l.key).join(","),
         ...(settings.workers ? { workers: settings.workers } : {}),
         server_processes: servingPids.length,

@@ -18,6 +18,7 @@ declare module "autocannon" {
       pipelining?: number;
       /** Seconds. */
       duration?: number;
+      sampleInt?: number;
       amount?: number;
       timeout?: number;
       method?: string;
