@@ -166,7 +166,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   db.pragma("journal_mode = WAL");
   // NORMAL in WAL mode survives process crashes; a power loss may drop the last commits.
   db.pragma("synchronous = NORMAL");
-  db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
+  const busyTimeoutMs = Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000));
+  db.pragma(`busy_timeout = ${busyTimeoutMs}`);
   // Schema set-up and migration in one IMMEDIATE transaction, so processes opening the same file at
   // once do not both migrate it.
   try {
@@ -253,8 +254,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
 
   const keyParams = (k: ConvKey) => [k.owner, k.type, k.conversationId] as const;
 
-  // IMMEDIATE takes the write lock up front, so concurrent processes serialize instead of failing.
-  const applyChunk = db.transaction((chunk: readonly WriteOp[]): (ApplyOutcome | DeleteOutcome)[] => {
+  // Runs inside a write transaction that drain() opened with BEGIN IMMEDIATE (the write lock up
+  // front, so concurrent processes serialize instead of failing).
+  const applyChunk = (chunk: readonly WriteOp[]): (ApplyOutcome | DeleteOutcome)[] => {
     const owners = new Map<string, OwnerCounters>();
     const nowMs = now();
     const plan = planWrites(
@@ -312,7 +314,32 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     for (const [owner, o] of plan.owners) upsertOwner.run(owner, o.position, o.marked);
     updateFeedSeq.run(seq);
     return plan.outcomes;
-  });
+  };
+
+  // Taking the write lock without waiting in SQLite's busy handler: that handler sleeps on the
+  // event loop's thread, so a worker waiting for another worker's commit could do nothing else
+  // (not even parse the requests that would join its next transaction). When the lock is taken,
+  // drain() retries on a timer instead, up to the busy timeout; the transaction itself runs with
+  // the normal busy timeout.
+  const noBusyWait = db.prepare("PRAGMA busy_timeout = 0");
+  const busyWait = db.prepare(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+  const beginImmediate = db.prepare("BEGIN IMMEDIATE");
+  const commit = db.prepare("COMMIT");
+  const rollback = db.prepare("ROLLBACK");
+  const isBusy = (e: unknown) => e instanceof Database.SqliteError && (e.code === "SQLITE_BUSY" || e.code.startsWith("SQLITE_BUSY_"));
+  /** true: this connection now holds the write lock; false: another connection does. */
+  const tryBeginImmediate = (): boolean => {
+    noBusyWait.run();
+    try {
+      beginImmediate.run();
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    } finally {
+      busyWait.run();
+    }
+  };
 
   const listStatements = new Map<string, Database.Statement<unknown[], Row>>();
   const listStatement = (f: ListFilter, hasBefore: boolean): Database.Statement<unknown[], Row> => {
@@ -355,6 +382,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   }
   const queue: Pending[] = [];
   let scheduled = false;
+  /** When drain() first found the write lock taken (undefined: not waiting). */
+  let busySince: number | undefined;
   const schedule = () => {
     if (!scheduled) {
       scheduled = true;
@@ -363,6 +392,25 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   };
   const drain = () => {
     scheduled = false;
+    if (queue.length === 0) return;
+    let lockError: unknown;
+    try {
+      if (closed) throw new Error("store is closed");
+      if (!tryBeginImmediate()) {
+        const t = performance.now();
+        busySince ??= t;
+        if (t - busySince < busyTimeoutMs) {
+          // Requests keep arriving meanwhile and join the queue: the next try commits them together.
+          scheduled = true;
+          setTimeout(drain, 1);
+          return;
+        }
+        lockError = new Error("database is locked");
+      }
+    } catch (e) {
+      lockError = e;
+    }
+    busySince = undefined;
     const parts: { p: Pending; from: number; to: number }[] = [];
     for (let room = chunkSize; room > 0 && queue.length > 0; ) {
       const p = queue[0]!;
@@ -376,8 +424,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     let outcomes: (ApplyOutcome | DeleteOutcome)[];
     const n = parts.reduce((k, { from, to }) => k + to - from, 0);
     try {
-      if (closed) throw new Error("store is closed");
-      outcomes = applyChunk.immediate(parts.flatMap(({ p, from, to }) => p.ops.slice(from, to)));
+      if (lockError !== undefined) throw lockError;
+      try {
+        outcomes = applyChunk(parts.flatMap(({ p, from, to }) => p.ops.slice(from, to)));
+        commit.run();
+      } catch (e) {
+        if (db.inTransaction) rollback.run();
+        throw e;
+      }
       wakeReader();
     } catch (e) {
       const f = failure(Code.Internal, `SQLite: ${e instanceof Error ? e.message : String(e)}`);

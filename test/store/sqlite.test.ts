@@ -57,6 +57,27 @@ describe("sqlite store", () => {
     await s.close();
   });
 
+  it("waits for another process's write lock without blocking the event loop, then applies the update", async () => {
+    const path = join(dir, "waiting.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits, busyTimeoutMs: 10_000 });
+    await s.applyUpdates([upd(key("u", "a"), { set: [1] })]);
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE"); // another process holds the write lock
+    const pending = s.applyUpdates([upd(key("u", "b"), { set: [2] })]);
+    // SQLite's own busy handler would sleep on this thread for up to the 10 s timeout (and the
+    // lock below could never be released); the store must leave the event loop free meanwhile.
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(performance.now() - t0).toBeLessThan(2000);
+    other.exec("ROLLBACK");
+    other.close();
+    const [out] = await pending;
+    expect(out?.ok && out.record.position).toBe(2n);
+    expect((await s.get(key("u", "b")))?.marks).toBe(2n);
+    await s.close();
+  });
+
   it("numbers the rows of a version 2 file for the feed when it opens it", async () => {
     const path = join(dir, "v2.db");
     const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
