@@ -176,6 +176,39 @@ describe.skipIf(!hasChromium)("the console in headless Chromium", () => {
     await page.close();
   });
 
+  it("misses no write that commits while the page lists (it takes the feed's cursor first, then lists)", async () => {
+    await server.marks.updateConversations({ updates: [{ key: direct("walt", "a"), setMarks: [2] }] });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    let wrote = false;
+    // The list is answered as the server read it, but only after two writes committed behind it:
+    // the page must get them from the feed, and not let the (older) list overwrite them.
+    await page.route("**/convmark.v1.MarkService/ListConversations", async (route) => {
+      const response = await route.fetch();
+      if (!wrote) {
+        wrote = true;
+        await g.unary(MarkService, "UpdateConversations", UpdateConversationsRequestSchema, UpdateConversationsResponseSchema, {
+          updates: [
+            { key: direct("walt", "a"), customMark: "late" },
+            { key: direct("walt", "b"), setMarks: [1] },
+          ],
+        });
+        await new Promise((r) => setTimeout(r, 1_500)); // time for the feed to deliver them first
+      }
+      await route.fulfill({ response });
+    });
+    const listed = page.waitForResponse("**/convmark.v1.MarkService/ListConversations", { timeout: 30_000 });
+    await page.goto(`${server.url}/console?user=walt`);
+    await listed;
+    expect(wrote).toBe(true);
+    await page.locator("caption").filter({ hasText: "walt: " }).waitFor();
+    await new Promise((r) => setTimeout(r, 500)); // let the page act on the (older) list
+    await expect.poll(() => page.locator('tr[data-key="1/a"] td.custom').textContent(), { timeout: 15_000 }).toBe("late");
+    expect(await page.locator('tr[data-key="1/b"] .chip[data-mark]').allTextContents()).toEqual(["star"]);
+    expect(await page.locator("#rows tr").count()).toBe(2);
+    await page.close();
+  });
+
   it("deletes through the UI, and shows the directory with a group's members", async () => {
     await server.marks.updateConversations({ updates: [{ key: direct("mallory", "x1"), setMarks: [3] }] });
     const page = await open("/console?user=mallory");
