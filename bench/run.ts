@@ -100,8 +100,8 @@ const QUICK: Settings = {
   warmupSeconds: 0.3,
   routes: { sliceSeconds: 0.5, rounds: 1, warmupSeconds: 0.2 },
   apiUpTo: 100_000,
-  watchers: 2_000,
-  watchSeconds: 3,
+  watchers: 1_000,
+  watchSeconds: 2,
   levels: FULL.levels.slice(0, 2),
   listSeconds: 1.5,
 };
