@@ -25,6 +25,7 @@ import {
   type GetFullConversationIdsRequest,
   GetIncrementalConversationsRequestSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { listAll } from "../list-all.js";
 import { OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { SessionType, groupChatConversationId, otherParticipant, singleChatConversationId } from "./translate.js";
 
@@ -108,30 +109,14 @@ function checkId(field: string, id: string): OpenimError | undefined {
 
 export function createReadOps(marks: Client<typeof MarkService>) {
   /** Every conversation of the owner, most recently changed first. */
-  async function all(owner: string): Promise<MarkConversation[]> {
-    const out: MarkConversation[] = [];
-    let pageToken = "";
-    for (let i = 0; i < MAX_WALK_PAGES; i++) {
-      const page = await marks.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken });
-      out.push(...page.conversations);
-      if (!page.nextPageToken) return out;
-      pageToken = page.nextPageToken;
-    }
-    throw new Error(`more than ${MAX_WALK_PAGES * 1000} conversations for one owner`);
-  }
+  const all = (owner: string) => listAll(marks, owner);
 
   /** The owner's conversations whose stored conversationID is one of `ids` (the newest wins a tie). */
   async function byStoredIds(owner: string, ids: readonly string[]): Promise<Map<string, MarkConversation>> {
     const out = new Map<string, MarkConversation>();
     for (let i = 0; i < ids.length; i += MAX_CONVERSATION_IDS) {
-      const vendorConversationIds = ids.slice(i, i + MAX_CONVERSATION_IDS);
-      let pageToken = "";
-      for (let p = 0; p < MAX_WALK_PAGES; p++) {
-        const page = await marks.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken, filter: { vendorConversationIds } });
-        for (const c of page.conversations) if (!out.has(c.vendorConversationId)) out.set(c.vendorConversationId, c);
-        if (!page.nextPageToken) break;
-        pageToken = page.nextPageToken;
-      }
+      const found = await listAll(marks, owner, { vendorConversationIds: ids.slice(i, i + MAX_CONVERSATION_IDS) });
+      for (const c of found) if (!out.has(c.vendorConversationId)) out.set(c.vendorConversationId, c);
     }
     return out;
   }
