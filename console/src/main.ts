@@ -102,6 +102,10 @@ interface State {
   order: string[];
   watch?: AbortController;
   cursor: string;
+  /** Feed changes that arrived while a list was in flight: applied on top of its result. */
+  pending?: { conversation: Conversation; deleted: boolean }[];
+  /** Counts list calls, so only the latest one installs its rows. */
+  loads: number;
 }
 
 const state: State = {
@@ -113,6 +117,7 @@ const state: State = {
   rows: new Map(),
   order: [],
   cursor: "",
+  loads: 0,
 };
 
 const keyId = (k: ConversationKey | undefined) => `${k?.type ?? 0}/${k?.conversationId ?? ""}`;
@@ -369,7 +374,9 @@ async function openUser(user: string): Promise<void> {
   url.searchParams.delete("token");
   history.replaceState(null, "", url);
   document.title = `${user} · convmark console`;
-  startWatch();
+  // The feed's position first, then the list: a write committing after that position reaches us
+  // through the Watch (also while the list is in flight), one committing before it is in the list.
+  await startWatch();
   await loadPage();
 }
 
@@ -377,13 +384,22 @@ async function loadPage(): Promise<void> {
   clearError();
   const pageToken = state.pageTokens[state.pageTokens.length - 1] ?? "";
   $("#caption").textContent = `Loading ${state.user}'s conversations…`;
+  const load = ++state.loads;
+  state.pending ??= [];
   try {
     const res = await marks.listConversations({ ownerUserId: state.user, filter: filterMessage(), pageSize: state.pageSize, pageToken });
+    if (load !== state.loads) return; // a newer list (another page or filter) is on its way
     state.rows = new Map(res.conversations.map((c) => [keyId(c.key), c]));
     state.order = res.conversations.map((c) => keyId(c.key));
     state.nextPageToken = res.nextPageToken;
     renderRows();
+    // Changes the feed delivered while the list was read may be newer than what it returned.
+    const pending = state.pending ?? [];
+    state.pending = undefined;
+    for (const p of pending) applyConversation(p.conversation, p.deleted, true);
   } catch (e) {
+    if (load !== state.loads) return;
+    state.pending = undefined;
     state.rows = new Map();
     state.order = [];
     state.nextPageToken = "";
@@ -478,37 +494,71 @@ function applyConversation(c: Conversation, deleted: boolean, live: boolean): vo
   }
 }
 
-function startWatch(): void {
+/** How long a list waits for the feed to answer before it goes ahead without live updates. */
+const WATCH_READY_MS = 5_000;
+
+/**
+ * Opens the live feed of the current user. Resolves once the feed has told us where it stands (its
+ * first message: the cursor it is live from), or it failed, or WATCH_READY_MS passed; a list read
+ * after that misses nothing. The feed then runs until another user is opened, reconnecting from
+ * its last cursor; a cursor the server no longer knows makes it start afresh and re-list.
+ */
+function startWatch(): Promise<void> {
   state.watch?.abort();
   const abort = new AbortController();
   state.watch = abort;
   state.cursor = "";
+  // Until the list that follows is in, changes wait for it (see loadPage).
+  state.pending = [];
   const user = state.user;
   const live = $("#live");
+  let ready!: () => void;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  const timer = setTimeout(ready, WATCH_READY_MS);
+  let relist = false;
   void (async () => {
     let delay = 500;
     while (!abort.signal.aborted) {
       try {
         live.textContent = "live: connecting…";
         for await (const msg of marks.watchConversations({ ownerUserId: user, cursor: state.cursor }, { signal: abort.signal })) {
+          if (abort.signal.aborted) return;
           live.textContent = "live";
           live.className = "live on";
           delay = 500;
           state.cursor = msg.cursor;
-          for (const ch of msg.changes) if (ch.conversation) applyConversation(ch.conversation, ch.deleted, true);
+          for (const ch of msg.changes) {
+            if (!ch.conversation) continue;
+            if (state.pending) state.pending.push({ conversation: ch.conversation, deleted: ch.deleted });
+            else applyConversation(ch.conversation, ch.deleted, true);
+          }
+          clearTimeout(timer);
+          ready();
+          if (relist) {
+            relist = false;
+            void loadPage();
+          }
         }
       } catch (e) {
         if (abort.signal.aborted) return;
         const err = ConnectError.from(e);
         live.className = "live off";
         live.textContent = `live updates stopped: ${errorText(err)}`;
+        clearTimeout(timer);
+        ready();
         // Errors that a retry cannot fix stop the watch; the rest reconnect from the last cursor.
         if ([Code.Unauthenticated, Code.PermissionDenied, Code.InvalidArgument, Code.Unimplemented].includes(err.code)) return;
+        // The cursor is older than the server's tombstones: start from now and list again.
+        if (err.code === Code.FailedPrecondition) {
+          state.cursor = "";
+          relist = true;
+        }
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10_000);
     }
   })();
+  return isReady;
 }
 
 async function quickPin(c: Conversation): Promise<void> {
