@@ -45,6 +45,8 @@ export interface ConversationRecord {
   readonly updateTimeMs: number;
   /** The owner's stream position of the last effective change (orders lists, feeds changes). */
   readonly position: bigint;
+  /** The conversation's ID in a vendor API (OpenIM's conversationID), verbatim; absent: none. */
+  readonly vendorConversationId?: string;
 }
 
 /** A validated update: masks already built, label sets deduplicated. */
@@ -56,6 +58,8 @@ export interface ValidUpdate {
   readonly addLabels: readonly string[];
   readonly removeLabels: readonly string[];
   readonly settings: Readonly<Settings>;
+  /** Present: replace the vendor conversation ID ("" removes it). */
+  readonly vendorConversationId?: string;
 }
 
 export function emptyRecord(key: ConvKey): ConversationRecord {
@@ -104,14 +108,27 @@ export function applyUpdate(current: ConversationRecord | undefined, u: ValidUpd
     }
   }
 
+  const vendorId = u.vendorConversationId === undefined ? cur.vendorConversationId : u.vendorConversationId || undefined;
+
   const changed =
     marks !== cur.marks ||
     customMark !== cur.customMark ||
     !sameStrings(labels, cur.labels) ||
-    settingsChanged;
+    settingsChanged ||
+    vendorId !== cur.vendorConversationId;
   if (!changed) return { next: cur, changed: false };
   return {
-    next: { key: cur.key, marks, customMark, labels, settings, version: cur.version + 1n, updateTimeMs: nowMs, position: cur.position },
+    next: {
+      key: cur.key,
+      marks,
+      customMark,
+      labels,
+      settings,
+      version: cur.version + 1n,
+      updateTimeMs: nowMs,
+      position: cur.position,
+      ...(vendorId !== undefined ? { vendorConversationId: vendorId } : {}),
+    },
     changed: true,
   };
 }

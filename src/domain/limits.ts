@@ -9,6 +9,8 @@ export interface Limits {
   maxLabelBytes: number;
   maxIdBytes: number;
   maxSettingStringBytes: number;
+  /** A vendor conversation ID (OpenIM's "si_<a>_<b>" of two 256-byte IDs is 516 bytes). */
+  maxVendorConversationIdBytes: number;
   maxKeysPerBatchGet: number;
   maxPageSize: number;
   defaultPageSize: number;
@@ -22,6 +24,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxLabelBytes: 255,
   maxIdBytes: 256,
   maxSettingStringBytes: 4096,
+  maxVendorConversationIdBytes: 1024,
   maxKeysPerBatchGet: 1000,
   maxPageSize: 1000,
   defaultPageSize: 100,

@@ -58,6 +58,7 @@ export interface UpdateInput {
   addLabels: readonly string[];
   removeLabels: readonly string[];
   settings?: SettingsInput;
+  vendorConversationId?: string;
 }
 
 const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8");
@@ -152,6 +153,10 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
   }
   const settings = validateSettings(u.settings, limits);
   if (isFailure(settings)) return settings;
+  if (u.vendorConversationId !== undefined) {
+    const bad = checkString("vendor_conversation_id", u.vendorConversationId, limits.maxVendorConversationIdBytes, 0);
+    if (bad) return bad;
+  }
   return {
     key,
     setMask,
@@ -160,5 +165,6 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
     addLabels,
     removeLabels,
     settings,
+    ...(u.vendorConversationId !== undefined ? { vendorConversationId: u.vendorConversationId } : {}),
   };
 }

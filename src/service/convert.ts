@@ -42,6 +42,7 @@ export function recordToProto(r: ConversationRecord): Conversation {
     settings: settingsToProto(r.settings),
     version: r.version,
     updateTime: r.version > 0n ? timestamp(r.updateTimeMs) : undefined,
+    vendorConversationId: r.vendorConversationId ?? "",
   };
 }
 

@@ -119,6 +119,15 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
   if (f.labelsAny.length > limits.maxLabelsPerConversation) {
     throw new ConnectError(`filter.labels_any has more than ${limits.maxLabelsPerConversation} labels`, Code.InvalidArgument);
   }
+  for (const id of f.vendorConversationIds) {
+    const n = Buffer.byteLength(id);
+    if (n === 0 || n > limits.maxVendorConversationIdBytes || !id.isWellFormed()) {
+      throw new ConnectError(`filter.vendor_conversation_ids: an ID must be 1..${limits.maxVendorConversationIdBytes} bytes of valid UTF-8`, Code.InvalidArgument);
+    }
+  }
+  if (f.vendorConversationIds.length > limits.maxKeysPerBatchGet) {
+    throw new ConnectError(`filter.vendor_conversation_ids has more than ${limits.maxKeysPerBatchGet} IDs`, Code.InvalidArgument);
+  }
   return {
     marksAll: markMaskOrThrow("marks_all", f.marksAll),
     marksAny: markMaskOrThrow("marks_any", f.marksAny),
@@ -126,6 +135,7 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
     ...(f.type !== ConversationType.UNSPECIFIED ? { type: f.type as number as ConvType } : {}),
     labelsAny: [...new Set(f.labelsAny)],
     ...(f.pinned !== undefined ? { pinned: f.pinned } : {}),
+    ...(f.vendorConversationIds.length > 0 ? { vendorConversationIds: [...new Set(f.vendorConversationIds)] } : {}),
   };
 }
 

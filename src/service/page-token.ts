@@ -4,7 +4,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ListFilter } from "../store/store.js";
 
 function fingerprint(owner: string, f: ListFilter): string {
-  const canonical = JSON.stringify([owner, String(f.marksAll), String(f.marksAny), String(f.marksNone), f.type ?? 0, [...f.labelsAny].sort(), f.pinned ?? null]);
+  const base = [owner, String(f.marksAll), String(f.marksAny), String(f.marksNone), f.type ?? 0, [...f.labelsAny].sort(), f.pinned ?? null];
+  // Appended only when set, so tokens issued before the vendor ID filter existed stay valid.
+  const vendorIds = f.vendorConversationIds?.length ? [[...f.vendorConversationIds].sort()] : [];
+  const canonical = JSON.stringify([...base, ...vendorIds]);
   return createHash("sha256").update(canonical).digest("base64url").slice(0, 16);
 }
 

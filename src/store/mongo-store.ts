@@ -3,7 +3,8 @@
  *
  * Layout (builders and field list in ./mongo-updates.ts):
  * - `conversations`: one document per (owner, type, conversation id), unique index
- *   {owner: 1, type: 1, cid: 1}; index {owner: 1, position: -1} for newest-first lists and cursors.
+ *   {owner: 1, type: 1, cid: 1}; index {owner: 1, position: -1} for newest-first lists and cursors;
+ *   partial index {owner: 1, vendorCid: 1} for lookups by a vendor's conversation ID.
  * - `owners`: {_id: owner, position: last stream position used, marked: marked conversations}.
  *
  * Sharding (production): shard `conversations` on {owner: 1} and `owners` on {_id: 1}. The owner is a
@@ -129,6 +130,10 @@ export async function openMongoStore(opts: MongoStoreOptions): Promise<MarkStore
     const tombstones = db.collection<Document>(TOMBSTONES, { useBigInt64: true });
     await conversations.createIndex({ owner: 1, type: 1, cid: 1 }, { unique: true, name: "owner_type_cid" });
     await conversations.createIndex({ owner: 1, position: -1 }, { name: "owner_position" });
+    await conversations.createIndex(
+      { owner: 1, vendorCid: 1 },
+      { name: "owner_vendor_cid", partialFilterExpression: { vendorCid: { $exists: true } } },
+    );
     await tombstones.createIndex({ owner: 1, type: 1, cid: 1 }, { unique: true, name: "owner_type_cid" });
     await tombstones.createIndex({ owner: 1, position: 1 }, { name: "owner_position" });
     await tombstones.createIndex({ updateTime: 1 }, { name: "update_time" });

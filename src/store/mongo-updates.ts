@@ -11,10 +11,12 @@
  *                    settings: { pinned?, receiveOption?, privateChat?, burnDurationSeconds?,
  *                                attachedInfo?, ex? }   only the fields that were ever set
  *                    version: Long, updateTime: Date, position: Long,
- *                    marked: boolean            isMarked() of the stored state (the per-owner cap) }
+ *                    marked: boolean            isMarked() of the stored state (the per-owner cap)
+ *                    vendorCid?: string         a vendor's conversation ID, verbatim (absent: none) }
  *   owners:        { _id: owner, position: Long (last stream position used), marked: number,
  *                    purgedPosition?: Long (highest position of a purged tombstone) }
- *   tombstones:    { owner, type, cid, version: Long, updateTime: Date (deletion), position: Long }
+ *   tombstones:    { owner, type, cid, version: Long, updateTime: Date (deletion), position: Long,
+ *                    vendorCid?: string }
  */
 import { Long, type AnyBulkWriteOperation, type Document } from "mongodb";
 import { SETTING_FIELDS, keyString, type ConvKey, type ConvType, type ConversationRecord, type Settings, type ValidUpdate } from "../domain/conversation.js";
@@ -125,6 +127,10 @@ export function buildConversationUpdate(u: ValidUpdate, meta: WriteMeta): Docume
   }
   if (!anySetting) setOnInsert.settings = {};
 
+  // Absent means none, so "" (remove) is an $unset; nothing to default on insert.
+  if (u.vendorConversationId) set.vendorCid = u.vendorConversationId;
+  else if (u.vendorConversationId === "") update.$unset = { vendorCid: "" };
+
   set.updateTime = new Date(meta.updateTimeMs);
   set.position = Long.fromBigInt(meta.position);
   set.marked = meta.marked;
@@ -188,6 +194,7 @@ export function buildListFilter(q: Pick<ListQuery, "owner" | "filter" | "before"
   if (f.labelsAny.length > 0) filter.labels = { $in: [...f.labelsAny] };
   if (f.pinned === true) filter["settings.pinned"] = true;
   else if (f.pinned === false) filter["settings.pinned"] = { $ne: true };
+  if (f.vendorConversationIds && f.vendorConversationIds.length > 0) filter.vendorCid = { $in: [...f.vendorConversationIds] };
   if (q.before !== undefined) filter.position = { $lt: Long.fromBigInt(q.before) };
   return filter;
 }
@@ -214,6 +221,7 @@ export function docToRecord(doc: Document): ConversationRecord {
     version: toBigInt(doc.version),
     updateTimeMs: t instanceof Date ? t.getTime() : Number(toBigInt(t)),
     position: toBigInt(doc.position),
+    ...(typeof doc.vendorCid === "string" && doc.vendorCid !== "" ? { vendorConversationId: doc.vendorCid } : {}),
   };
 }
 
@@ -249,6 +257,7 @@ export function tombstoneDoc(r: ConversationRecord): Document {
     version: Long.fromBigInt(r.version),
     updateTime: new Date(r.updateTimeMs),
     position: Long.fromBigInt(r.position),
+    ...(r.vendorConversationId ? { vendorCid: r.vendorConversationId } : {}),
   };
 }
 
@@ -260,6 +269,7 @@ export function tombstoneToRecord(doc: Document): ConversationRecord {
     toBigInt(doc.version),
     t instanceof Date ? t.getTime() : Number(toBigInt(t)),
     toBigInt(doc.position),
+    typeof doc.vendorCid === "string" && doc.vendorCid !== "" ? doc.vendorCid : undefined,
   );
 }
 

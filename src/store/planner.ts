@@ -69,9 +69,13 @@ export function capFailureMessage(owner: string, marked: number, limit: number):
   return `user ${owner} already has ${marked} marked conversations (limit ${limit})`;
 }
 
-/** The tombstone of a deleted conversation: only its key, version, deletion time and position. */
-export function tombstoneOf(key: ConvKey, version: bigint, updateTimeMs: number, position: bigint): ConversationRecord {
-  return { key, marks: 0n, customMark: "", labels: [], settings: {}, version, updateTimeMs, position };
+/**
+ * The tombstone of a deleted conversation: only its key, version, deletion time, position and the
+ * vendor conversation ID it had (a vendor's delete notification names the conversation by it).
+ */
+export function tombstoneOf(key: ConvKey, version: bigint, updateTimeMs: number, position: bigint, vendorConversationId?: string): ConversationRecord {
+  const t = { key, marks: 0n, customMark: "", labels: [], settings: {}, version, updateTimeMs, position };
+  return vendorConversationId ? { ...t, vendorConversationId } : t;
 }
 
 export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: StoreLimits, nowMs: number): WritePlan {
@@ -107,7 +111,7 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       owner.position += 1n;
       owner.marked -= Number(isMarked(cur));
       changed.add(op.key.owner);
-      const record = tombstoneOf(cur.key, cur.version + 1n, nowMs, owner.position);
+      const record = tombstoneOf(cur.key, cur.version + 1n, nowMs, owner.position, cur.vendorConversationId);
       overlay.set(ks, null);
       changes.push({ kind: "delete", index, before: cur, record });
       outcomes.push({ ok: true, deleted: true, record });

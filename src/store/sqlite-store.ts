@@ -32,7 +32,7 @@ export interface SqliteStoreOptions extends FeedOptions {
   readonly pollIntervalMs?: number;
 }
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 // Feed: every change takes the owner's next `position` and the next store-wide `seq` (table feed)
 // in the write's own IMMEDIATE transaction. SQLite serializes writers, also across processes, so seq
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS conversations (
   position       INTEGER NOT NULL,           -- owner's stream position of the last change
   marked         INTEGER NOT NULL,           -- counts against the per-owner cap
   seq            INTEGER NOT NULL DEFAULT 0, -- store-wide feed position of the last change
+  vendor_conv_id TEXT,                       -- a vendor's conversation ID, verbatim; NULL: none
   PRIMARY KEY (owner, type, conv_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS owners (
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS tombstones (
   update_time INTEGER NOT NULL,              -- deletion time
   position    INTEGER NOT NULL,
   seq         INTEGER NOT NULL,
+  vendor_conv_id TEXT,                       -- the vendor conversation ID the conversation had
   PRIMARY KEY (owner, type, conv_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feed (
@@ -87,6 +89,7 @@ CREATE TABLE IF NOT EXISTS feed (
 const INDEXES = `
 CREATE UNIQUE INDEX IF NOT EXISTS conversations_owner_position_marks ON conversations (owner, position, marks);
 CREATE INDEX IF NOT EXISTS conversations_seq ON conversations (seq);
+CREATE INDEX IF NOT EXISTS conversations_owner_vendor_id ON conversations (owner, vendor_conv_id) WHERE vendor_conv_id IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS tombstones_owner_position ON tombstones (owner, position);
 CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (seq);
 CREATE INDEX IF NOT EXISTS tombstones_time ON tombstones (update_time);
@@ -109,6 +112,7 @@ interface Row {
   version: bigint;
   update_time: bigint;
   position: bigint;
+  vendor_conv_id: string | null;
 }
 
 interface TombRow {
@@ -119,10 +123,17 @@ interface TombRow {
   update_time: bigint;
   position: bigint;
   seq: bigint;
+  vendor_conv_id: string | null;
 }
 
 const tombToRecord = (t: TombRow): ConversationRecord =>
-  tombstoneOf({ owner: t.owner, type: Number(t.type) as ConvType, conversationId: t.conv_id }, t.version, Number(t.update_time), t.position);
+  tombstoneOf(
+    { owner: t.owner, type: Number(t.type) as ConvType, conversationId: t.conv_id },
+    t.version,
+    Number(t.update_time),
+    t.position,
+    t.vendor_conv_id ?? undefined,
+  );
 
 function rowToRecord(r: Row): ConversationRecord {
   const settings: Settings = {};
@@ -141,6 +152,7 @@ function rowToRecord(r: Row): ConversationRecord {
     version: r.version,
     updateTimeMs: Number(r.update_time),
     position: r.position,
+    ...(r.vendor_conv_id !== null ? { vendorConversationId: r.vendor_conv_id } : {}),
   };
 }
 
@@ -159,6 +171,27 @@ function mergeFeed(a: Change[], b: Change[], by: "position" | "seq", limit: numb
 }
 
 const boolInt = (b: boolean | undefined) => (b === undefined ? null : b ? 1 : 0);
+
+/** The SELECT of a list query with this filter's shape (parameters in the order list() pushes them). */
+export function listSql(f: ListFilter, hasBefore: boolean): string {
+  const where = ["owner = ?"];
+  if (hasBefore) where.push("position < ?");
+  if (f.marksAll !== 0n) where.push("(marks & ?) = ?");
+  if (f.marksAny !== 0n) where.push("(marks & ?) != 0");
+  if (f.marksNone !== 0n) where.push("(marks & ?) = 0");
+  if (f.type !== undefined) where.push("type = ?");
+  if (f.pinned === true) where.push("pinned = 1");
+  if (f.pinned === false) where.push("(pinned IS NULL OR pinned = 0)");
+  if (f.labelsAny.length > 0) {
+    where.push(`EXISTS (SELECT 1 FROM json_each(labels) WHERE value IN (${f.labelsAny.map(() => "?").join(",")}))`);
+  }
+  // A lookup by vendor IDs: one JSON array parameter (any number of IDs is one statement), and the
+  // partial index named, since the planner would otherwise walk the owner's rows for ORDER BY.
+  const vendorIds = (f.vendorConversationIds?.length ?? 0) > 0;
+  if (vendorIds) where.push("vendor_conv_id IS NOT NULL AND vendor_conv_id IN (SELECT value FROM json_each(?))");
+  const from = vendorIds ? "conversations INDEXED BY conversations_owner_vendor_id" : "conversations";
+  return `SELECT * FROM ${from} WHERE ${where.join(" AND ")} ORDER BY position DESC LIMIT ?`;
+}
 
 /** The embedded default store: one SQLite file in WAL mode, safe for several processes sharing it. */
 export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
@@ -185,6 +218,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
         db.exec(`UPDATE conversations SET seq = n.rn FROM (
             SELECT owner AS o, type AS t, conv_id AS c, row_number() OVER (ORDER BY update_time, owner, position) AS rn FROM conversations
           ) AS n WHERE owner = n.o AND type = n.t AND conv_id = n.c`);
+      }
+      // Version 4 added the vendor conversation ID (NULL for existing rows: none).
+      for (const table of ["conversations", "tombstones"]) {
+        const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all();
+        if (!columns.some((c) => c.name === "vendor_conv_id")) db.exec(`ALTER TABLE ${table} ADD COLUMN vendor_conv_id TEXT`);
       }
       db.exec(INDEXES);
       db.exec("INSERT OR IGNORE INTO feed (id, seq, purged_seq) SELECT 1, (SELECT count(*) FROM conversations), 0");
@@ -216,20 +254,20 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   );
   const upsertConversation = db.prepare(
     `INSERT INTO conversations (owner, type, conv_id, marks, custom_mark, labels, pinned, receive_option, private_chat,
-       burn_duration, attached_info, ex, version, update_time, position, marked, seq)
+       burn_duration, attached_info, ex, version, update_time, position, marked, seq, vendor_conv_id)
      VALUES (@owner, @type, @conv_id, @marks, @custom_mark, @labels, @pinned, @receive_option, @private_chat,
-       @burn_duration, @attached_info, @ex, @version, @update_time, @position, @marked, @seq)
+       @burn_duration, @attached_info, @ex, @version, @update_time, @position, @marked, @seq, @vendor_conv_id)
      ON CONFLICT (owner, type, conv_id) DO UPDATE SET
        marks = excluded.marks, custom_mark = excluded.custom_mark, labels = excluded.labels,
        pinned = excluded.pinned, receive_option = excluded.receive_option, private_chat = excluded.private_chat,
        burn_duration = excluded.burn_duration, attached_info = excluded.attached_info, ex = excluded.ex,
        version = excluded.version, update_time = excluded.update_time, position = excluded.position,
-       marked = excluded.marked, seq = excluded.seq`,
+       marked = excluded.marked, seq = excluded.seq, vendor_conv_id = excluded.vendor_conv_id`,
   );
   const deleteConversation = db.prepare("DELETE FROM conversations WHERE owner = ? AND type = ? AND conv_id = ?");
   const deleteTombstone = db.prepare("DELETE FROM tombstones WHERE owner = ? AND type = ? AND conv_id = ?");
   const insertTombstone = db.prepare(
-    "INSERT OR REPLACE INTO tombstones (owner, type, conv_id, version, update_time, position, seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT OR REPLACE INTO tombstones (owner, type, conv_id, version, update_time, position, seq, vendor_conv_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const ownerConversationsAfter = db
     .prepare<[string, bigint, number], Row>("SELECT * FROM conversations WHERE owner = ? AND position > ? ORDER BY position LIMIT ?")
@@ -284,7 +322,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       const r = c.record;
       if (c.kind === "delete") {
         deleteConversation.run(...keyParams(r.key));
-        insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq);
+        insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq, r.vendorConversationId ?? null);
         continue;
       }
       if (!c.before) deleteTombstone.run(...keyParams(r.key));
@@ -307,6 +345,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
         position: r.position,
         marked: c.marked ? 1 : 0,
         seq,
+        vendor_conv_id: r.vendorConversationId ?? null,
       });
     }
     for (const [owner, o] of plan.owners) upsertOwner.run(owner, o.position, o.marked);
@@ -316,23 +355,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
 
   const listStatements = new Map<string, Database.Statement<unknown[], Row>>();
   const listStatement = (f: ListFilter, hasBefore: boolean): Database.Statement<unknown[], Row> => {
-    const shape = [hasBefore, f.marksAll !== 0n, f.marksAny !== 0n, f.marksNone !== 0n, f.type ?? 0, f.pinned ?? "-", f.labelsAny.length].join(",");
+    const vendorIds = (f.vendorConversationIds?.length ?? 0) > 0;
+    const shape = [hasBefore, f.marksAll !== 0n, f.marksAny !== 0n, f.marksNone !== 0n, f.type ?? 0, f.pinned ?? "-", f.labelsAny.length, vendorIds].join(",");
     let stmt = listStatements.get(shape);
     if (!stmt) {
-      const where = ["owner = ?"];
-      if (hasBefore) where.push("position < ?");
-      if (f.marksAll !== 0n) where.push("(marks & ?) = ?");
-      if (f.marksAny !== 0n) where.push("(marks & ?) != 0");
-      if (f.marksNone !== 0n) where.push("(marks & ?) = 0");
-      if (f.type !== undefined) where.push("type = ?");
-      if (f.pinned === true) where.push("pinned = 1");
-      if (f.pinned === false) where.push("(pinned IS NULL OR pinned = 0)");
-      if (f.labelsAny.length > 0) {
-        where.push(`EXISTS (SELECT 1 FROM json_each(labels) WHERE value IN (${f.labelsAny.map(() => "?").join(",")}))`);
-      }
-      stmt = db
-        .prepare<unknown[], Row>(`SELECT * FROM conversations WHERE ${where.join(" AND ")} ORDER BY position DESC LIMIT ?`)
-        .safeIntegers(true);
+      stmt = db.prepare<unknown[], Row>(listSql(f, hasBefore)).safeIntegers(true);
       if (listStatements.size < 512) listStatements.set(shape, stmt);
     }
     return stmt;
@@ -575,6 +602,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       if (f.marksNone !== 0n) params.push(toSigned64(f.marksNone));
       if (f.type !== undefined) params.push(f.type);
       params.push(...f.labelsAny);
+      if ((f.vendorConversationIds?.length ?? 0) > 0) params.push(JSON.stringify(f.vendorConversationIds));
       params.push(q.limit + 1);
       const rows = listStatement(f, q.before !== undefined).all(...params);
       const more = rows.length > q.limit;

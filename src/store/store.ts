@@ -57,6 +57,8 @@ export interface ListFilter {
   /** At least one of these labels (empty: no condition). */
   readonly labelsAny: readonly string[];
   readonly pinned?: boolean;
+  /** The vendor conversation ID is one of these (absent or empty: no condition). */
+  readonly vendorConversationIds?: readonly string[];
 }
 
 export interface ListQuery {

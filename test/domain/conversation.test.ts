@@ -242,3 +242,19 @@ describe("isMarked", () => {
     expect(b.version).toBe(2n);
   });
 });
+
+describe("applyUpdate: vendor conversation ID", () => {
+  it("sets, replaces and removes it, each a change; the same ID again or an absent field is no change", () => {
+    const set = applyUpdate(undefined, u({ vendorConversationId: "si_alice_bob" }), T1);
+    expect([set.changed, set.next.vendorConversationId, set.next.version, isMarked(set.next)]).toEqual([true, "si_alice_bob", 1n, false]);
+    const same = applyUpdate(set.next, u({ vendorConversationId: "si_alice_bob" }), T1);
+    expect(same.changed).toBe(false);
+    const other = applyUpdate(set.next, u({ vendorConversationId: "custom" }), T1);
+    expect([other.changed, other.next.vendorConversationId]).toEqual([true, "custom"]);
+    const untouched = applyUpdate(other.next, u({ setMask: 1n }), T1);
+    expect(untouched.next.vendorConversationId).toBe("custom");
+    const removed = applyUpdate(other.next, u({ vendorConversationId: "" }), T1);
+    expect([removed.changed, "vendorConversationId" in removed.next]).toEqual([true, false]);
+    expect(applyUpdate(undefined, u({ vendorConversationId: "" }), T1).changed).toBe(false);
+  });
+});

@@ -324,3 +324,17 @@ describe("validateUpdate: valid output", () => {
     });
   });
 });
+
+describe("validateUpdate: vendor_conversation_id", () => {
+  it("takes any valid UTF-8 up to the limit verbatim, empty included; refuses longer or malformed", () => {
+    const ok = validateUpdate(upd({ vendorConversationId: "si_Bob_alice" }), L) as ValidUpdate;
+    expect(ok.vendorConversationId).toBe("si_Bob_alice");
+    expect((validateUpdate(upd({ vendorConversationId: "" }), L) as ValidUpdate).vendorConversationId).toBe("");
+    expect("vendorConversationId" in (validateUpdate(upd(), L) as ValidUpdate)).toBe(false);
+    const max = "中".repeat(341) + "a"; // 1024 bytes
+    expect(isFailure(validateUpdate(upd({ vendorConversationId: max }), L))).toBe(false);
+    const long = validateUpdate(upd({ vendorConversationId: max + "a" }), L) as Failure;
+    expect([long.code, long.field, long.problem]).toEqual([Code.InvalidArgument, "vendor_conversation_id", "is 1025 bytes, at most 1024 allowed"]);
+    expect((validateUpdate(upd({ vendorConversationId: LONE_HIGH }), L) as Failure).field).toBe("vendor_conversation_id");
+  });
+});

@@ -704,6 +704,41 @@ describe("ListConversations", () => {
   });
 });
 
+describe("vendor_conversation_id", () => {
+  it("is stored verbatim, printed in JSON, found by the vendor_conversation_ids filter, refused when too long", async () => {
+    const c = setup();
+    const r = await c.updateConversations({
+      updates: [
+        { key: k("o", "bob"), vendorConversationId: "si_bob_o", settings: { pinned: true } },
+        { key: k("o", "g", GROUP), vendorConversationId: "my team's room" },
+        { key: k("o", "carol"), setMarks: [1] },
+        { key: k("o", "x"), vendorConversationId: "é".repeat(513) },
+      ],
+    });
+    expect(r.results.slice(0, 3).map((x) => okConv(x).vendorConversationId)).toEqual(["si_bob_o", "my team's room", ""]);
+    expect(r.results[3]!.status!.code).toBe(Code.InvalidArgument);
+    expect(errorInfoOf(r.results[3]!.status)?.field).toBe("vendor_conversation_id");
+    const [read] = (await c.batchGetConversations({ keys: [k("o", "bob")] })).conversations;
+    expect((toJson(ConversationSchema, read!) as Record<string, unknown>).vendorConversationId).toBe("si_bob_o");
+    const byIds = async (ids: string[]) =>
+      (await c.listConversations({ ownerUserId: "o", filter: { vendorConversationIds: ids } })).conversations.map((x) => x.key!.conversationId);
+    expect(await byIds(["my team's room", "si_bob_o", "si_o_bob"])).toEqual(["g", "bob"]);
+    expect(await byIds(["my team's room", "my team's room"])).toEqual(["g"]);
+    await expectCode(c.listConversations({ ownerUserId: "o", filter: { vendorConversationIds: [""] } }), Code.InvalidArgument);
+    await expectCode(c.listConversations({ ownerUserId: "o", filter: { vendorConversationIds: ["a".repeat(1025)] } }), Code.InvalidArgument);
+    await expectCode(
+      c.listConversations({ ownerUserId: "o", filter: { vendorConversationIds: Array.from({ length: 1001 }, (_, i) => `id${i}`) } }),
+      Code.InvalidArgument,
+    );
+    // A page token is bound to the IDs it was issued for.
+    const p1 = await c.listConversations({ ownerUserId: "o", pageSize: 1, filter: { vendorConversationIds: ["si_bob_o", "my team's room"] } });
+    expect(p1.nextPageToken).not.toBe("");
+    await expectCode(c.listConversations({ ownerUserId: "o", pageSize: 1, pageToken: p1.nextPageToken, filter: { vendorConversationIds: ["si_bob_o"] } }), Code.InvalidArgument);
+    const p2 = await c.listConversations({ ownerUserId: "o", pageSize: 1, pageToken: p1.nextPageToken, filter: { vendorConversationIds: ["my team's room", "si_bob_o"] } });
+    expect(ids(p2.conversations)).toEqual(["bob"]);
+  });
+});
+
 describe("uint64 exactness", () => {
   it("mark 64 is mark_bits 2^63, a decimal string in JSON", async () => {
     const c = setup();

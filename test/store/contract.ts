@@ -30,6 +30,7 @@ export function upd(k: ConvKey, u: Partial<Omit<ValidUpdate, "key">> & { set?: n
     addLabels: u.addLabels ?? [],
     removeLabels: u.removeLabels ?? [],
     settings: u.settings ?? {},
+    ...(u.vendorConversationId !== undefined ? { vendorConversationId: u.vendorConversationId } : {}),
   };
 }
 
@@ -230,6 +231,43 @@ export function describeStoreContract(name: string, open: OpenStore, traits: Sto
         if (pages === 0) await s.applyUpdates([upd(key("o", "new"), { set: [9] })]);
       }
       expect(seen).toEqual(["d1", "g2", "d3", "d2", "g1"]);
+    });
+
+    it("keeps a vendor conversation ID verbatim, finds an owner's conversations by it, and keeps it in the tombstone", async () => {
+      const s = await fresh();
+      const first = await s.applyUpdates([
+        upd(key("o", "b"), { vendorConversationId: "si_b_o", settings: { pinned: true } }),
+        upd(key("o", "g", ConvType.Group), { vendorConversationId: "my custom ID" }),
+        upd(key("p", "b"), { vendorConversationId: "my custom ID" }),
+        upd(key("o", "c"), { set: [1] }),
+      ]);
+      expect(first.map((o) => ok(o).record.vendorConversationId)).toEqual(["si_b_o", "my custom ID", "my custom ID", undefined]);
+      // The same ID again changes nothing; another one replaces it.
+      const same = ok((await s.applyUpdates([upd(key("o", "b"), { vendorConversationId: "si_b_o" })]))[0]);
+      expect([same.changed, same.record.version]).toEqual([false, 1n]);
+      expect((await s.get(key("o", "b")))?.vendorConversationId).toBe("si_b_o");
+      const byId = (owner: string, ids: string[]) =>
+        s.list({ owner, filter: { ...NO_FILTER, vendorConversationIds: ids }, limit: 10 }).then((p) => p.records.map((r) => r.key.conversationId));
+      expect(await byId("o", ["my custom ID", "si_b_o", "nope"])).toEqual(["g", "b"]);
+      expect(await byId("p", ["my custom ID"])).toEqual(["b"]);
+      expect(await byId("o", ["si_o_b"])).toEqual([]);
+      // Combined with the other conditions; an empty list is no condition.
+      expect((await s.list({ owner: "o", filter: { ...NO_FILTER, pinned: true, vendorConversationIds: ["my custom ID", "si_b_o"] }, limit: 10 })).records.length).toBe(1);
+      expect((await s.list({ owner: "o", filter: { ...NO_FILTER, vendorConversationIds: [] }, limit: 10 })).records.length).toBe(3);
+      // "" removes it; a write without the field leaves it alone.
+      ok((await s.applyUpdates([upd(key("o", "b"), { vendorConversationId: "" })]))[0]);
+      expect((await s.get(key("o", "b")))?.vendorConversationId).toBeUndefined();
+      expect(await byId("o", ["si_b_o"])).toEqual([]);
+      ok((await s.applyUpdates([upd(key("o", "g", ConvType.Group), { set: [2] })]))[0]);
+      expect((await s.get(key("o", "g", ConvType.Group)))?.vendorConversationId).toBe("my custom ID");
+      // A deletion's tombstone (and its feed entry) names the ID it had; writing it anew starts without one.
+      const [del] = await s.deleteConversations([key("o", "g", ConvType.Group)]);
+      expect(del?.ok && del.record?.vendorConversationId).toBe("my custom ID");
+      const page = await s.changes({ owner: "o", after: 0n, limit: 100 });
+      expect(page.changes.filter((c) => c.deleted).map((c) => c.record.vendorConversationId)).toEqual(["my custom ID"]);
+      expect(await byId("o", ["my custom ID"])).toEqual([]);
+      const anew = ok((await s.applyUpdates([upd(key("o", "g", ConvType.Group), { set: [1] })]))[0]);
+      expect(anew.record.vendorConversationId).toBeUndefined();
     });
 
     it("deletes conversations entirely, frees their place under the cap, and re-creates them anew", async () => {

@@ -1,6 +1,6 @@
 /**
  * A test oracle for the pure update-document builders: the semantics of the update operators they
- * emit ($bit, $addToSet, $pull, $set, $setOnInsert, $inc; path conflicts) and of the query operators,
+ * emit ($bit, $addToSet, $pull, $set, $unset, $setOnInsert, $inc; path conflicts) and of the query operators,
  * written from the MongoDB documentation. It is not a MongoDB: the store itself is only tested
  * against a real server (test/store/mongo.test.ts, when MONGODB_URI is set).
  */
@@ -63,6 +63,13 @@ export function applyMongoUpdate(doc: Doc, update: Document, inserting: boolean)
         case "$set":
           setPath(doc, path, arg);
           break;
+        case "$unset": {
+          const parts = path.split(".");
+          const parent = getPath(doc, parts.slice(0, -1).join(".") || "") as Doc | undefined;
+          if (parts.length === 1) delete doc[path];
+          else if (parent && typeof parent === "object") delete parent[parts.at(-1)!];
+          break;
+        }
         case "$setOnInsert":
           if (inserting) setPath(doc, path, arg);
           break;

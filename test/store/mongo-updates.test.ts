@@ -57,6 +57,7 @@ function upd(u: Partial<Omit<ValidUpdate, "key">> & { key?: ConvKey; set?: numbe
     addLabels: u.addLabels ?? [],
     removeLabels: u.removeLabels ?? [],
     settings: u.settings ?? {},
+    ...(u.vendorConversationId !== undefined ? { vendorConversationId: u.vendorConversationId } : {}),
   };
 }
 
@@ -446,6 +447,44 @@ function rng(seed: number) {
   };
 }
 
+describe("vendor conversation ID", () => {
+  it("is $set when given, $unset when emptied, untouched (and not defaulted) when absent", () => {
+    expect(buildConversationUpdate(upd({ vendorConversationId: "si_b_a" }), META).$set.vendorCid).toBe("si_b_a");
+    const cleared = buildConversationUpdate(upd({ vendorConversationId: "" }), META);
+    expect(cleared.$unset).toEqual({ vendorCid: "" });
+    expect(cleared.$set.vendorCid).toBeUndefined();
+    const absent = buildConversationUpdate(upd({ set: [1] }), META);
+    expect(absent.$unset).toBeUndefined();
+    expect(absent.$set.vendorCid).toBeUndefined();
+    expect(absent.$setOnInsert?.vendorCid).toBeUndefined();
+  });
+
+  it("reads back from documents and tombstones, absent when missing or empty", () => {
+    const doc = { owner: "a", type: 1, cid: "c", version: 1n, position: 1n, updateTime: new Date(T), vendorCid: "custom-7" };
+    expect(docToRecord(doc).vendorConversationId).toBe("custom-7");
+    expect("vendorConversationId" in docToRecord({ ...doc, vendorCid: "" })).toBe(false);
+    const tomb = tombstoneDoc({ ...docToRecord(doc), version: 2n });
+    expect(tomb.vendorCid).toBe("custom-7");
+    expect(tombstoneToRecord(tomb).vendorConversationId).toBe("custom-7");
+    expect("vendorCid" in tombstoneDoc(docToRecord({ ...doc, vendorCid: undefined }))).toBe(false);
+  });
+
+  it("is a list condition served by the {owner, vendorCid} index", () => {
+    expect(buildListFilter({ owner: "o", filter: { ...NO_FILTER, vendorConversationIds: ["x", "si_a_b"] } })).toEqual({
+      owner: "o",
+      vendorCid: { $in: ["x", "si_a_b"] },
+    });
+    expect(buildListFilter({ owner: "o", filter: { ...NO_FILTER, vendorConversationIds: [] } })).toEqual({ owner: "o" });
+  });
+
+  it("keeps the ID in the tombstone of a planned delete", () => {
+    const rec: ConversationRecord = { ...docToRecord({ owner: "o", type: 1, cid: "m", version: 1n, position: 1n, updateTime: new Date(T) }), vendorConversationId: "v1" };
+    const p = planOwnerBatch("o", { position: 1n, marked: 0 }, new Map([[keyString(rec.key), rec]]), [{ kind: "delete", key: rec.key }], LIMITS, T);
+    const w = p.tombstoneWrites[0] as { replaceOne: { replacement: Document } };
+    expect(w.replaceOne.replacement.vendorCid).toBe("v1");
+  });
+});
+
 describe("update documents applied by a model of MongoDB equal applyUpdate", () => {
   it("over random batches", () => {
     const r = rng(20240601);
@@ -468,7 +507,16 @@ describe("update documents applied by a model of MongoDB equal applyUpdate", () 
       if (r() < 0.1) settings.receiveOption = pick([1, 2, 3] as const);
       if (r() < 0.1) settings.ex = pick(["", "x"]);
       if (r() < 0.1) settings.burnDurationSeconds = pick([0, 30]);
-      return upd({ key: pick(keys), set, clear, addLabels: add, removeLabels: remove, settings, ...(r() < 0.2 ? { customMark: pick(["", "vip"]) } : {}) });
+      return upd({
+        key: pick(keys),
+        set,
+        clear,
+        addLabels: add,
+        removeLabels: remove,
+        settings,
+        ...(r() < 0.2 ? { customMark: pick(["", "vip"]) } : {}),
+        ...(r() < 0.2 ? { vendorConversationId: pick(["", "si_a_b", "custom-1"]) } : {}),
+      });
     };
 
     const db = new Map<string, Doc>();

@@ -4,12 +4,13 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
-import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { listSql, openSqliteStore } from "../../src/store/sqlite-store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
 
 const dir = mkdtempSync(join(tmpdir(), "convmark-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
+const NO_FILTER_LIST = { marksAll: 0n, marksAny: 0n, marksNone: 0n, labelsAny: [] };
 
 describeStoreContract(
   "sqlite (file, WAL)",
@@ -74,6 +75,40 @@ describe("sqlite store", () => {
     await again.applyUpdates([upd(key("u", "b"), { set: [1] })]);
     expect(await again.head()).toBe(3n);
     await again.close();
+  });
+
+  it("adds the vendor conversation ID to a version 3 file when it opens it, keeping every row and tombstone", async () => {
+    const path = join(dir, "v3.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits });
+    await s.applyUpdates([upd(key("u", "a"), { set: [1], settings: { pinned: true } }), upd(key("u", "gone"), { set: [2] })]);
+    await s.deleteConversations([key("u", "gone")]);
+    await s.close();
+    // Turn it back into the version 3 layout (no vendor_conv_id columns, no index on them).
+    const db = new Database(path);
+    db.exec(`DROP INDEX conversations_owner_vendor_id; ALTER TABLE conversations DROP COLUMN vendor_conv_id;
+      ALTER TABLE tombstones DROP COLUMN vendor_conv_id; PRAGMA user_version = 3;`);
+    expect(db.prepare("SELECT name FROM pragma_table_info('conversations') WHERE name = 'vendor_conv_id'").all()).toEqual([]);
+    db.close();
+    const again = openSqliteStore({ path, limits });
+    expect(await again.get(key("u", "a"))).toMatchObject({ marks: 1n, settings: { pinned: true }, version: 1n });
+    expect((await again.get(key("u", "a")))?.vendorConversationId).toBeUndefined();
+    const feed = await again.changes({ owner: "u", after: 0n, limit: 10 });
+    expect(feed.changes.map((c) => [c.record.key.conversationId, c.deleted, c.record.vendorConversationId])).toEqual([
+      ["a", false, undefined],
+      ["gone", true, undefined],
+    ]);
+    const [w] = await again.applyUpdates([upd(key("u", "a"), { vendorConversationId: "si_a_u" })]);
+    expect(w?.ok && [w.record.vendorConversationId, w.record.version]).toEqual(["si_a_u", 2n]);
+    expect((await again.list({ owner: "u", filter: { ...NO_FILTER_LIST, vendorConversationIds: ["si_a_u"] }, limit: 5 })).records.length).toBe(1);
+    await again.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(4);
+    // The lookup by vendor ID is served by its index, not a scan of the owner's rows.
+    const sql = listSql({ ...NO_FILTER_LIST, vendorConversationIds: ["si_a_u"] }, false);
+    const plan = check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("u", '["si_a_u"]', 5) as { detail: string }[];
+    expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING INDEX conversations_owner_vendor_id \(owner=\? AND vendor_conv_id=\?\)/);
+    check.close();
   });
 
   it("refuses to work after close", async () => {
