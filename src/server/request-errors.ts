@@ -86,8 +86,12 @@ function decompress(bytes: Uint8Array, encoding: string | null, maxBytes: number
   }
 }
 
-/** The request's messages, undefined when they cannot be told apart (then nothing is remapped). */
-function messagesOf(body: Uint8Array, format: Format, encoding: string | null, maxBytes: number): Uint8Array[] | undefined {
+/**
+ * The request's messages, undefined when they cannot be told apart (then nothing is remapped). A
+ * message flagged compressed that cannot be decompressed (no grpc-encoding, or not what it names)
+ * is the client's fault too: INVALID_ARGUMENT (Connect would answer INTERNAL).
+ */
+function messagesOf(body: Uint8Array, format: Format, encoding: string | null, maxBytes: number): Uint8Array[] | ConnectError | undefined {
   try {
     if (!format.enveloped) return [decompress(body, encoding, maxBytes)];
     const out: Uint8Array[] = [];
@@ -100,7 +104,16 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
       const payload = body.subarray(at + 5, at + 5 + len);
       at += 5 + len;
       if (flags & 0x80 || flags & 0x02) continue; // trailers / end-stream frames carry no message
-      out.push(flags & 0x01 ? decompress(payload, encoding, maxBytes) : payload);
+      if (flags & 0x01) {
+        const name = (encoding ?? "identity").toLowerCase();
+        if (name === "identity") return new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+        try {
+          out.push(decompress(payload, encoding, maxBytes));
+        } catch (e) {
+          if (!["gzip", "br", "deflate"].includes(name)) throw e;
+          return new ConnectError(`message not ${name}-compressed as flagged: ${(e as Error).message}`, Code.InvalidArgument);
+        }
+      } else out.push(payload);
     }
     return out;
   } catch {
@@ -180,8 +193,8 @@ export function withRequestParseErrors(handler: UniversalHandler, opts: RequestP
     if (state.ran || kept.size > opts.readMaxBytes || (!format.enveloped && !kept.complete)) return first;
     const messages = messagesOf(Buffer.concat(kept.chunks), format, req.header.get(format.encodingHeader), opts.readMaxBytes);
     kept.chunks = [];
-    if (messages === undefined || messages.length === 0 || (!format.enveloped && messages.length !== 1)) return first;
-    const malformed = parseError(handler.method, messages[0]!, format.binary, opts.jsonOptions ?? {});
+    if (messages === undefined || (Array.isArray(messages) && (messages.length === 0 || (!format.enveloped && messages.length !== 1)))) return first;
+    const malformed = Array.isArray(messages) ? parseError(handler.method, messages[0]!, format.binary, opts.jsonOptions ?? {}) : messages;
     if (!malformed) return first;
     discard(first);
     state.malformed = malformed;

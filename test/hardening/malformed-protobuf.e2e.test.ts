@@ -75,6 +75,18 @@ describe("malformed request messages are INVALID_ARGUMENT, logged and counted (i
     expect(status).toBe("3");
   });
 
+  it("gRPC-Web: a message flagged compressed without grpc-encoding, or not compressed as named, is grpc-status 3 (found by the fuzzer)", async () => {
+    const valid = Buffer.from([0x0a, 0x00]);
+    for (const [headers, body] of [
+      [{}, envelope(valid, 1)],
+      [{ "grpc-encoding": "gzip" }, envelope(valid, 1)],
+    ] as const) {
+      const r = await post("/convmark.v1.MarkService/SyncConversations", "application/grpc-web+proto", body, { "x-grpc-web": "1", ...headers });
+      const text = Buffer.from(await r.arrayBuffer()).toString("latin1");
+      expect(r.headers.get("grpc-status") ?? /grpc-status: ?(\d+)/.exec(text)?.[1]).toBe("3");
+    }
+  });
+
   it("a server-streaming method (Health.Watch over Connect streaming) refuses it as invalid_argument", async () => {
     const r = await post(WATCH, "application/connect+proto", envelope(Buffer.from([0x0a, 0x05, 0x61])));
     const body = Buffer.from(await r.arrayBuffer());

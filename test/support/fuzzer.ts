@@ -1,15 +1,66 @@
 /**
- * A seeded HTTP fuzzer for a running convmark on loopback: Connect JSON and binary, gRPC frames
- * over h2c, and every vendor REST route with valid and broken auth. Used by
- * test/hardening/fuzz.e2e.test.ts (a few thousand bodies) and `npm run fuzz` (scripts/fuzz.ts).
+ * A seeded HTTP fuzzer for a running convmark on loopback. Used by test/hardening/fuzz.e2e.test.ts
+ * (bounded, in `npm test`) and `npm run fuzz` (scripts/fuzz.ts, ≥ 100,000 bodies).
  *
- * A response counts as a failure when its HTTP status is ≥ 500, its gRPC status is INTERNAL,
- * UNKNOWN or DATA_LOSS, a vendor route answers outside its vendor's envelope, or no answer came
- * within 5 s (a hang).
+ * Routes (one URL path or RPC method each), every one with its own seed body taken from the
+ * request message of its proto (or the vendor document's example where there is one):
+ * - every unary method of convmark.v1.MarkService and DirectoryService, as Connect JSON and Connect
+ *   binary (HTTP/1.1 and h2c), gRPC frames over h2c (also frames whose length lies) and gRPC-Web;
+ * - every vendor REST route (ZEGO `?Action=` × 5, Tencent recentcontact × 7, OpenIM auth and
+ *   conversation × 14, plus an unknown Action and an unknown OpenIM path), correctly signed and
+ *   with broken or missing auth, mostly on HTTP/1.1 and partly on h2c;
+ * - every vendor RPC method (the dialects' gRPC/Connect services) as Connect JSON with the
+ *   vendor's auth in metadata, valid and broken (fewer bodies: they share the parsers above).
+ *
+ * A response counts as a failure when its HTTP status is ≥ 500, its gRPC status is UNKNOWN,
+ * INTERNAL or DATA_LOSS (or missing), a vendor REST route answers outside its vendor's envelope,
+ * or no answer came within 5 s (a hang). Every random choice comes from the seed (mulberry32),
+ * so a failing body can be found again with the same seed; only ZEGO timestamps are the clock's.
+ *
+ * Speed: bodies are made from a per-target generator without cloning whole documents, requests go
+ * over node:http keep-alive sockets and a few HTTP/2 sessions with a fixed number in flight, and
+ * hangs are found by one sweeper instead of a timer per request.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { createRequire } from "node:module";
+import { fromJson, toBinary, type DescMessage, type DescMethod, type DescService, type JsonValue } from "@bufbuild/protobuf";
+import { DirectoryService } from "../../gen/convmark/v1/directory_service_pb.js";
+import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
+import { AuthService as OpenimAuthService } from "../../gen/vendor/openim/v1/auth_service_pb.js";
+import { ConversationService as OpenimConversationService } from "../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { RecentContactService } from "../../gen/vendor/tencent/v1/recent_contact_pb.js";
+import { ZimServerService } from "../../gen/vendor/zego/v1/zim_server_pb.js";
+import { OPENIM_ADMIN_TOKEN_PATH, OPENIM_PATHS, OPENIM_SET_CONVERSATIONS_PATH } from "../../src/dialects/openim/index.js";
+import { TENCENT_PATHS } from "../../src/dialects/tencent/dialect.js";
+import { ZEGO_ACTIONS } from "../../src/dialects/zego/dialect.js";
+import { anyTypeRegistry } from "../../src/service/json-registry.js";
+import { SEED_BODY as OPENIM_SEED } from "./openim-seed.js";
+
+/** The credentials the fuzzer signs with, and the server environment that accepts them. */
+export const FUZZ_CREDENTIALS = {
+  zego: { appId: 1234567890, secret: "0123456789abcdef0123456789abcdef" },
+  tencent: { sdkAppId: 1400000000, key: "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e", admin: "administrator" },
+  openim: { secret: "openIM123", admin: "imAdmin" },
+} as const;
+
+/**
+ * Vendor limits raised so that the fuzzer reaches the parsers instead of the rate limiters (ZEGO at
+ * its largest, 1,000/s; refused calls are still checked for their envelope).
+ */
+export const FUZZ_SERVER_ENV: Record<string, string> = {
+  ZEGO_APP_ID: String(FUZZ_CREDENTIALS.zego.appId),
+  ZEGO_SERVER_SECRET: FUZZ_CREDENTIALS.zego.secret,
+  ZEGO_RATE_LIMIT_PER_SECOND: "1000",
+  TENCENT_SDKAPPID: String(FUZZ_CREDENTIALS.tencent.sdkAppId),
+  TENCENT_SECRET_KEY: FUZZ_CREDENTIALS.tencent.key,
+  TENCENT_ADMIN_IDENTIFIERS: FUZZ_CREDENTIALS.tencent.admin,
+  TENCENT_RATE_LIMIT_PER_SECOND: "1000000",
+  OPENIM_SECRET: FUZZ_CREDENTIALS.openim.secret,
+  OPENIM_ADMIN_USER_IDS: FUZZ_CREDENTIALS.openim.admin,
+  OPENIM_SECRET_FAILURES_PER_MINUTE: "1000000",
+};
 
 /** mulberry32: small, fast, seeded. */
 export function prng(seed: number): () => number {
@@ -26,9 +77,24 @@ export function prng(seed: number): () => number {
 export interface FuzzConfig {
   readonly url: string;
   readonly seed: number;
-  /** Bodies per target (each target is one route × auth variant). */
-  readonly perTarget: number;
+  /**
+   * Bodies per route (URL path or RPC method) with a parser of its own: every MarkService method,
+   * every ZEGO Action and Tencent route, OpenIM's writes, token and incremental routes.
+   */
+  readonly perRoute: number;
+  /**
+   * Bodies per route whose request shape another route already covers: DirectoryService (string
+   * lists and IDs), the other OpenIM reads, unknown Actions and paths. Default perRoute / 10.
+   */
+  readonly perSharedRoute?: number;
+  /** Bodies per vendor RPC method (the REST routes' cores behind Connect's parser). Default perRoute / 20. */
+  readonly perVendorRpc?: number;
+  /** Requests in flight at once (half on HTTP/1.1 sockets, half on HTTP/2 streams). Default 32. */
   readonly concurrency?: number;
+  /** HTTP/2 sessions the h2c requests are spread over. Default 4. */
+  readonly h2Sessions?: number;
+  /** A request not answered within this is a hang (and is cancelled). Default 5,000 ms. */
+  readonly hangMs?: number;
   readonly zego: { appId: number; secret: string };
   readonly tencent: { sdkAppId: number; key: string; admin: string };
   readonly openim: { secret: string; admin: string };
@@ -36,7 +102,10 @@ export interface FuzzConfig {
 
 export interface FuzzReport {
   requests: number;
-  byTarget: Record<string, { requests: number; statuses: Record<string, number> }>;
+  /** Per route: bodies sent and the statuses seen (HTTP status, or "grpc N"). */
+  byRoute: Record<string, { requests: number; statuses: Record<string, number> }>;
+  /** Per transport: h1, h2. */
+  byTransport: Record<string, number>;
   /** Every failure counted; the first 50 are kept in failures. */
   failureCount: number;
   failures: { target: string; reason: string; body: string }[];
@@ -46,170 +115,350 @@ export interface FuzzReport {
 }
 
 type Rand = () => number;
+type Kind = "connect" | "grpc" | "grpc-web" | "zego" | "tencent" | "openim";
+
+interface Req {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer | string;
+}
+
+interface Target {
+  /** The route it counts for (a URL path or RPC method). */
+  readonly route: string;
+  /** Which share of bodies the route gets (FuzzConfig perRoute, perSharedRoute, perVendorRpc). */
+  readonly tier: "own" | "shared" | "rpc";
+  readonly name: string;
+  readonly kind: Kind;
+  /** Share of requests sent over h2c (gRPC: always). */
+  readonly h2Share: number;
+  request(r: Rand): Req;
+}
 
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
-const ODD_STRINGS = ["", " ", "__proto__", "constructor", "toString", "\u0000", "\ud800", "😀".repeat(50), "a".repeat(300), "x".repeat(5000), "-1", "1e309", "NaN", "null", "{}", "[]", "%00", "../..", "<script>"];
+const ODD_STRINGS = ["", " ", "__proto__", "constructor", "toString", "hasOwnProperty", "\u0000", "\ud800", "😀".repeat(50), "a".repeat(300), "x".repeat(5000), "-1", "1e309", "NaN", "null", "{}", "[]", "%00", "../..", "<script>", "si_u1_u2", "sg_g1", "CONVERSATION_TYPE_GROUP", "2024-01-01T00:00:00Z"];
+/** The odd strings that may go into a header (printable ASCII). */
+const ODD_HEADER_VALUES = ODD_STRINGS.filter((v) => /^[\x20-\x7e]*$/.test(v));
+const ODD_NUMBERS = [0, -1, 1, 2, 3, 4, 30, 31, 32, 63, 64, 65, 255, 2 ** 31, 2 ** 31 - 1, 2 ** 32, 2 ** 53, -(2 ** 63), 1e308, 0.5, -0];
 
-function randomValue(r: Rand, depth = 0): unknown {
-  switch (Math.floor(r() * 10)) {
+function randomBytes(r: Rand, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
+  return b;
+}
+
+function randomValue(r: Rand, depth = 0): JsonValue {
+  switch ((r() * 10) | 0) {
     case 0:
       return null;
     case 1:
       return r() < 0.5;
     case 2:
-      return pick(r, [0, -1, 1, 2, 3, 4, 30, 31, 64, 65, 255, 2 ** 31, 2 ** 32, 2 ** 53, -(2 ** 63), 1e308, 0.5]);
+      return pick(r, ODD_NUMBERS);
     case 3:
       return pick(r, ODD_STRINGS);
     case 4:
-      return String(Math.floor(r() * 1e6));
+      return String((r() * 1e6) | 0);
     case 5:
-      return depth > 3 ? [] : Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, depth + 1));
-    case 6:
-      return depth > 3 ? {} : Object.fromEntries(Array.from({ length: Math.floor(r() * 4) }, () => [pick(r, ODD_STRINGS), randomValue(r, depth + 1)]));
+      return depth > 3 ? [] : Array.from({ length: (r() * 4) | 0 }, () => randomValue(r, depth + 1));
+    case 6: {
+      const o: Record<string, JsonValue> = {};
+      if (depth <= 3) for (let i = (r() * 4) | 0; i > 0; i--) defineData(o, pick(r, ODD_STRINGS), randomValue(r, depth + 1));
+      return o;
+    }
     case 7:
       return "18446744073709551616";
     case 8:
-      return Math.floor(r() * 100);
+      return (r() * 100) | 0;
     default:
-      return randomBytes(Math.floor(r() * 16)).toString("base64");
+      return randomBytes(r, (r() * 16) | 0).toString("base64");
   }
 }
 
-/** Mutates a JSON document: replaced values, dropped and added keys, deep copies; sometimes corrupts the text. */
-function mutateJson(r: Rand, seed: unknown): string {
-  const doc = JSON.parse(JSON.stringify(seed)) as unknown;
-  const nodes: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) v.forEach((x, i) => (nodes.push({ parent: v, key: i }), walk(x)));
-    else if (v && typeof v === "object") for (const k of Object.keys(v)) nodes.push({ parent: v as Record<string, unknown>, key: k }), walk((v as Record<string, unknown>)[k]);
-  };
-  walk(doc);
-  const n = 1 + Math.floor(r() * 3);
-  for (let i = 0; i < n && nodes.length > 0; i++) {
-    const { parent, key } = pick(r, nodes);
-    const op = r();
-    if (op < 0.6) (parent as Record<string | number, unknown>)[key] = randomValue(r);
-    else if (op < 0.8 && !Array.isArray(parent)) delete parent[key as string];
-    else if (!Array.isArray(parent)) Object.defineProperty(parent, pick(r, ODD_STRINGS), { value: randomValue(r), enumerable: true, configurable: true, writable: true });
-  }
+/** An own, enumerable property even for "__proto__" (a plain assignment would set the prototype). */
+function defineData(o: Record<string, JsonValue>, k: string, v: JsonValue): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, configurable: true, writable: true });
+}
+
+/**
+ * A mutated copy of a JSON document: 1-3 edits (a value replaced, a key dropped, an odd key added),
+ * copying only the containers on the way to each edit; sometimes the text is corrupted.
+ */
+function mutateJson(r: Rand, seed: JsonValue): string {
+  let doc = seed;
+  for (let i = 1 + ((r() * 3) | 0); i > 0; i--) doc = edit(r, doc);
   let text = JSON.stringify(doc) ?? "null";
   const c = r();
-  if (c < 0.1) text = text.slice(0, Math.floor(r() * text.length));
-  else if (c < 0.15) text = text.slice(0, Math.floor(r() * text.length)) + String.fromCharCode(Math.floor(r() * 256)) + text.slice(Math.floor(r() * text.length));
-  else if (c < 0.17) text = "[".repeat(2000);
+  if (c < 0.08) text = text.slice(0, (r() * text.length) | 0);
+  else if (c < 0.13) text = text.slice(0, (r() * text.length) | 0) + String.fromCharCode((r() * 256) | 0) + text.slice((r() * text.length) | 0);
+  else if (c < 0.15) text = "[".repeat(2000);
+  else if (c < 0.16) text = `{"a":${"[".repeat(200)}${"]".repeat(200)}}`;
   return text;
+}
+
+function edit(r: Rand, v: JsonValue): JsonValue {
+  const descend = r() < 0.65;
+  if (Array.isArray(v)) {
+    if (v.length === 0 || r() < 0.15) return r() < 0.5 ? randomValue(r) : [...v, randomValue(r)];
+    const i = (r() * v.length) | 0;
+    const copy = v.slice();
+    copy[i] = descend ? edit(r, v[i]!) : randomValue(r);
+    return copy;
+  }
+  if (v !== null && typeof v === "object") {
+    const keys = Object.keys(v);
+    const copy: Record<string, JsonValue> = {};
+    for (const k of keys) defineData(copy, k, v[k]!);
+    const op = r();
+    if (keys.length === 0 || op < 0.12) defineData(copy, pick(r, ODD_STRINGS), randomValue(r));
+    else {
+      const k = pick(r, keys);
+      if (op < 0.25) delete copy[k];
+      else defineData(copy, k, descend ? edit(r, v[k]!) : randomValue(r));
+    }
+    return copy;
+  }
+  return randomValue(r);
 }
 
 /** Random or mutated protobuf wire bytes. */
 function mutateBinary(r: Rand, seed: Uint8Array): Buffer {
   const op = r();
-  if (op < 0.25) return randomBytes(Math.floor(r() * 64));
+  if (op < 0.2) return randomBytes(r, (r() * 64) | 0);
   const b = Buffer.from(seed);
-  if (op < 0.5) return b.subarray(0, Math.floor(r() * b.length));
+  if (op < 0.45) return b.subarray(0, (r() * b.length) | 0);
   if (op < 0.8) {
-    for (let i = 0; i < 1 + Math.floor(r() * 4) && b.length > 0; i++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
+    for (let i = 0; i < 1 + ((r() * 4) | 0) && b.length > 0; i++) b[(r() * b.length) | 0] = (r() * 256) | 0;
     return b;
   }
-  // A field with an absurd length or a deep nesting of length-delimited field 1.
-  return r() < 0.5 ? Buffer.concat([b, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])]) : Buffer.concat(Array.from({ length: 200 }, () => Buffer.from([0x0a, 0x7f])));
+  // A field with an absurd length, a deep nesting of length-delimited field 1, or an unknown group.
+  const tail = pick(r, [Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.concat(Array.from({ length: 200 }, () => Buffer.from([0x0a, 0x7f]))), Buffer.from([0xfb, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01])]);
+  return Buffer.concat([b, tail]);
 }
 
-// Hand-encoded valid seeds (protobuf wire format) so the fuzzer does not depend on generated code.
-const str = (field: number, s: string) => {
-  const v = Buffer.from(s, "utf8");
-  return Buffer.concat([Buffer.from([(field << 3) | 2, v.length]), v]);
+/**
+ * A plausible JSON request for a message: every field set once (the first member of each oneof),
+ * strings that look like user and conversation IDs, nested messages to depth 3.
+ */
+export function sampleJson(schema: DescMessage, depth = 0): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  const seenOneofs = new Set<string>();
+  for (const f of schema.fields) {
+    if (f.oneof) {
+      if (seenOneofs.has(f.oneof.name)) continue;
+      seenOneofs.add(f.oneof.name);
+    }
+    const one = (): JsonValue | undefined => {
+      switch (f.fieldKind) {
+        case "scalar":
+          return scalarSample(f.name, f.scalar);
+        case "enum":
+          return f.enum.values[1]?.name ?? f.enum.values[0]!.name;
+        case "message":
+          return messageSample(f.message, depth);
+        case "list":
+          return f.listKind === "scalar" ? [scalarSample(f.name, f.scalar)] : f.listKind === "enum" ? [f.enum.values[1]?.name ?? 0] : wrap(messageSample(f.message, depth));
+        case "map":
+          return { u1: f.mapKind === "scalar" ? scalarSample(f.name, f.scalar) : f.mapKind === "enum" ? (f.enum.values[1]?.name ?? 0) : (messageSample(f.message, depth) ?? {}) };
+      }
+    };
+    const v = one();
+    if (v !== undefined) out[f.jsonName] = v;
+  }
+  return out;
+}
+
+const wrap = (v: JsonValue | undefined): JsonValue | undefined => (v === undefined ? undefined : [v]);
+
+function messageSample(m: DescMessage, depth: number): JsonValue | undefined {
+  switch (m.typeName) {
+    case "google.protobuf.Timestamp":
+      return "2024-01-01T00:00:00Z";
+    case "google.protobuf.Duration":
+      return "1s";
+    case "google.protobuf.FieldMask":
+      return "customMark";
+    case "google.protobuf.Any":
+    case "google.protobuf.Struct":
+    case "google.protobuf.Value":
+      return undefined;
+  }
+  if (m.typeName.startsWith("google.protobuf.")) return undefined;
+  return depth >= 3 ? {} : sampleJson(m, depth + 1);
+}
+
+function scalarSample(name: string, scalar: number): JsonValue {
+  // ScalarType: 9 string, 12 bytes, 8 bool; the rest are numbers (64-bit ones as JSON strings).
+  if (scalar === 9) return /conversation|conv_?id/i.test(name) ? "si_u1_u2" : /group/i.test(name) ? "g1" : "u1";
+  if (scalar === 12) return "AAE=";
+  if (scalar === 8) return true;
+  if (scalar === 1 || scalar === 2) return 1.5;
+  return 1;
+}
+
+/** The wire bytes of a seed, when the JSON is valid for the schema; else an empty message. */
+function binarySeed(schema: DescMessage, json: JsonValue): Uint8Array {
+  try {
+    return toBinary(schema, fromJson(schema, json, { registry: anyTypeRegistry, ignoreUnknownFields: true }));
+  } catch {
+    return new Uint8Array();
+  }
+}
+
+// The vendors' documented examples, where the fuzzer starts from them instead of a sample.
+const DOC_SEEDS: Record<string, JsonValue> = {
+  "zego SetConvMark": { FromUserId: "user_test", ConvMarkInfoList: [{ UserId: "userA", SetMarkC2c: { conv_c2c_1: { MarkContent: 2 } }, SetMarkGroup: { g1: { MarkContent: 2 } }, Action: true }] },
+  "tencent /v4/recentcontact/mark_contact": { From_Account: "user0", MarkItem: [{ OptType: 3, ContactItem: { Type: 1, To_Account: "user1" }, SetMark: [1, 2, 3], CustomMark: "abcd" }] },
+  [`openim ${OPENIM_SET_CONVERSATIONS_PATH}`]: JSON.parse(OPENIM_SEED) as JsonValue,
+  "convmark.v1.MarkService/UpdateConversations": { updates: [{ key: { ownerUserId: "alice", type: "CONVERSATION_TYPE_DIRECT", conversationId: "bob" }, setMarks: [1, 2], customMark: "vip", labels: ["a"], settings: { pinned: true } }] },
+  "convmark.v1.MarkService/ListConversations": { ownerUserId: "alice", pageSize: 10, filter: { marksAny: [1] } },
 };
-const msg = (field: number, inner: Buffer) => Buffer.concat([Buffer.from([(field << 3) | 2, inner.length]), inner]);
-const KEY = Buffer.concat([str(1, "alice"), Buffer.from([0x10, 0x01]), str(3, "bob")]);
-const BINARY_SEEDS = { get: msg(1, KEY), update: msg(1, Buffer.concat([msg(1, KEY), Buffer.from([0x10, 0x02])])), list: str(1, "alice") };
 
-const JSON_SEEDS = {
-  "/convmark.v1.MarkService/UpdateConversations": { updates: [{ key: { ownerUserId: "alice", type: "CONVERSATION_TYPE_DIRECT", conversationId: "bob" }, setMarks: [1, 2], customMark: "vip", labels: ["a"], settings: { pinned: true } }] },
-  "/convmark.v1.MarkService/GetConversation": { key: { ownerUserId: "alice", type: "CONVERSATION_TYPE_DIRECT", conversationId: "bob" } },
-  "/convmark.v1.MarkService/ListConversations": { ownerUserId: "alice", pageSize: 10, filter: { marksAny: [1] } },
+/** OpenIM routes with a request shape of their own; the other reads take a user ID and conversation IDs. */
+const OPENIM_OWN = new Set([OPENIM_ADMIN_TOKEN_PATH, OPENIM_SET_CONVERSATIONS_PATH, OPENIM_PATHS.deleteConversations, OPENIM_PATHS.getIncrementalConversations]);
+
+const pascal = (snake: string) => snake.replace(/(^|_)([a-z])/g, (_, __, c: string) => c.toUpperCase());
+const methodOf = (service: DescService, name: string): DescMethod => {
+  const m = service.methods.find((x) => x.name === name);
+  if (!m) throw new Error(`${service.typeName} has no method ${name}`);
+  return m;
 };
+const unary = (service: DescService) => service.methods.filter((m) => m.methodKind === "unary");
 
-const ZEGO_BODY = { FromUserId: "user_test", ConvMarkInfoList: [{ UserId: "userA", SetMarkC2c: { conv_c2c_1: { MarkContent: 2 } }, SetMarkGroup: { g1: { MarkContent: 2 } }, Action: true }] };
-const TENCENT_BODY = { From_Account: "user0", MarkItem: [{ OptType: 3, ContactItem: { Type: 1, To_Account: "user1" }, SetMark: [1, 2, 3], CustomMark: "abcd" }] };
-const OPENIM_SET = { userIDs: ["u1"], conversation: { conversationID: "si_u1_u2", conversationType: 1, userID: "u2", groupID: "", recvMsgOpt: 0, isPinned: true, ex: "" } };
-
-interface Target {
-  readonly name: string;
-  readonly kind: "connect" | "grpc" | "zego" | "tencent" | "openim";
-  request(r: Rand): { path: string; headers: Record<string, string>; body: Buffer | string };
+function grpcFrame(r: Rand, payload: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  // Now and then a frame whose length lies, or a compressed flag without a grpc-encoding.
+  head.writeUInt32BE(r() < 0.08 ? payload.length + 1 + ((r() * 64) | 0) : payload.length, 1);
+  if (r() < 0.03) head[0] = 1;
+  return Buffer.concat([head, payload]);
 }
 
-function zegoQuery(cfg: FuzzConfig, action: string, valid: boolean, r: Rand): string {
-  const nonce = randomBytes(8).toString("hex");
-  const ts = String(Math.floor(Date.now() / 1000));
-  const sig = createHash("md5").update(`${cfg.zego.appId}${nonce}${cfg.zego.secret}${ts}`).digest("hex");
-  const q = new URLSearchParams({ Action: action, AppId: String(cfg.zego.appId), SignatureNonce: nonce, Timestamp: ts, SignatureVersion: "2.0", Signature: valid ? sig : sig.replace(/./, "0") });
-  if (!valid && r() < 0.5) q.delete(pick(r, ["AppId", "Timestamp", "Signature", "SignatureNonce", "SignatureVersion"]));
-  return `/?${q.toString()}`;
-}
-
+/** Every target: a route and the way its body is sent (protocol, auth variant). */
 export async function targets(cfg: FuzzConfig): Promise<Target[]> {
   const require = createRequire(import.meta.url);
   const TLS = require("tls-sig-api-v2") as { Api: new (id: number, key: string) => { genUserSig(id: string, exp: number): string } };
   const usersig = new TLS.Api(cfg.tencent.sdkAppId, cfg.tencent.key).genUserSig(cfg.tencent.admin, 86400);
-  const tokenRes = await fetch(`${cfg.url}/auth/get_admin_token`, { method: "POST", headers: { "content-type": "application/json", operationID: "fuzz" }, body: JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }) });
+  const tokenRes = await fetch(`${cfg.url}${OPENIM_ADMIN_TOKEN_PATH}`, { method: "POST", headers: { "content-type": "application/json", operationID: "fuzz" }, body: JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }) });
   const token = ((await tokenRes.json()) as { data: { token: string } }).data.token;
   const list: Target[] = [];
-  for (const [path, seed] of Object.entries(JSON_SEEDS)) {
-    list.push({ name: `connect-json ${path}`, kind: "connect", request: (r) => ({ path, headers: { "content-type": "application/json" }, body: mutateJson(r, seed) }) });
-  }
-  const binaryPaths = [
-    ["/convmark.v1.MarkService/GetConversation", BINARY_SEEDS.get],
-    ["/convmark.v1.MarkService/UpdateConversations", BINARY_SEEDS.update],
-    ["/convmark.v1.MarkService/ListConversations", BINARY_SEEDS.list],
-  ] as const;
-  for (const [path, seed] of binaryPaths) {
-    list.push({ name: `connect-proto ${path}`, kind: "connect", request: (r) => ({ path, headers: { "content-type": "application/proto" }, body: mutateBinary(r, seed) }) });
-    list.push({
-      name: `grpc ${path}`,
-      kind: "grpc",
-      request: (r) => {
-        const payload = mutateBinary(r, seed);
-        const head = Buffer.alloc(5);
-        head.writeUInt32BE(r() < 0.1 ? payload.length + 7 : payload.length, 1);
-        return { path, headers: { "content-type": "application/grpc", te: "trailers" }, body: Buffer.concat([head, payload]) };
-      },
-    });
-  }
-  for (const action of ["SetConvMark", "QueryConversationList", "DeleteConv", "SilenceConvNotification", "ConvPinned"]) {
-    for (const valid of [true, false]) {
-      list.push({ name: `zego ${action} ${valid ? "signed" : "badsig"}`, kind: "zego", request: (r) => ({ path: zegoQuery(cfg, action, valid, r), headers: { "content-type": "application/json" }, body: mutateJson(r, ZEGO_BODY) }) });
+
+  // The unified API: every unary method, four ways.
+  for (const service of [MarkService, DirectoryService]) {
+    for (const m of unary(service)) {
+      const route = `${service.typeName}/${m.name}`;
+      const path = `/${route}`;
+      const json = DOC_SEEDS[route] ?? sampleJson(m.input);
+      const bin = binarySeed(m.input, json);
+      const tier = service === MarkService ? "own" : "shared";
+      list.push({ route, tier, name: `connect-json ${route}`, kind: "connect", h2Share: 0.3, request: (r) => ({ path, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }) });
+      list.push({ route, tier, name: `connect-proto ${route}`, kind: "connect", h2Share: 0.3, request: (r) => ({ path, headers: { "content-type": "application/proto" }, body: mutateBinary(r, bin) }) });
+      list.push({ route, tier, name: `grpc ${route}`, kind: "grpc", h2Share: 1, request: (r) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: grpcFrame(r, mutateBinary(r, bin)) }) });
+      list.push({ route, tier, name: `grpc-web ${route}`, kind: "grpc-web", h2Share: 0, request: (r) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: grpcFrame(r, mutateBinary(r, bin)) }) });
     }
   }
-  const tencentPaths = ["mark_contact", "get_list", "create_contact_group", "del_contact_group", "update_contact_group", "search_contact_group", "get_contact_group"];
-  for (const p of tencentPaths) {
+
+  // ZEGO: one path, the Action in the query, md5(AppId + SignatureNonce + ServerSecret + Timestamp).
+  const zegoAuth = (r: Rand, valid: boolean, odd: readonly string[] = ODD_STRINGS): Record<string, string> => {
+    const nonce = randomBytes(r, 8).toString("hex");
+    const ts = String(Math.floor(Date.now() / 1000));
+    const sig = createHash("md5").update(`${cfg.zego.appId}${nonce}${cfg.zego.secret}${ts}`).digest("hex");
+    const p: Record<string, string> = { AppId: String(cfg.zego.appId), SignatureNonce: nonce, Timestamp: ts, SignatureVersion: "2.0", Signature: sig };
+    if (!valid) {
+      const broken = pick(r, ["AppId", "Timestamp", "Signature", "SignatureNonce", "SignatureVersion"]);
+      if (r() < 0.5) delete p[broken];
+      else p[broken] = broken === "Signature" ? sig.replace(/./, sig[0] === "0" ? "1" : "0") : pick(r, odd);
+    }
+    return p;
+  };
+  for (const action of [...ZEGO_ACTIONS, "NoSuchAction"]) {
+    const route = `zego ${action}`;
+    const input = ZEGO_ACTIONS.includes(action as never) ? methodOf(ZimServerService, action).input : undefined;
+    const json = DOC_SEEDS[route] ?? (input ? sampleJson(input) : {});
     for (const valid of [true, false]) {
       list.push({
-        name: `tencent ${p} ${valid ? "signed" : "badsig"}`,
+        route,
+        tier: input ? "own" : "shared",
+        name: `${route} ${valid ? "signed" : "badsig"}`,
+        kind: "zego",
+        h2Share: 0.2,
+        request: (r) => ({ path: `/?${new URLSearchParams({ Action: action, ...zegoAuth(r, valid) }).toString()}`, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }),
+      });
+    }
+  }
+
+  // Tencent: UserSig (tls-sig-api-v2) for the admin in the query string.
+  const tencentAuth = (r: Rand, valid: boolean, odd: readonly string[] = ODD_STRINGS): Record<string, string> => {
+    const p: Record<string, string> = { sdkappid: String(cfg.tencent.sdkAppId), identifier: cfg.tencent.admin, usersig, random: String((r() * 4294967295) >>> 0), contenttype: "json" };
+    if (!valid) {
+      const broken = pick(r, ["sdkappid", "identifier", "usersig", "usersig", "random", "contenttype"]);
+      if (r() < 0.4) delete p[broken];
+      else p[broken] = broken === "usersig" ? usersig.slice(0, (r() * usersig.length) | 0) : pick(r, odd);
+    }
+    return p;
+  };
+  for (const path of Object.values(TENCENT_PATHS)) {
+    const route = `tencent ${path}`;
+    const json = DOC_SEEDS[route] ?? sampleJson(methodOf(RecentContactService, pascal(path.split("/").pop()!)).input);
+    for (const valid of [true, false]) {
+      list.push({
+        route,
+        tier: "own",
+        name: `${route} ${valid ? "signed" : "badsig"}`,
         kind: "tencent",
-        request: (r) => {
-          const q = new URLSearchParams({ sdkappid: String(cfg.tencent.sdkAppId), identifier: cfg.tencent.admin, usersig: valid ? usersig : usersig.slice(0, Math.floor(r() * usersig.length)), random: String(Math.floor(r() * 4294967295)), contenttype: "json" });
-          return { path: `/v4/recentcontact/${p}?${q.toString()}`, headers: { "content-type": "application/json" }, body: mutateJson(r, TENCENT_BODY) };
-        },
+        h2Share: 0.2,
+        request: (r) => ({ path: `${path}?${new URLSearchParams(tencentAuth(r, valid)).toString()}`, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }),
       });
     }
   }
-  const openimPaths = ["/auth/get_admin_token", "/conversation/set_conversations", "/conversation/get_conversations", "/conversation/get_all_conversations", "/conversation/get_owner_conversation", "/conversation/delete_conversations", "/conversation/get_pinned_conversation_ids"];
-  for (const p of openimPaths) {
+
+  // OpenIM: operationID and token headers; get_admin_token takes the secret in the body.
+  const openimHeaders = (r: Rand, valid: boolean): Record<string, string> => {
+    const h: Record<string, string> = { "content-type": "application/json", operationID: `fuzz${(r() * 1e9) | 0}`, token };
+    if (!valid) {
+      const broken = pick(r, ["operationID", "token", "token"]);
+      if (r() < 0.4) delete h[broken];
+      else h[broken] = broken === "token" ? token.slice(0, (r() * token.length) | 0) : pick(r, ODD_HEADER_VALUES);
+    }
+    return h;
+  };
+  const openimRoutes: [string, DescMethod | undefined][] = [
+    [OPENIM_ADMIN_TOKEN_PATH, methodOf(OpenimAuthService, "GetAdminToken")],
+    [OPENIM_SET_CONVERSATIONS_PATH, methodOf(OpenimConversationService, "SetConversations")],
+    ...Object.values(OPENIM_PATHS).map((p): [string, DescMethod] => [p, methodOf(p.startsWith("/auth/") ? OpenimAuthService : OpenimConversationService, pascal(p.split("/").pop()!))]),
+    ["/conversation/no_such_api", undefined],
+  ];
+  for (const [path, m] of openimRoutes) {
+    const route = `openim ${path}`;
+    const json = path === OPENIM_ADMIN_TOKEN_PATH ? { secret: cfg.openim.secret, userID: cfg.openim.admin } : (DOC_SEEDS[route] ?? (m ? sampleJson(m.input) : {}));
+    const tier = OPENIM_OWN.has(path) ? "own" : "shared";
     for (const valid of [true, false]) {
-      list.push({
-        name: `openim ${p} ${valid ? "token" : "badtoken"}`,
-        kind: "openim",
-        request: (r) => ({ path: p, headers: { "content-type": "application/json", operationID: "fuzz", token: valid ? token : token.slice(0, Math.floor(r() * token.length)) }, body: mutateJson(r, p === "/auth/get_admin_token" ? { secret: cfg.openim.secret, userID: cfg.openim.admin } : OPENIM_SET) }),
-      });
+      list.push({ route, tier, name: `${route} ${valid ? "token" : "badtoken"}`, kind: "openim", h2Share: 0.2, request: (r) => ({ path, headers: openimHeaders(r, valid), body: mutateJson(r, json) }) });
+    }
+  }
+
+  // The vendors' RPC services (Connect JSON; auth in metadata, lower-cased).
+  const lower = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
+  const vendorRpc: [DescService, (r: Rand, valid: boolean) => Record<string, string>][] = [
+    [ZimServerService, (r, valid) => lower(zegoAuth(r, valid, ODD_HEADER_VALUES))],
+    [RecentContactService, (r, valid) => tencentAuth(r, valid, ODD_HEADER_VALUES)],
+    [OpenimAuthService, (r, valid) => lower(openimHeaders(r, valid))],
+    [OpenimConversationService, (r, valid) => lower(openimHeaders(r, valid))],
+  ];
+  for (const [service, auth] of vendorRpc) {
+    for (const m of unary(service)) {
+      const route = `${service.typeName}/${m.name}`;
+      const json = sampleJson(m.input);
+      for (const valid of [true, false]) {
+        list.push({ route, tier: "rpc", name: `connect-json ${route} ${valid ? "auth" : "badauth"}`, kind: "connect", h2Share: 0.3, request: (r) => ({ path: `/${route}`, headers: { ...auth(r, valid), "content-type": "application/json" }, body: mutateJson(r, json) }) });
+      }
     }
   }
   return list;
 }
 
 /** Is this body the vendor's envelope? */
-function inEnvelope(kind: Target["kind"], text: string): boolean {
+function inEnvelope(kind: Kind, text: string): boolean {
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(text) as Record<string, unknown>;
@@ -224,88 +473,231 @@ function inEnvelope(kind: Target["kind"], text: string): boolean {
 
 const BAD_GRPC = new Set(["2", "13", "15"]); // UNKNOWN, INTERNAL, DATA_LOSS
 
+/** grpc-status of a gRPC-Web answer: in the headers (trailers-only) or in the trailer frame of the body. */
+function grpcWebStatus(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders, body: Buffer): string | undefined {
+  if (headers["grpc-status"] !== undefined) return String(headers["grpc-status"]);
+  for (let i = 0; i + 5 <= body.length; ) {
+    const len = body.readUInt32BE(i + 1);
+    if (body[i]! & 0x80) return /grpc-status:\s*(\d+)/i.exec(body.subarray(i + 5, i + 5 + len).toString("latin1"))?.[1];
+    i += 5 + len;
+  }
+  return undefined;
+}
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
+  trailers?: http2.IncomingHttpHeaders;
+  body: Buffer;
+  hang?: boolean;
+  error?: string;
+}
+
+interface Pending {
+  readonly deadline: number;
+  cancel(): void;
+}
+
+/** node:http keep-alive sockets and a few HTTP/2 sessions; one sweeper cancels what takes longer than hangMs. */
+class Transports {
+  private readonly agent: http.Agent;
+  private readonly sessions: (http2.ClientHttp2Session | undefined)[];
+  private readonly pending = new Set<Pending>();
+  private readonly sweeper: NodeJS.Timeout;
+  private nextSession = 0;
+  private readonly host: string;
+  private readonly port: number;
+
+  constructor(
+    private readonly url: string,
+    sockets: number,
+    sessions: number,
+    private readonly hangMs: number,
+  ) {
+    const u = new URL(url);
+    this.host = u.hostname;
+    this.port = Number(u.port);
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+    this.sessions = Array.from({ length: sessions }, () => undefined);
+    this.sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const p of this.pending) if (now > p.deadline) p.cancel();
+    }, 100);
+  }
+
+  private session(): http2.ClientHttp2Session {
+    const i = this.nextSession++ % this.sessions.length;
+    let s = this.sessions[i];
+    if (!s || s.closed || s.destroyed) {
+      s = http2.connect(this.url);
+      s.on("error", () => {});
+      this.sessions[i] = s;
+    }
+    return s;
+  }
+
+  send(req: Req, h2: boolean): Promise<Answer> {
+    return h2 ? this.h2(req) : this.h1(req);
+  }
+
+  private h1(req: Req): Promise<Answer> {
+    return new Promise((resolve) => {
+      const body = typeof req.body === "string" ? Buffer.from(req.body) : req.body;
+      let settled = false;
+      const p: Pending = {
+        deadline: performance.now() + this.hangMs,
+        cancel: () => {
+          done({ status: 0, headers: {}, body: Buffer.alloc(0), hang: true });
+          r.destroy();
+        },
+      };
+      const done = (a: Answer): void => {
+        if (settled) return;
+        settled = true;
+        this.pending.delete(p);
+        resolve(a);
+      };
+      let r: http.ClientRequest;
+      try {
+        r = http.request({ host: this.host, port: this.port, method: "POST", path: req.path, agent: this.agent, headers: { ...req.headers, "content-length": String(body.length) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on("error", (e) => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0), error: e.message }));
+      });
+      } catch (e) {
+        done({ status: 0, headers: {}, body: Buffer.alloc(0), error: (e as Error).message });
+        return;
+      }
+      r.on("error", (e) => done({ status: 0, headers: {}, body: Buffer.alloc(0), error: e.message }));
+      this.pending.add(p);
+      r.end(body);
+    });
+  }
+
+  private h2(req: Req): Promise<Answer> {
+    return new Promise((resolve) => {
+      let settled = false;
+      let st: http2.ClientHttp2Stream;
+      const p: Pending = {
+        deadline: performance.now() + this.hangMs,
+        cancel: () => {
+          done({ status: 0, headers: {}, body: Buffer.alloc(0), hang: true });
+          st?.close(http2.constants.NGHTTP2_CANCEL);
+        },
+      };
+      const done = (a: Answer): void => {
+        if (settled) return;
+        settled = true;
+        this.pending.delete(p);
+        resolve(a);
+      };
+      try {
+        st = this.session().request({ ":method": "POST", ":path": req.path, ...req.headers });
+      } catch (e) {
+        done({ status: 0, headers: {}, body: Buffer.alloc(0), error: (e as Error).message });
+        return;
+      }
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders | undefined;
+      const chunks: Buffer[] = [];
+      st.on("response", (h) => (headers = h));
+      st.on("trailers", (h) => (trailers = h));
+      st.on("data", (c: Buffer) => chunks.push(c));
+      st.on("error", () => {});
+      st.on("close", () => {
+        const status = Number(headers[":status"] ?? 0);
+        done({ status, headers, ...(trailers ? { trailers } : {}), body: Buffer.concat(chunks), ...(status === 0 ? { error: `stream closed without a response (RST ${st.rstCode})` } : {}) });
+      });
+      this.pending.add(p);
+      st.end(req.body);
+    });
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const s of this.sessions) s?.close();
+    this.agent.destroy();
+  }
+}
+
+/** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
   const list = await targets(cfg);
-  const report: FuzzReport = { requests: 0, byTarget: {}, failureCount: 0, failures: [], hangs: 0, maxLatencyMs: 0, elapsedMs: 0 };
-  const session = http2.connect(cfg.url);
-  session.on("error", () => {});
-  const started = performance.now();
-  const total = list.length * cfg.perTarget;
-  const jobs: { target: Target; r: Rand }[] = [];
-  list.forEach((t, ti) => {
-    const r = prng(cfg.seed * 7919 + ti);
-    for (let i = 0; i < cfg.perTarget; i++) jobs.push({ target: t, r });
-  });
-  // Interleave targets so a slow route does not run alone at the end.
-  const order = prng(cfg.seed);
-  for (let i = jobs.length - 1; i > 0; i--) {
-    const j = Math.floor(order() * (i + 1));
-    [jobs[i], jobs[j]] = [jobs[j]!, jobs[i]!];
+  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, maxLatencyMs: 0, elapsedMs: 0 };
+  const concurrency = cfg.concurrency ?? 32;
+  const net = new Transports(cfg.url, Math.ceil(concurrency / 2), cfg.h2Sessions ?? 4, cfg.hangMs ?? 5000);
+  const per = { own: cfg.perRoute, shared: cfg.perSharedRoute ?? Math.ceil(cfg.perRoute / 10), rpc: cfg.perVendorRpc ?? Math.ceil(cfg.perRoute / 20) };
+
+  // A route's bodies are dealt round-robin over its targets; each target has its own generator.
+  const byRoute = new Map<string, number[]>();
+  list.forEach((t, i) => byRoute.set(t.route, [...(byRoute.get(t.route) ?? []), i]));
+  const schedule: number[] = [];
+  for (const ts of byRoute.values()) {
+    const n = per[list[ts[0]!]!.tier];
+    for (let i = 0; i < n; i++) schedule.push(ts[i % ts.length]!);
   }
-  let next = 0;
-  const record = (t: Target, status: string, latency: number, failure?: string, body?: Buffer | string) => {
+  // Interleave, so a slow route does not run alone at the end.
+  const order = prng(cfg.seed);
+  for (let i = schedule.length - 1; i > 0; i--) {
+    const j = Math.floor(order() * (i + 1));
+    [schedule[i], schedule[j]] = [schedule[j]!, schedule[i]!];
+  }
+  const gens = list.map((_, ti) => prng(cfg.seed * 7919 + ti));
+  // Transport choices have their own generator: a target's bodies do not depend on which lane sent them.
+  const lanes = prng(cfg.seed * 31 + 1);
+  const total = schedule.length;
+
+  const record = (t: Target, transport: string, status: string, latency: number, failure?: string, body?: Buffer | string) => {
     report.requests++;
-    const s = (report.byTarget[t.name] ??= { requests: 0, statuses: {} });
+    report.byTransport[transport] = (report.byTransport[transport] ?? 0) + 1;
+    const s = (report.byRoute[t.route] ??= { requests: 0, statuses: {} });
     s.requests++;
     s.statuses[status] = (s.statuses[status] ?? 0) + 1;
-    report.maxLatencyMs = Math.max(report.maxLatencyMs, latency);
+    if (latency > report.maxLatencyMs) report.maxLatencyMs = latency;
     if (failure) {
       report.failureCount++;
-      if (report.failures.length < 50) report.failures.push({ target: t.name, reason: failure, body: (typeof body === "string" ? body : body?.toString("base64") ?? "").slice(0, 300) });
+      if (report.failures.length < 50) report.failures.push({ target: `${t.name} (${transport})`, reason: failure, body: (typeof body === "string" ? body : (body?.toString("base64") ?? "")).slice(0, 300) });
     }
     if (onProgress && report.requests % 1000 === 0) onProgress(report.requests, total);
   };
-  const worker = async () => {
-    while (next < jobs.length) {
-      const { target, r } = jobs[next++]!;
-      const req = target.request(r);
+
+  const started = performance.now();
+  let next = 0;
+  const worker = async (h2Lane: boolean) => {
+    while (next < schedule.length) {
+      const ti = schedule[next++]!;
+      const target = list[ti]!;
+      const req = target.request(gens[ti]!);
+      // Half the lanes speak h2c; a target goes there with its h2 share, gRPC always.
+      const h2 = target.h2Share === 1 || (target.h2Share > 0 && h2Lane && lanes() < target.h2Share * 2);
       const t0 = performance.now();
-      if (target.kind === "grpc") {
-        const outcome = await new Promise<{ status: string; grpc?: string; hang?: boolean }>((resolve) => {
-          const st = session.request({ ":method": "POST", ":path": req.path, ...req.headers });
-          let status = "-";
-          let grpc: string | undefined;
-          const timer = setTimeout(() => {
-            st.close(http2.constants.NGHTTP2_CANCEL);
-            resolve({ status, hang: true });
-          }, 5000);
-          st.on("response", (h) => {
-            status = String(h[":status"]);
-            if (h["grpc-status"] !== undefined) grpc = String(h["grpc-status"]);
-          });
-          st.on("trailers", (h) => {
-            if (h["grpc-status"] !== undefined) grpc = String(h["grpc-status"]);
-          });
-          st.on("data", () => {});
-          st.on("error", () => {});
-          st.on("close", () => {
-            clearTimeout(timer);
-            resolve({ status, ...(grpc !== undefined ? { grpc } : {}) });
-          });
-          st.end(req.body);
-        });
-        const latency = performance.now() - t0;
-        if (outcome.hang) report.hangs++;
-        const bad = outcome.hang ? "hang" : Number(outcome.status) >= 500 || outcome.status === "-" ? `HTTP ${outcome.status}` : outcome.grpc === undefined ? "no grpc-status" : BAD_GRPC.has(outcome.grpc) ? `grpc-status ${outcome.grpc}` : undefined;
-        record(target, `grpc ${outcome.grpc ?? outcome.status}`, latency, bad, req.body);
+      const a = await net.send(req, h2);
+      const latency = performance.now() - t0;
+      const transport = h2 ? "h2" : "h1";
+      if (a.hang) {
+        report.hangs++;
+        record(target, transport, "hang", latency, "hang", req.body);
         continue;
       }
-      try {
-        const res = await fetch(`${cfg.url}${req.path}`, { method: "POST", headers: req.headers, body: req.body, signal: AbortSignal.timeout(5000) });
-        const text = await res.text();
-        const latency = performance.now() - t0;
-        const bad = res.status >= 500 ? `HTTP ${res.status}: ${text.slice(0, 200)}` : target.kind !== "connect" && !inEnvelope(target.kind, text) ? `not in the ${target.kind} envelope: ${text.slice(0, 200)}` : undefined;
-        record(target, String(res.status), latency, bad, req.body);
-      } catch (e) {
-        const latency = performance.now() - t0;
-        const hang = (e as Error).name === "TimeoutError";
-        if (hang) report.hangs++;
-        record(target, hang ? "hang" : "error", latency, hang ? "hang" : `request failed: ${(e as Error).message}`, req.body);
+      if (a.error !== undefined && a.status === 0) {
+        record(target, transport, "error", latency, `request failed: ${a.error}`, req.body);
+        continue;
       }
+      if (target.kind === "grpc" || target.kind === "grpc-web") {
+        const g = target.kind === "grpc" ? (a.trailers?.["grpc-status"] ?? a.headers["grpc-status"]) : grpcWebStatus(a.headers, a.body);
+        const grpc = g === undefined ? undefined : String(g);
+        const bad = a.status >= 500 ? `HTTP ${a.status}` : grpc === undefined ? `no grpc-status (HTTP ${a.status})` : BAD_GRPC.has(grpc) ? `grpc-status ${grpc}: ${String(a.trailers?.["grpc-message"] ?? a.headers["grpc-message"] ?? "")}` : undefined;
+        record(target, transport, `grpc ${grpc ?? a.status}`, latency, bad, req.body);
+        continue;
+      }
+      const text = a.body.toString("utf8");
+      const bad = a.status >= 500 ? `HTTP ${a.status}: ${text.slice(0, 200)}` : target.kind !== "connect" && !inEnvelope(target.kind, text) ? `not in the ${target.kind} envelope (HTTP ${a.status}): ${text.slice(0, 200)}` : undefined;
+      record(target, transport, String(a.status), latency, bad, req.body);
     }
   };
-  await Promise.all(Array.from({ length: cfg.concurrency ?? 16 }, worker));
-  session.close();
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i % 2 === 1)));
+  net.close();
   report.elapsedMs = performance.now() - started;
   return report;
 }
