@@ -14,8 +14,9 @@
  *   session per turn of the event loop, and none while the session's open streams hold more than
  *   pauseBufferedBytes of unread response. A client that never reads gets only a few responses
  *   computed (not one per open stream), so the CPU it costs stays small and other clients' calls
- *   (health checks) are not queued behind it; a session paused with streams waiting for longer
- *   than stallMs is ended like one over maxBufferedBytes. Clients that read never pause.
+ *   (health checks) are not queued behind it; a session paused with streams waiting, whose client
+ *   read nothing for longer than stallMs, is ended like one over maxBufferedBytes. Clients that
+ *   read never pause for long.
  * Every GOAWAY this guard sends is followed by destroy() after closeGraceMs (Node only closes the
  * socket once every stream has ended, which a misbehaving client need never do).
  */
@@ -109,6 +110,7 @@ export function guardSession(session: http2.ServerHttp2Session, opts: SessionGua
   const waiting: { stream: http2.ServerHttp2Stream; start: () => void }[] = [];
   let pumping = false;
   let pausedSince: number | undefined;
+  let pausedBuffered = 0;
   const pump = (): void => {
     pumping = false;
     if (ended || session.destroyed) {
@@ -129,8 +131,11 @@ export function guardSession(session: http2.ServerHttp2Session, opts: SessionGua
     }
     pumping = true;
     if (started === 0) {
-      // Paused: look again shortly (responses drain as the client reads).
-      pausedSince ??= Date.now();
+      // Paused: look again shortly (responses drain as the client reads). Stalled means no byte
+      // was read for stallMs, so a slow reader of a large response is not taken for an attacker.
+      const now = buffered();
+      if (pausedSince === undefined || now < pausedBuffered) pausedSince = Date.now();
+      pausedBuffered = now;
       if (Date.now() - pausedSince > opts.stallMs) {
         endFor("buffered_bytes");
         return;
