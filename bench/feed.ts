@@ -53,6 +53,7 @@ interface ServerProbe {
 }
 
 const WATCH = "/convmark.v1.MarkService/WatchConversations";
+const STREAMS_PER_CONNECTION = 100;
 const UPDATE = "/convmark.v1.MarkService/UpdateConversations";
 const SYNC = "/convmark.v1.MarkService/SyncConversations";
 
@@ -84,7 +85,10 @@ export async function benchWatch(opts: {
   seconds: number;
   log: (m: string) => void;
 }): Promise<WatchFigures> {
-  const watchClients = clients(opts.target, opts.connections, "watch");
+  // The server allows 100 concurrent streams per HTTP/2 connection (src/server/listener.ts, as
+  // grpc-go, Envoy and nginx do): spread the watchers over enough connections to hold them.
+  const connections = Math.max(opts.connections, Math.ceil(opts.watchers / STREAMS_PER_CONNECTION));
+  const watchClients = clients(opts.target, connections, "watch");
   const [writer] = clients(opts.target, 1, "writer");
   const calls: grpc.ClientReadableStream<WatchConversationsResponse>[] = [];
   const latencies: number[] = [];
@@ -93,7 +97,7 @@ export async function benchWatch(opts: {
   let delivered = 0;
   const ownerOf = (i: number) => `watch-${String(i).padStart(5, "0")}`;
   try {
-    opts.log(`watch: opening ${opts.watchers} streams over ${opts.connections} connections`);
+    opts.log(`watch: opening ${opts.watchers} streams over ${connections} connections`);
     for (let i = 0; i < opts.watchers; i++) {
       const client = watchClients[i % watchClients.length]!;
       const call = client.makeServerStreamRequest(
@@ -186,7 +190,7 @@ export async function benchWatch(opts: {
     const elapsed = (performance.now() - t0) / 1000;
     return {
       watchers: live,
-      connections: opts.connections,
+      connections,
       updates_per_second: round(writes / Math.min(elapsed, opts.seconds), 0),
       seconds: opts.seconds,
       writes,

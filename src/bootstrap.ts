@@ -23,7 +23,8 @@ import { ServingStatus } from "./server/health.js";
 import { createPublicEdge } from "./server/public-edge.js";
 import { createSite, defaultConsoleDir } from "./server/site.js";
 import { createProcessLogger, logStartSummary } from "./server/start-log.js";
-import { createLoggingInterceptor, createMetricsInterceptor } from "./server/interceptors.js";
+import { createLoggingInterceptor, createMetricsInterceptor, createRpcRecorder } from "./server/interceptors.js";
+import { leanWatchRoute } from "./server/watch-route.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
@@ -184,7 +185,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       listener: { maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections },
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
       interceptors: [authInterceptor],
-      edge,
+      // gRPC Watch calls on HTTP/2 take the lean route (watch-route.ts); everything else goes on.
+      edge: (next) => edge(leanWatchRoute({ deps: { store, limits: core.limits, feed, heartbeatMs: core.feed.heartbeatMs }, authenticate, record: createRpcRecorder(logger, metricsRegistry) })(next)),
       // Watch streams never finish by themselves: end them (cleanly, clients resume from their
       // cursor) before the listener waits for in-flight calls.
       beforeClose: () => feed.close(),

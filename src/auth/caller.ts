@@ -48,12 +48,22 @@ export function ownerRefusal(caller: Caller | undefined, owner: string): Failure
 
 /** Throws PERMISSION_DENIED unless the context's caller may act for `owner`; `field` names where the owner came from. */
 export function requireOwner(ctx: HandlerContext, owner: string, field = "owner_user_id"): void {
-  const refused = ownerRefusal(callerOf(ctx), owner);
+  requireCallerOwner(callerOf(ctx), owner, field);
+}
+
+/** requireOwner for a caller established outside a Connect context (the lean Watch route). */
+export function requireCallerOwner(caller: Caller | undefined, owner: string, field = "owner_user_id"): void {
+  const refused = ownerRefusal(caller, owner);
   if (refused) throw new ConnectError(`${field}: ${refused.message}`, refused.code);
 }
 
 /** Throws PERMISSION_DENIED unless the context's caller may act for every owner (services, trusted callers). */
 export function requireAnyOwner(ctx: HandlerContext, what: string): void {
-  if (actsForAnyOwner(callerOf(ctx))) return;
+  requireCallerAnyOwner(callerOf(ctx), what);
+}
+
+/** requireAnyOwner for a caller established outside a Connect context. */
+export function requireCallerAnyOwner(caller: Caller | undefined, what: string): void {
+  if (actsForAnyOwner(caller)) return;
   throw new ConnectError(`${what} needs a service token (a token whose scope claim holds the service scope)`, Code.PermissionDenied);
 }

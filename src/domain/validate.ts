@@ -126,6 +126,11 @@ export function validateSettings(s: SettingsInput | undefined, limits: Limits): 
   return out;
 }
 
+/** A vendor conversation ID: any valid UTF-8 (empty included) up to maxVendorConversationIdBytes. */
+export function validateVendorConversationId(id: string, limits: Pick<Limits, "maxVendorConversationIdBytes">): Failure | undefined {
+  return checkString("vendor_conversation_id", id, limits.maxVendorConversationIdBytes, 0);
+}
+
 /** Validates one update; a failure concerns this update alone. */
 export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Failure {
   const key = validateKey(u.key, limits);
@@ -154,7 +159,7 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
   const settings = validateSettings(u.settings, limits);
   if (isFailure(settings)) return settings;
   if (u.vendorConversationId !== undefined) {
-    const bad = checkString("vendor_conversation_id", u.vendorConversationId, limits.maxVendorConversationIdBytes, 0);
+    const bad = validateVendorConversationId(u.vendorConversationId, limits);
     if (bad) return bad;
   }
   return {

@@ -74,12 +74,16 @@ const serverSide = new Set<Code>([Code.Unknown, Code.Internal, Code.Unavailable,
 
 /** One structured log line per RPC: procedure, code, durationMs (and the error message when not OK). */
 export function createLoggingInterceptor(logger: Logger): Interceptor {
-  return observingInterceptor(({ procedure, code, durationMs, error }) => {
+  return observingInterceptor(rpcLogger(logger));
+}
+
+function rpcLogger(logger: Logger): RpcObserver {
+  return ({ procedure, code, durationMs, error }) => {
     const fields = { procedure, code: codeName(code), durationMs: Math.round(durationMs * 1000) / 1000 };
     if (!error) logger.info(fields, "rpc");
     else if (serverSide.has(error.code)) logger.error({ ...fields, err: error.rawMessage }, "rpc");
     else logger.info({ ...fields, err: error.rawMessage }, "rpc");
-  });
+  };
 }
 
 export interface RpcMetricsOptions {
@@ -114,6 +118,18 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
  * if they already exist there, so two apps can share a registry).
  */
 export function createMetricsInterceptor(registry: Registry, opts: RpcMetricsOptions = {}): Interceptor {
+  const { started, observer } = rpcMetrics(registry, opts);
+  const observe = observingInterceptor(observer);
+  return (next) => {
+    const inner = observe(next);
+    return (req) => {
+      started.inc(rpcLabels(req));
+      return inner(req);
+    };
+  };
+}
+
+function rpcMetrics(registry: Registry, opts: RpcMetricsOptions) {
   const base = ["grpc_type", "grpc_service", "grpc_method"] as const;
   const withCode = [...base, "grpc_code"] as const;
   const started = metric(
@@ -144,15 +160,34 @@ export function createMetricsInterceptor(registry: Registry, opts: RpcMetricsOpt
         registers: [registry],
       }),
   );
-  const observe = observingInterceptor(({ labels, code, durationMs }) => {
+  const observer: RpcObserver = ({ labels, code, durationMs }) => {
     handled.inc({ ...labels, grpc_code: codeName(code) });
     seconds.observe(labels, durationMs / 1000);
-  });
-  return (next) => {
-    const inner = observe(next);
-    return (req) => {
-      started.inc(rpcLabels(req));
-      return inner(req);
+  };
+  return { started, observer };
+}
+
+/**
+ * For RPCs served outside connect-node (the lean gRPC Watch route): the same log line and
+ * grpc_server_* metrics the logging and metrics interceptors give a call. Call it when the RPC
+ * starts; call what it returns once, when the RPC ends (with its error, if any).
+ */
+export function createRpcRecorder(logger: Logger, registry: Registry): (method: DescMethod) => (error?: unknown) => void {
+  const log = rpcLogger(logger);
+  const { started, observer } = rpcMetrics(registry, {});
+  return (method) => {
+    const labels: RpcLabels = { grpc_type: grpcType(method.methodKind), grpc_service: method.parent.typeName, grpc_method: method.name };
+    const procedure = `/${method.parent.typeName}/${method.name}`;
+    started.inc(labels);
+    const start = performance.now();
+    let done = false;
+    return (error) => {
+      if (done) return;
+      done = true;
+      const durationMs = performance.now() - start;
+      const info = error === undefined ? { procedure, labels, code: "OK" as const, durationMs } : { procedure, labels, code: ConnectError.from(error).code, durationMs, error: ConnectError.from(error) };
+      log(info);
+      observer(info);
     };
   };
 }

@@ -11,7 +11,13 @@ function feedId(owner: string | undefined): string {
 }
 
 export function encodeFeedCursor(owner: string | undefined, value: bigint): string {
-  return Buffer.from(`f1.${feedId(owner)}.${value}`).toString("base64url");
+  return feedCursorEncoder(owner)(value);
+}
+
+/** encodeFeedCursor for one feed, its id computed once (a Watch encodes a cursor per response). */
+export function feedCursorEncoder(owner: string | undefined): (value: bigint) => string {
+  const prefix = `f1.${feedId(owner)}.`;
+  return (value) => Buffer.from(prefix + value).toString("base64url");
 }
 
 /** The value inside a cursor of this feed; INVALID_ARGUMENT for anything else. */

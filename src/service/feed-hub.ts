@@ -1,121 +1,80 @@
 /**
  * Fans the store's one stream of new changes out to every open Watch: one store subscription per
- * process however many watchers there are, each change handed to the watchers of its owner (and to
- * every-owner watchers). Each watcher's backlog is bounded; one that falls further behind is
- * flagged overflowed and holds nothing, so a slow client cannot grow the server's memory.
+ * process however many watchers there are, each batch handed to the listeners of its owners (and to
+ * every-owner listeners) with one call per listener per batch. The hub keeps no queue: what a
+ * watcher does with a batch (send it, hold it while its client is slow, give up) is the watcher's
+ * (watch-session.ts), so an idle watcher costs one map entry here.
  */
 import type { Change, MarkStore } from "../store/store.js";
 
 export interface FeedHubOptions {
-  /** Changes a watcher may have waiting before it is ended with RESOURCE_EXHAUSTED. */
+  /** Changes a watcher may hold unsent before it is ended with RESOURCE_EXHAUSTED. */
   readonly maxBacklog: number;
 }
 
-export type WaitResult = "data" | "timeout" | "ended";
-
-export interface Watcher {
-  /** Changes queued since the last take(), in commit order. */
-  take(): Change[];
-  /** True when the backlog limit was passed (the queue was dropped); cleared by resetOverflow(). */
-  readonly overflowed: boolean;
-  resetOverflow(): void;
-  /** Resolves when changes are waiting, the timeout passes, the hub closes or the signal aborts. */
-  wait(timeoutMs: number, signal: AbortSignal): Promise<WaitResult>;
-  close(): void;
+/** What the hub calls; synchronously, from the store's reader. */
+export interface FeedListener {
+  /** Newly committed changes of the listener's owner (or of every owner), in commit order. */
+  onChanges(changes: readonly Change[]): void;
+  /** The hub closed (graceful shutdown): end cleanly. */
+  onHubClose(): void;
 }
 
 export interface FeedHub {
-  /** A new watcher of one owner (or of every owner); undefined after close(). */
-  open(owner: string | undefined): Watcher | undefined;
-  /** Ends every watcher (their streams finish cleanly) and refuses new ones. */
+  /** Registers a listener of one owner (or every owner); returns its removal, undefined after close(). */
+  open(owner: string | undefined, listener: FeedListener): (() => void) | undefined;
+  /** Ends every listener (their streams finish cleanly) and refuses new ones. */
   close(): void;
   readonly watchers: number;
-}
-
-class HubWatcher implements Watcher {
-  queue: Change[] = [];
-  overflowed = false;
-  ended = false;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    readonly owner: string | undefined,
-    private readonly maxBacklog: number,
-    private readonly onClose: (w: HubWatcher) => void,
-  ) {}
-
-  push(c: Change): void {
-    if (this.overflowed) return;
-    if (this.queue.length >= this.maxBacklog) {
-      this.overflowed = true;
-      this.queue = [];
-    } else this.queue.push(c);
-    this.notify();
-  }
-
-  notify(): void {
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
-  take(): Change[] {
-    const q = this.queue;
-    this.queue = [];
-    return q;
-  }
-
-  resetOverflow(): void {
-    this.overflowed = false;
-  }
-
-  wait(timeoutMs: number, signal: AbortSignal): Promise<WaitResult> {
-    if (this.ended || signal.aborted) return Promise.resolve("ended");
-    if (this.queue.length > 0 || this.overflowed) return Promise.resolve("data");
-    return new Promise((resolve) => {
-      const done = (r: WaitResult) => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        this.wake = undefined;
-        resolve(r);
-      };
-      const onAbort = () => done("ended");
-      const timer = setTimeout(() => done("timeout"), timeoutMs);
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.wake = () => done(this.ended ? "ended" : "data");
-    });
-  }
-
-  close(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.queue = [];
-    this.notify();
-    this.onClose(this);
-  }
+  readonly maxBacklog: number;
 }
 
 export function createFeedHub(store: MarkStore, opts: FeedHubOptions): FeedHub {
-  const byOwner = new Map<string, Set<HubWatcher>>();
-  const everyOwner = new Set<HubWatcher>();
+  // One listener per owner is the common case: keep it bare, an array only when there are more.
+  const byOwner = new Map<string, FeedListener | FeedListener[]>();
+  const everyOwner = new Set<FeedListener>();
   let count = 0;
   let unsubscribe: (() => void) | undefined;
   let closed = false;
 
   const deliver = (changes: readonly Change[]) => {
+    if (everyOwner.size > 0) for (const l of [...everyOwner]) l.onChanges(changes);
+    if (byOwner.size === 0) return;
+    if (changes.length === 1) {
+      const c = changes[0]!;
+      const ls = byOwner.get(c.record.key.owner);
+      if (ls === undefined) return;
+      if (Array.isArray(ls)) for (const l of [...ls]) l.onChanges(changes);
+      else ls.onChanges(changes);
+      return;
+    }
+    // Group by owner so each listener gets its batch in one call, in commit order.
+    const batches = new Map<string, Change[]>();
     for (const c of changes) {
-      const ws = byOwner.get(c.record.key.owner);
-      if (ws) for (const w of ws) w.push(c);
-      for (const w of everyOwner) w.push(c);
+      const owner = c.record.key.owner;
+      if (!byOwner.has(owner)) continue;
+      const b = batches.get(owner);
+      if (b) b.push(c);
+      else batches.set(owner, [c]);
+    }
+    for (const [owner, batch] of batches) {
+      const ls = byOwner.get(owner);
+      if (ls === undefined) continue;
+      if (Array.isArray(ls)) for (const l of [...ls]) l.onChanges(batch);
+      else ls.onChanges(batch);
     }
   };
 
-  const remove = (w: HubWatcher) => {
-    if (w.owner === undefined) everyOwner.delete(w);
-    else {
-      const ws = byOwner.get(w.owner);
-      ws?.delete(w);
-      if (ws?.size === 0) byOwner.delete(w.owner);
+  const remove = (owner: string | undefined, l: FeedListener) => {
+    if (owner === undefined) {
+      if (!everyOwner.delete(l)) return;
+    } else {
+      const ls = byOwner.get(owner);
+      if (ls === l) byOwner.delete(owner);
+      else if (Array.isArray(ls) && ls.includes(l)) {
+        const rest = ls.filter((x) => x !== l);
+        byOwner.set(owner, rest.length === 1 ? rest[0]! : rest);
+      } else return;
     }
     count--;
     if (count === 0 && unsubscribe) {
@@ -125,26 +84,36 @@ export function createFeedHub(store: MarkStore, opts: FeedHubOptions): FeedHub {
   };
 
   return {
-    open(owner) {
+    open(owner, listener) {
       if (closed) return undefined;
-      const w = new HubWatcher(owner, opts.maxBacklog, remove);
-      if (owner === undefined) everyOwner.add(w);
+      if (owner === undefined) everyOwner.add(listener);
       else {
-        let ws = byOwner.get(owner);
-        if (!ws) byOwner.set(owner, (ws = new Set()));
-        ws.add(w);
+        const ls = byOwner.get(owner);
+        byOwner.set(owner, ls === undefined ? listener : Array.isArray(ls) ? [...ls, listener] : [ls, listener]);
       }
       count++;
       unsubscribe ??= store.subscribe(deliver);
-      return w;
+      let removed = false;
+      return () => {
+        if (removed) return;
+        removed = true;
+        remove(owner, listener);
+      };
     },
     close() {
       closed = true;
-      for (const ws of [...byOwner.values()]) for (const w of [...ws]) w.close();
-      for (const w of [...everyOwner]) w.close();
+      const all: FeedListener[] = [...everyOwner];
+      for (const ls of byOwner.values()) all.push(...(Array.isArray(ls) ? ls : [ls]));
+      everyOwner.clear();
+      byOwner.clear();
+      count = 0;
+      unsubscribe?.();
+      unsubscribe = undefined;
+      for (const l of all) l.onHubClose();
     },
     get watchers() {
       return count;
     },
+    maxBacklog: opts.maxBacklog,
   };
 }

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { REASON_DOMAIN } from "../domain/reasons.js";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   BatchGetConversationsResponseSchema,
   ConversationType,
@@ -25,11 +25,12 @@ import { emptyRecord, type ConvKey, type ConvType } from "../domain/conversation
 import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
 import { Failure, isFailure, validateKey, validateRestore, validateUpdate } from "../domain/validate.js";
-import { FeedUnsupportedError, type ApplyOutcome, type Change, type ChangePage, type ListFilter, type MarkStore } from "../store/store.js";
-import { callerOf, ownerRefusal, requireAnyOwner, requireOwner } from "../auth/caller.js";
+import type { ApplyOutcome, Change, ListFilter, MarkStore } from "../store/store.js";
+import { callerOf, ownerRefusal, requireAnyOwner, requireCallerAnyOwner, requireCallerOwner, requireOwner, type Caller } from "../auth/caller.js";
 import { recordToProto } from "./convert.js";
-import { decodeFeedCursor, encodeFeedCursor } from "./feed-cursor.js";
+import { decodeFeedCursor, encodeFeedCursor, feedCursorEncoder } from "./feed-cursor.js";
 import type { FeedHub } from "./feed-hub.js";
+import { readFeed, watchIterable, type WatchSpec } from "./watch-session.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 /**
@@ -48,24 +49,9 @@ export interface MarkServiceDeps {
   readonly heartbeatMs?: number;
 }
 
-/** Changes read per store query while a Watch catches up. */
-const CATCH_UP_PAGE = 500;
-
-function changeToProto(c: Change): ConversationChange {
+/** A change as the API sends it (the lean Watch route encodes this once per change and shares the bytes). */
+export function changeToProto(c: Change): ConversationChange {
   return { $typeName: "convmark.v1.ConversationChange", conversation: recordToProto(c.record), deleted: c.deleted };
-}
-
-/** The value of a change in its feed: position in one owner's, seq in every owner's. */
-const feedValue = (owner: string | undefined, c: Change) => (owner === undefined ? c.seq : c.record.position);
-
-/** Store feed calls with the every-owner feed a store does not keep mapped to UNIMPLEMENTED. */
-async function feedCall<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof FeedUnsupportedError) throw new ConnectError(e.message, Code.Unimplemented);
-    throw e;
-  }
 }
 
 // google.rpc.Status code 0 is OK, which Connect's Code enum (errors only) does not name.
@@ -141,17 +127,30 @@ function listFilter(f: ConversationFilter | undefined, limits: Limits): ListFilt
 }
 
 /** One owner's feed needs rights for that owner; every owner's feed (no owner) needs a service caller. */
-function requireFeedAccess(ctx: HandlerContext, owner: string | undefined): void {
-  if (owner === undefined) requireAnyOwner(ctx, "the feed of every owner (empty owner_user_id)");
-  else requireOwner(ctx, owner);
+function requireFeedAccess(caller: Caller | undefined, owner: string | undefined): void {
+  if (owner === undefined) requireCallerAnyOwner(caller, "the feed of every owner (empty owner_user_id)");
+  else requireCallerOwner(caller, owner);
+}
+
+/**
+ * A WatchConversations request checked (owner, the caller's access to it, cursor) and turned into
+ * what startWatch needs; throws the ConnectError to answer with. Shared by connect-node's route and
+ * the lean gRPC route (watch-grpc.ts), so both refuse exactly the same calls.
+ */
+export function watchSpecOf(
+  deps: Pick<MarkServiceDeps, "store" | "limits" | "feed" | "heartbeatMs">,
+  req: { readonly ownerUserId: string; readonly cursor: string },
+  caller: Caller | undefined,
+): WatchSpec {
+  const owner = feedOwner(req.ownerUserId, deps.limits);
+  requireFeedAccess(caller, owner);
+  const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : undefined;
+  return { store: deps.store, feed: deps.feed, owner, after, heartbeatMs: deps.heartbeatMs ?? 15_000 };
 }
 
 /** convmark.v1.MarkService over a MarkStore. Dialects call it too, so its checks apply once. */
 export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof MarkService> {
-  const { store, limits, guard, feed } = deps;
-  const heartbeatMs = deps.heartbeatMs ?? 15_000;
-  const readFeed = (owner: string | undefined, after: bigint, limit: number): Promise<ChangePage> =>
-    feedCall(() => store.changes({ ...(owner !== undefined ? { owner } : {}), after, limit }));
+  const { store, limits, guard } = deps;
   const checkBatchSize = (n: number, field: string) => {
     if (n === 0) throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
     if (n > limits.maxUpdatesPerRequest) {
@@ -301,11 +300,11 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
 
     async syncConversations(req, ctx) {
       const owner = feedOwner(req.ownerUserId, limits);
-      requireFeedAccess(ctx, owner);
+      requireFeedAccess(callerOf(ctx), owner);
       if (req.pageSize < 0) throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
       const limit = req.pageSize === 0 ? limits.defaultPageSize : Math.min(req.pageSize, limits.maxPageSize);
       const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : 0n;
-      const page = await readFeed(owner, after, limit);
+      const page = await readFeed(store, owner, after, limit);
       return create(SyncConversationsResponseSchema, {
         changes: page.changes.map(changeToProto),
         nextCursor: encodeFeedCursor(owner, page.last),
@@ -315,59 +314,14 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
     },
 
     async *watchConversations(req, ctx) {
-      const owner = feedOwner(req.ownerUserId, limits);
-      requireFeedAccess(ctx, owner);
-      const after = req.cursor ? decodeFeedCursor(req.cursor, owner) : undefined;
-      // Subscribe before reading anything, so a change committing meanwhile is queued, not lost;
-      // what the catch-up already sent is skipped by its value.
-      const watcher = feed?.open(owner);
-      if (!watcher) throw new ConnectError("the server is shutting down; reconnect with your cursor", Code.Unavailable);
-      const response = (changes: Change[], cur: bigint): WatchConversationsResponse => ({
-        $typeName: "convmark.v1.WatchConversationsResponse",
-        changes: changes.map(changeToProto),
-        cursor: encodeFeedCursor(owner, cur),
-      });
-      try {
-        let cur = after ?? (await feedCall(() => store.head(owner)));
-        let sent = false;
-        // Catching up: pages from the store (collapsed to the latest state of each conversation).
-        for (;;) {
-          // Live changes dropped for the backlog limit are still in the store: read on.
-          if (watcher.overflowed) watcher.resetOverflow();
-          const page = await readFeed(owner, cur, CATCH_UP_PAGE);
-          if (page.reset) {
-            throw new ConnectError(
-              "the cursor is older than the retained tombstones (or unknown to this store): re-list the conversations, then watch from the cursor SyncConversations returns",
-              Code.FailedPrecondition,
-            );
-          }
-          if (page.changes.length > 0) {
-            cur = page.last;
-            sent = true;
-            yield response(page.changes, cur);
-          }
-          // Done when the store has nothing more and no live change was dropped meanwhile.
-          if (!page.hasMore && !watcher.overflowed) break;
-        }
-        // Live: tell the client where it stands at once, then every change as it commits.
-        if (!sent) yield response([], cur);
-        for (;;) {
-          const r = await watcher.wait(heartbeatMs, ctx.signal);
-          if (r === "ended") return;
-          if (watcher.overflowed) {
-            throw new ConnectError(
-              "the client fell too far behind the live feed; reconnect with the last cursor it received",
-              Code.ResourceExhausted,
-            );
-          }
-          const fresh = watcher.take().filter((c) => feedValue(owner, c) > cur);
-          if (fresh.length > 0) {
-            cur = feedValue(owner, fresh.at(-1)!);
-            yield response(fresh, cur);
-          } else if (r === "timeout") yield response([], cur);
-        }
-      } finally {
-        watcher.close();
+      const spec = watchSpecOf(deps, req, callerOf(ctx));
+      const cursorOf = feedCursorEncoder(spec.owner);
+      for await (const r of watchIterable(spec, ctx.signal)) {
+        yield {
+          $typeName: "convmark.v1.WatchConversationsResponse",
+          changes: r.changes.map(changeToProto),
+          cursor: cursorOf(r.cursor),
+        } satisfies WatchConversationsResponse;
       }
     },
   };

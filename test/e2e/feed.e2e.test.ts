@@ -332,9 +332,12 @@ describe("change feed: dialect writes, concurrency, processes, restart, shutdown
     const { openSqliteStore } = await import("../../src/store/sqlite-store.js");
     const store = openSqliteStore({ path: ":memory:", limits: { maxMarkedPerOwner: 10, maxLabelsPerConversation: 2 } });
     const hub = createFeedHub(store, { maxBacklog: 10 });
-    expect(hub.open("a")).toBeDefined();
+    let ended = 0;
+    const listener = { onChanges: () => {}, onHubClose: () => void ended++ };
+    expect(hub.open("a", listener)).toBeDefined();
     hub.close();
-    expect(hub.open("a")).toBeUndefined();
+    expect(ended).toBe(1);
+    expect(hub.open("a", listener)).toBeUndefined();
     expect(hub.watchers).toBe(0);
     await store.close();
   });
