@@ -90,6 +90,9 @@ describe("conversation IDs", () => {
     expect(otherParticipant("si_4365007572_6965946400", "1")).toBeUndefined();
     expect(otherParticipant("sg_4365007572_6965946400", "4365007572")).toBeUndefined();
     expect(otherParticipant("si_6965946400_4365007572", "4365007572")).toBeUndefined();
+    // set_conversations takes either order.
+    expect(otherParticipant("si_6965946400_4365007572", "4365007572", "either")).toBe("6965946400");
+    expect(otherParticipant("si_u_", "u", "either")).toBeUndefined();
   });
 });
 
@@ -118,6 +121,7 @@ describe("planSetConversations", () => {
       {
         key: { ownerUserId: "6965946400", type: 1, conversationId: "4365007572" },
         settings: { pinned: false, receiveOption: 1, privateChat: true, burnDurationSeconds: 30, attachedInfo: "attached", ex: "" },
+        vendorConversationId: "si_4365007572_6965946400",
       },
     ]);
     expect(p.userIdsToCheck).toEqual(["6965946400", "4365007572"]);
@@ -140,9 +144,19 @@ describe("planSetConversations", () => {
     const p = plan(req({ userIds: ["u1", "u2"], conversation: { conversationId: "sg_g1", conversationType: 3, groupId: "g1", recvMsgOpt: 2, isPrivateChat: true } }));
     expect(p.groupId).toBe("g1");
     expect(p.updates).toEqual([
-      { key: { ownerUserId: "u1", type: 2, conversationId: "g1" }, settings: { receiveOption: 3 } },
-      { key: { ownerUserId: "u2", type: 2, conversationId: "g1" }, settings: { receiveOption: 3 } },
+      { key: { ownerUserId: "u1", type: 2, conversationId: "g1" }, settings: { receiveOption: 3 }, vendorConversationId: "sg_g1" },
+      { key: { ownerUserId: "u2", type: 2, conversationId: "g1" }, settings: { receiveOption: 3 }, vendorConversationId: "sg_g1" },
     ]);
+  });
+
+  it("keeps the conversationID verbatim for every owner (custom and unsorted ones too), none when empty; bounds its length", () => {
+    const ids = (conversationId: string) =>
+      plan(req({ userIds: ["B", "A"], conversation: { conversationId, conversationType: 1, userId: "B", isPinned: true } })).updates.map((u) => u.vendorConversationId);
+    expect(ids("si_B_A")).toEqual(["si_B_A", "si_B_A"]);
+    expect(ids("my chat")).toEqual(["my chat", "my chat"]);
+    expect(ids("")).toEqual([undefined, undefined]);
+    const long = planSetConversations(req({ userIds: ["A"], conversation: { conversationId: "x".repeat(1025), conversationType: 1, userId: "B" } }), { maxUserIds: 10 });
+    expect(long).toMatchObject({ errCode: 1001, errDlt: expect.stringContaining("conversationID is 1025 bytes, at most 1024 allowed") });
   });
 
   it("recvMsgOpt 1 is DO_NOT_RECEIVE", () => {

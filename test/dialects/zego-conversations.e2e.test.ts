@@ -97,6 +97,23 @@ describe("ZEGO conversation actions", () => {
     expect(forged.json).toMatchObject({ Code: 100000005 });
   });
 
+  it("QueryConversationList and DeleteConv: the documented sample requests, verbatim", async () => {
+    // zegocloud.com/docs/zim-server/conversation/query-conversation-list, "Sample request".
+    await call("ConvPinned", '{"FromUserId":"u1","ConvList":[{"ConvId":"u2","ConvType":0}],"PinnedType":1}');
+    const q = await call("QueryConversationList", '{ "FromUserId": "u1", "Limit": 10, "Next": 0 }');
+    expect(q).toMatchObject({ Code: 0, Message: "success", Next: 0, TotalCount: 1, ConvList: [{ ConvId: "u2", ConvType: 0, IsPinned: true }] });
+    // zegocloud.com/docs/zim-server/conversation/delete-a-conversation, "Sample request".
+    await call("ConvPinned", '{"FromUserId":"userA","ConvList":[{"ConvId":"userB","ConvType":0}],"PinnedType":1}');
+    expect((await get("userA", ConversationType.DIRECT, "userB")).version).toBeGreaterThan(0n);
+    const body = `{
+    "ConvId": "userB",
+    "ConvType": 0,
+    "FromUserId": "userA"   
+}`;
+    expect(await call("DeleteConv", body)).toEqual({ Code: 0, Message: "success", RequestId: expect.any(String) as unknown });
+    expect((await get("userA", ConversationType.DIRECT, "userB")).version).toBe(0n);
+  });
+
   it("DeleteConv removes the conversation for every entry point", async () => {
     await call("ConvPinned", '{"FromUserId":"deleter","ConvList":[{"ConvId":"gone","ConvType":2}],"PinnedType":1}');
     expect((await get("deleter", ConversationType.GROUP, "gone")).version).toBeGreaterThan(0n);

@@ -217,11 +217,27 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     return undefined;
   }
 
+  /**
+   * OpenIM updates the conversation an owner already has under the request's conversationID
+   * (FindConversations by (owner, conversationID), then UpdateByMap), whatever the request's type and
+   * userID/groupID say: an owner with a conversation stored under that ID gets its key.
+   */
+  async function toStoredKeys(plan: SetPlan, conversationId: string): Promise<SetPlan> {
+    const stored = await reads.storedKeys(plan.owners, conversationId);
+    if (stored.every((k) => k === undefined)) return plan;
+    const byOwner = new Map(plan.owners.map((o, i) => [o, stored[i]]));
+    return { ...plan, updates: plan.updates.map((u) => ({ ...u, key: byOwner.get(u.key.ownerUserId) ?? u.key })) };
+  }
+
   async function apply(plan: SetPlan, operationId: string): Promise<OpenimError | undefined> {
     let results;
     try {
       const resp = await deps.marks.updateConversations({
-        updates: plan.updates.map((u) => ({ key: u.key, settings: u.settings })),
+        updates: plan.updates.map((u) => ({
+          key: u.key,
+          settings: u.settings,
+          ...(u.vendorConversationId !== undefined ? { vendorConversationId: u.vendorConversationId } : {}),
+        })),
         resultView: ResultView.STATUS,
       });
       results = resp.results;
@@ -291,11 +307,13 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
       // authverify.CheckAccessV3 per user: an admin, or a user setting only its own conversations.
       const denied = access(c, ...request.userIds);
       if (denied) return setFailure(denied);
-      const plan = planSetConversations(request, { maxUserIds: config.maxUserIds });
-      if (isOpenimError(plan)) return setFailure(plan);
+      const planned = planSetConversations(request, { maxUserIds: config.maxUserIds });
+      if (isOpenimError(planned)) return setFailure(planned);
       const operationId = auth.operationId ?? "";
+      let plan: SetPlan = planned;
       let refused: OpenimError | undefined;
       try {
+        plan = await toStoredKeys(planned, request.conversation!.conversationId);
         refused = await directoryRefusal(plan);
       } catch (e) {
         deps.logger.error({ err: e, operationID: operationId }, "openim: directory lookup failed");

@@ -1,6 +1,8 @@
 /**
  * OpenIM's conversation reads over MarkService: the convmark record of an owner as OpenIM's
- * Conversation object, conversation IDs as OpenIM derives them. Sources: docs/dialects/openim.md.
+ * Conversation object. A conversation's OpenIM conversationID is the one set_conversations stored
+ * (vendor_conversation_id, verbatim), else the one OpenIM derives from the key. Sources:
+ * docs/dialects/openim.md.
  */
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
@@ -23,6 +25,7 @@ import {
   type GetFullConversationIdsRequest,
   GetIncrementalConversationsRequestSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { listAll } from "../list-all.js";
 import { OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { SessionType, groupChatConversationId, otherParticipant, singleChatConversationId } from "./translate.js";
 
@@ -47,10 +50,36 @@ export function keyOfConversationId(owner: string, conversationId: string): Conv
   return { $typeName: "convmark.v1.ConversationKey", ownerUserId: owner, type: ConversationType.DIRECT, conversationId: peer };
 }
 
-/** The OpenIM conversationID of a convmark conversation. */
-export function conversationIdOf(c: MarkConversation): string {
-  const k = c.key!;
+/** The conversationID OpenIM derives for a convmark key (si_<a>_<b> sorted, sg_<group>). */
+export function derivedConversationId(k: ConversationKey): string {
   return k.type === ConversationType.GROUP ? groupChatConversationId(k.conversationId) : singleChatConversationId(k.ownerUserId, k.conversationId);
+}
+
+/** The OpenIM conversationID of a convmark conversation: the stored one, else the derived one. */
+export function conversationIdOf(c: MarkConversation): string {
+  return c.vendorConversationId !== "" ? c.vendorConversationId : derivedConversationId(c.key!);
+}
+
+/** Keys without repeats (two IDs may find one conversation), in first-seen order. */
+function uniqueKeys(keys: readonly ConversationKey[]): ConversationKey[] {
+  const seen = new Map<string, ConversationKey>();
+  for (const k of keys) seen.set(`${k.type}\u0000${k.conversationId}`, seen.get(`${k.type}\u0000${k.conversationId}`) ?? k);
+  return [...seen.values()];
+}
+
+/** Runs `f` over `items` with at most `width` calls in flight, results in order. */
+async function mapLimited<T, R>(items: readonly T[], width: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await f(items[i]!);
+      }
+    }),
+  );
+  return out;
 }
 
 /** OpenIM's Conversation object; the fields convmark does not model are zero. */
@@ -80,19 +109,49 @@ function checkId(field: string, id: string): OpenimError | undefined {
 
 export function createReadOps(marks: Client<typeof MarkService>) {
   /** Every conversation of the owner, most recently changed first. */
-  async function all(owner: string): Promise<MarkConversation[]> {
-    const out: MarkConversation[] = [];
-    let pageToken = "";
-    for (let i = 0; i < MAX_WALK_PAGES; i++) {
-      const page = await marks.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken });
-      out.push(...page.conversations);
-      if (!page.nextPageToken) return out;
-      pageToken = page.nextPageToken;
+  const all = (owner: string) => listAll(marks, owner);
+
+  /** The owner's conversations whose stored conversationID is one of `ids` (the newest wins a tie). */
+  async function byStoredIds(owner: string, ids: readonly string[]): Promise<Map<string, MarkConversation>> {
+    const out = new Map<string, MarkConversation>();
+    for (let i = 0; i < ids.length; i += MAX_CONVERSATION_IDS) {
+      const found = await listAll(marks, owner, { vendorConversationIds: ids.slice(i, i + MAX_CONVERSATION_IDS) });
+      for (const c of found) if (!out.has(c.vendorConversationId)) out.set(c.vendorConversationId, c);
     }
-    throw new Error(`more than ${MAX_WALK_PAGES * 1000} conversations for one owner`);
+    return out;
+  }
+
+  /**
+   * OpenIM's lookup of an owner's conversations by conversationID (FindConversations): a stored ID
+   * (custom or unsorted ones included) by the indexed vendor_conversation_id, else the derived ID of a
+   * conversation that has none stored (written by another dialect or MarkService).
+   */
+  async function byConversationIds(owner: string, ids: readonly string[]): Promise<Map<string, MarkConversation>> {
+    const unique = [...new Set(ids)].filter((id) => id !== "");
+    const found = await byStoredIds(owner, unique);
+    const derived = unique.flatMap((id) => {
+      const key = found.has(id) ? undefined : keyOfConversationId(owner, id);
+      return key ? [{ id, key }] : [];
+    });
+    if (derived.length > 0) {
+      const { conversations } = await marks.batchGetConversations({ keys: derived.map((d) => d.key) });
+      conversations.forEach((c, i) => {
+        if (c.version > 0n && c.vendorConversationId === "") found.set(derived[i]!.id, c);
+      });
+    }
+    return found;
   }
 
   return {
+    /**
+     * The key each owner's conversation `conversationId` already has, where one is stored under that ID:
+     * OpenIM's set_conversations updates the conversation it finds by (owner, conversationID).
+     */
+    async storedKeys(owners: readonly string[], conversationId: string): Promise<(ConversationKey | undefined)[]> {
+      if (conversationId === "") return owners.map(() => undefined);
+      return mapLimited(owners, 16, async (owner) => (await byStoredIds(owner, [conversationId])).get(conversationId)?.key);
+    },
+
     /** The user whose data a request reads (for the owner-or-admin check). */
     async getOwnerConversation(req: GetOwnerConversationRequest) {
       const bad = checkId("userID", req.userId);
@@ -110,18 +169,15 @@ export function createReadOps(marks: Client<typeof MarkService>) {
       if (req.conversationIds.length > MAX_CONVERSATION_IDS) {
         return openimError(OpenimCode.ArgsError, `conversationIDs has ${req.conversationIds.length} IDs, at most ${MAX_CONVERSATION_IDS} allowed`);
       }
-      const keys = [...new Set(req.conversationIds)].map((id) => keyOfConversationId(req.ownerUserId, id)).filter((k): k is ConversationKey => k !== undefined);
-      if (keys.length === 0) return { conversations: [] };
-      const { conversations } = await marks.batchGetConversations({ keys });
-      return { conversations: conversations.filter((c) => c.version > 0n).map(toOpenim) };
+      const found = await byConversationIds(req.ownerUserId, req.conversationIds);
+      return { conversations: [...found.values()].map(toOpenim) };
     },
 
     async getConversation(req: GetConversationRequest) {
       const bad = checkId("ownerUserID", req.ownerUserId) ?? checkId("conversationID", req.conversationId);
       if (bad) return bad;
-      const key = keyOfConversationId(req.ownerUserId, req.conversationId);
-      const found = key ? (await marks.batchGetConversations({ keys: [key] })).conversations[0] : undefined;
-      if (!found || found.version === 0n) return openimError(OpenimCode.RecordNotFoundError, "conversation not found");
+      const found = (await byConversationIds(req.ownerUserId, [req.conversationId])).get(req.conversationId);
+      if (!found) return openimError(OpenimCode.RecordNotFoundError, "conversation not found");
       return { conversation: toOpenim(found) };
     },
 
@@ -193,7 +249,7 @@ export function createReadOps(marks: Client<typeof MarkService>) {
       const keys =
         req.conversationIds.length === 0
           ? (await all(req.ownerUserId)).map((c) => c.key!)
-          : [...new Set(req.conversationIds)].map((id) => keyOfConversationId(req.ownerUserId, id)).filter((k): k is ConversationKey => k !== undefined);
+          : uniqueKeys([...(await byConversationIds(req.ownerUserId, req.conversationIds)).values()].map((c) => c.key!));
       for (let i = 0; i < keys.length; i += MAX_CONVERSATION_IDS) {
         const { results } = await marks.deleteConversations({ keys: keys.slice(i, i + MAX_CONVERSATION_IDS) });
         const failed = results.find((r) => r.status && r.status.code !== 0);

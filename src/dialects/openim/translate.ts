@@ -5,7 +5,7 @@
  */
 import { ConvType, Receive } from "../../domain/conversation.js";
 import { DEFAULT_LIMITS, type Limits } from "../../domain/limits.js";
-import { isFailure, validateKey, validateSettings, type SettingsInput } from "../../domain/validate.js";
+import { isFailure, validateKey, validateSettings, validateVendorConversationId, type SettingsInput } from "../../domain/validate.js";
 import { vendorMessage } from "../kernel.js";
 import type { SetConversationsRequest } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { apiLayerError, OpenimCode, openimError, type OpenimError } from "./errors.js";
@@ -19,6 +19,8 @@ const RECV_MSG_OPT: Record<number, number> = { 0: Receive.Receive, 1: Receive.Do
 export interface PlannedUpdate {
   readonly key: { readonly ownerUserId: string; readonly type: number; readonly conversationId: string };
   readonly settings: SettingsInput;
+  /** The request's conversationID, stored verbatim (absent when the request's is empty). */
+  readonly vendorConversationId?: string;
 }
 
 export interface SetPlan {
@@ -34,7 +36,7 @@ export interface SetPlan {
 
 export interface PlanOptions {
   readonly maxUserIds: number;
-  readonly limits?: Pick<Limits, "maxIdBytes" | "maxSettingStringBytes">;
+  readonly limits?: Pick<Limits, "maxIdBytes" | "maxSettingStringBytes" | "maxVendorConversationIdBytes">;
 }
 
 const argsError = (detail: string) => openimError(OpenimCode.ArgsError, detail);
@@ -48,6 +50,7 @@ export const FIELD_NAMES: Readonly<Record<string, string>> = {
   "settings.burn_duration_seconds": "burnDuration",
   "settings.attached_info": "attachedInfo",
   "settings.ex": "ex",
+  vendor_conversation_id: "conversationID",
 };
 
 /** Go's sort.Strings order: byte-wise over UTF-8. */
@@ -66,32 +69,20 @@ export function groupChatConversationId(groupId: string): string {
 }
 
 /**
- * The other participant of the single chat `conversationId` when one participant is `userId`, or
- * undefined when the ID does not name a chat with `userId` (or names it ambiguously).
+ * The other participant named by a single-chat ID `si_<a>_<b>` that has `userId` as one side, or
+ * undefined when the ID does not name `userId` unambiguously. `order` "sorted" accepts only the ID
+ * OpenIM derives (the two IDs sorted, what a lookup by a derived ID needs); "either" also the two
+ * IDs in the other order (set_conversations takes the ID as the caller wrote it).
  */
-export function otherParticipant(conversationId: string, userId: string): string | undefined {
-  if (!conversationId.startsWith("si_")) return undefined;
-  const rest = conversationId.slice(3);
-  const candidates = new Set<string>();
-  if (rest.startsWith(`${userId}_`)) candidates.add(rest.slice(userId.length + 1));
-  if (rest.endsWith(`_${userId}`)) candidates.add(rest.slice(0, rest.length - userId.length - 1));
-  const valid = [...candidates].filter((x) => singleChatConversationId(x, userId) === conversationId);
-  return valid.length === 1 ? valid[0] : undefined;
-}
-
-/**
- * The other participant named by a single-chat ID `si_<a>_<b>` that has `userId` as one side, in
- * either order (set_conversations takes the ID as the caller wrote it), or undefined when the ID does
- * not name `userId` unambiguously.
- */
-export function participantOf(conversationId: string, userId: string): string | undefined {
+export function otherParticipant(conversationId: string, userId: string, order: "sorted" | "either" = "sorted"): string | undefined {
   if (!conversationId.startsWith("si_")) return undefined;
   const rest = conversationId.slice(3);
   const candidates = new Set<string>();
   if (rest.startsWith(`${userId}_`)) candidates.add(rest.slice(userId.length + 1));
   if (rest.endsWith(`_${userId}`)) candidates.add(rest.slice(0, rest.length - userId.length - 1));
   candidates.delete("");
-  return candidates.size === 1 ? [...candidates][0] : undefined;
+  const valid = [...candidates].filter((x) => order === "either" || singleChatConversationId(x, userId) === conversationId);
+  return valid.length === 1 ? valid[0] : undefined;
 }
 
 export function planSetConversations(req: SetConversationsRequest, opts: PlanOptions): SetPlan | OpenimError {
@@ -135,6 +126,9 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
   if (c.ex !== undefined) input.ex = c.ex;
   const settings = validateSettings(input, limits);
   if (isFailure(settings)) return argsError(vendorMessage(settings, FIELD_NAMES));
+  // Stored verbatim, so bounded like any stored string (OpenIM itself has no bound).
+  const badId = validateVendorConversationId(c.conversationId, limits);
+  if (badId) return argsError(vendorMessage(badId, FIELD_NAMES));
 
   // The conversationID is taken as the released server takes it (internal/rpc/conversation
   // SetConversations stores it verbatim, never checks it): it decides the convmark key where it parses
@@ -150,7 +144,7 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
     type = ConvType.Direct;
     // si_<x>_<userID> is the same chat for both participants: owner x sees peer userID, owner userID
     // sees peer x. Any other owner (or an ID that does not parse) has the peer the request names, userID.
-    const x = participantOf(c.conversationId, c.userId);
+    const x = otherParticipant(c.conversationId, c.userId, "either");
     for (const owner of owners) peers.set(owner, x !== undefined && owner === c.userId ? x : c.userId);
   }
 
@@ -161,7 +155,7 @@ export function planSetConversations(req: SetConversationsRequest, opts: PlanOpt
     if (isFailure(valid)) {
       return argsError(vendorMessage(valid, { ...FIELD_NAMES, "key.conversation_id": type === ConvType.Group ? "groupID" : "userID" }));
     }
-    updates.push({ key, settings });
+    updates.push({ key, settings, ...(c.conversationId !== "" ? { vendorConversationId: c.conversationId } : {}) });
   }
   const userIdsToCheck = type === ConvType.Direct ? [...new Set([...owners, ...peers.values()])] : owners;
   return { owners, type, ...(groupId !== undefined ? { groupId } : {}), userIdsToCheck, updates };

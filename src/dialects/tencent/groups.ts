@@ -45,6 +45,7 @@ import {
   type UpdateContactGroupRequest,
   type UpdateContactGroupResponse,
 } from "../../../gen/vendor/tencent/v1/recent_contact_pb.js";
+import { listAll } from "../list-all.js";
 import { TencentCode, TencentError } from "./errors.js";
 import { codeOfResult, contactKey, type ItemFailure } from "./translate.js";
 
@@ -58,8 +59,6 @@ export const MAX_GROUP_CONVERSATIONS = 1000;
 export const MAX_SEARCH = 300;
 /** Page size of get_contact_group and get_list. */
 export const PAGE_SIZE = 100;
-/** Upper bound of conversations one owner's read walks (1000 per MarkService page). */
-const MAX_WALK_PAGES = 100;
 
 /** The GroupId of a group: derived from its name (stable across calls and processes, 1..2^31-1). */
 export function groupIdOf(name: string): number {
@@ -110,22 +109,8 @@ const OK = { actionStatus: "OK", errorCode: 0, errorInfo: "", errorDisplay: "" }
 /** The group operations over one MarkService client; `owner` is already checked by the caller. */
 export function createGroupOps(marks: Client<typeof MarkService>) {
   /** Every conversation of the owner, most recently changed first (optionally those carrying one label). */
-  async function walk(owner: string, label?: string): Promise<Conversation[]> {
-    const out: Conversation[] = [];
-    let pageToken = "";
-    for (let i = 0; i < MAX_WALK_PAGES; i++) {
-      const page = await marks.listConversations({
-        ownerUserId: owner,
-        pageSize: 1000,
-        pageToken,
-        ...(label !== undefined ? { filter: { labelsAny: [label] } } : {}),
-      });
-      out.push(...page.conversations);
-      if (!page.nextPageToken) return out;
-      pageToken = page.nextPageToken;
-    }
-    throw new Error(`more than ${MAX_WALK_PAGES * 1000} conversations for one owner`);
-  }
+  const walk = (owner: string, label?: string): Promise<Conversation[]> =>
+    listAll(marks, owner, label !== undefined ? { labelsAny: [label] } : undefined);
 
   const groupsOf = (convs: readonly Conversation[]) => [...new Set(convs.flatMap((c) => c.labels))].sort();
 
