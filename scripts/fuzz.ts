@@ -4,7 +4,8 @@
  * with a parser of its own, 1,000 per shared route, 500 per vendor RPC method: about 110,000) against
  * the real server in its own process (src/main.ts, embedded store in a temporary directory,
  * --expose-gc). Prints the figures that docs/reliability.md records, with the server's memory after
- * a full GC before and after; exits 1 on any failure.
+ * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
+ * (seeds seed … seed+N-1) and reads its memory after each run and again 5 s after the last.
  */
 import { parseArgs } from "node:util";
 import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV } from "../test/support/fuzzer.js";
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "1" },
     concurrency: { type: "string", default: "32" },
     statuses: { type: "boolean", default: false },
+    runs: { type: "string", default: "1" },
   },
 });
 const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true });
@@ -25,6 +27,14 @@ const before = await server.memory();
 let rssMax = server.rss();
 const mem = setInterval(() => (rssMax = Math.max(rssMax, server.rss())), 500);
 const cpu0 = server.cpuMs();
+const mb = (n: number) => Math.round(n / 2 ** 20);
+const m = (r: typeof before) => ({ rss: mb(r.usage.rss), heapUsed: mb(r.usage.heapUsed), heapTotal: mb(r.usage.heapTotal), external: mb(r.usage.external), arrayBuffers: mb(r.usage.arrayBuffers), mallocedMemory: mb(r.heap.malloced_memory) });
+const metricsLines = async () => (await (await fetch(`${server.url}/metrics`)).text()).split("\n").length;
+const afterRuns: object[] = [];
+for (let run = 1; run < Number(values.runs); run++) {
+  const r = await fuzz({ url: server.url, seed: Number(values.seed) + run, perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...FUZZ_CREDENTIALS });
+  afterRuns.push({ run, requests: r.requests, failures: r.failureCount, ...m(await server.memory()), metricsLines: await metricsLines() });
+}
 const report = await fuzz(
   { url: server.url, seed: Number(values.seed), perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...FUZZ_CREDENTIALS },
   (done, total) => {
@@ -36,8 +46,9 @@ const serverCpuMs = server.cpuMs() - cpu0;
 const health = await fetch(`${server.url}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
 const rssBeforeGc = server.rss();
 const after = await server.memory();
-const mb = (n: number) => Math.round(n / 2 ** 20);
-const m = (r: typeof before) => ({ rss: mb(r.usage.rss), heapUsed: mb(r.usage.heapUsed), heapTotal: mb(r.usage.heapTotal), external: mb(r.usage.external), arrayBuffers: mb(r.usage.arrayBuffers), mallocedMemory: mb(r.heap.malloced_memory) });
+const lines = await metricsLines();
+await new Promise((r) => setTimeout(r, 5000));
+const idle = await server.memory();
 console.log(
   JSON.stringify(
     {
@@ -51,7 +62,8 @@ console.log(
       seconds: Math.round(report.elapsedMs / 100) / 10,
       serverCpuUsPerRequest: Math.round((serverCpuMs * 1000) / report.requests),
       healthAfter: ((await health.json()) as { status: string }).status,
-      memoryMB: { startAfterGc: m(before), rssMax: mb(rssMax), rssEndBeforeGc: mb(rssBeforeGc), endAfterGc: m(after) },
+      memoryMB: { startAfterGc: m(before), ...(afterRuns.length ? { afterEarlierRuns: afterRuns } : {}), rssMax: mb(rssMax), rssEndBeforeGc: mb(rssBeforeGc), endAfterGc: m(after), fiveSecondsLaterAfterGc: m(idle) },
+      metricsLines: lines,
       firstFailures: report.failures.slice(0, 5),
     },
     null,

@@ -10,6 +10,13 @@
  *   second → GOAWAY(ENHANCE_YOUR_CALM), then the session is destroyed.
  * - Buffered bytes: responses the client does not read stay buffered in the server; when a
  *   session's open streams hold more than maxBufferedBytes, the session is ended the same way.
+ * - Work for clients that do not read: handlers start through `schedule`, at most startsPerTurn per
+ *   session per turn of the event loop, and none while the session's open streams hold more than
+ *   pauseBufferedBytes of unread response. A client that never reads gets only a few responses
+ *   computed (not one per open stream), so the CPU it costs stays small and other clients' calls
+ *   (health checks) are not queued behind it; a session paused with streams waiting, whose client
+ *   read nothing for longer than stallMs, is ended like one over maxBufferedBytes. Clients that
+ *   read never pause for long.
  * Every GOAWAY this guard sends is followed by destroy() after closeGraceMs (Node only closes the
  * socket once every stream has ended, which a misbehaving client need never do).
  */
@@ -22,6 +29,12 @@ export interface SessionGuardOptions {
   readonly maxResetsPerSecond: number;
   readonly maxBufferedBytes: number;
   readonly closeGraceMs: number;
+  /** Handlers started per session per turn of the event loop. */
+  readonly startsPerTurn: number;
+  /** No handler starts while the session's unread responses exceed this. */
+  readonly pauseBufferedBytes: number;
+  /** A session paused this long with streams waiting is ended ("buffered_bytes"). */
+  readonly stallMs: number;
   /** Called once with the reason when the guard ends a session for misbehaviour. */
   readonly onViolation?: (reason: "ping_timeout" | "rapid_reset" | "buffered_bytes") => void;
 }
@@ -30,6 +43,10 @@ export interface GuardedSession {
   readonly openStreams: number;
   /** Ended for misbehaviour: streams that still arrive are refused without being served. */
   readonly ended: boolean;
+  /** Unread response bytes held by the session's open streams. */
+  readonly bufferedBytes: number;
+  /** Runs start() for this stream when the session may start work (see above); never if the stream closes first. */
+  schedule(stream: http2.ServerHttp2Stream, start: () => void): void;
   /** Graceful close (GOAWAY); destroyed once idle, or after closeGraceMs if it has no open streams. */
   close(): void;
 }
@@ -89,6 +106,47 @@ export function guardSession(session: http2.ServerHttp2Session, opts: SessionGua
     return n;
   };
 
+  // Streams waiting for their handler to start, in arrival order.
+  const waiting: { stream: http2.ServerHttp2Stream; start: () => void }[] = [];
+  let pumping = false;
+  let pausedSince: number | undefined;
+  let pausedBuffered = 0;
+  const pump = (): void => {
+    pumping = false;
+    if (ended || session.destroyed) {
+      waiting.length = 0;
+      return;
+    }
+    let started = 0;
+    while (waiting.length > 0 && started < opts.startsPerTurn) {
+      if (buffered() > opts.pauseBufferedBytes) break;
+      const next = waiting.shift()!;
+      if (next.stream.destroyed || next.stream.closed) continue;
+      started++;
+      next.start();
+    }
+    if (waiting.length === 0) {
+      pausedSince = undefined;
+      return;
+    }
+    pumping = true;
+    if (started === 0) {
+      // Paused: look again shortly (responses drain as the client reads). Stalled means no byte
+      // was read for stallMs, so a slow reader of a large response is not taken for an attacker.
+      const now = buffered();
+      if (pausedSince === undefined || now < pausedBuffered) pausedSince = Date.now();
+      pausedBuffered = now;
+      if (Date.now() - pausedSince > opts.stallMs) {
+        endFor("buffered_bytes");
+        return;
+      }
+      setTimeout(pump, 20).unref();
+    } else {
+      pausedSince = undefined;
+      setImmediate(pump);
+    }
+  };
+
   session.on("stream", (stream: http2.ServerHttp2Stream) => {
     streams.add(stream);
     lastActivity = Date.now();
@@ -133,6 +191,18 @@ export function guardSession(session: http2.ServerHttp2Session, opts: SessionGua
     },
     get ended() {
       return ended;
+    },
+    get bufferedBytes() {
+      return buffered();
+    },
+    schedule(stream, start) {
+      waiting.push({ stream, start });
+      if (!pumping) {
+        pumping = true;
+        // The next turn: nghttp2 hands Node a whole read of frames at once, so by then a stream its
+        // client reset right away (rapid reset) is known to be closed and costs no handler.
+        setImmediate(pump);
+      }
     },
     close() {
       if (!session.closed && !session.destroyed) session.close();

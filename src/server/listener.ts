@@ -27,6 +27,12 @@ export interface DualProtocolServerOptions {
   http2MaxResetsPerSecond?: number;
   /** HTTP/2: response bytes a session's open streams may hold unread before the session is ended. Default 32 MiB. */
   http2MaxBufferedBytes?: number;
+  /** HTTP/2: no new handler of a session starts while its unread responses exceed this. Default 1 MiB. */
+  http2PauseBufferedBytes?: number;
+  /** HTTP/2: handlers started per session per event-loop turn. Default 4. */
+  http2StartsPerTurn?: number;
+  /** HTTP/2: a session paused with streams waiting for this long is ended. Default 10 s. */
+  http2StallMs?: number;
   /** Notified when a connection is refused or a session is ended for misbehaviour (for logs and metrics). */
   onEvent?: (e: { kind: "connection_refused" | "http2_session_ended"; reason: string }) => void;
   /** HTTP/1.1: all request headers must arrive within this time (slowloris). Default 15 s. */
@@ -104,6 +110,9 @@ export function createDualProtocolServer(
       maxResetsPerSecond: opts.http2MaxResetsPerSecond ?? 200,
       maxBufferedBytes: opts.http2MaxBufferedBytes ?? 32 << 20,
       closeGraceMs: 1_000,
+      startsPerTurn: opts.http2StartsPerTurn ?? 4,
+      pauseBufferedBytes: opts.http2PauseBufferedBytes ?? 1 << 20,
+      stallMs: opts.http2StallMs ?? 10_000,
       ...(opts.onEvent ? { onViolation: (reason) => opts.onEvent!({ kind: "http2_session_ended", reason }) } : {}),
     });
     sessions.set(session, guarded);
@@ -139,17 +148,21 @@ export function createDualProtocolServer(
     // HTTP/2: start the handler on the next turn of the event loop. nghttp2 hands Node a whole read
     // of frames at once, so by then a stream its client reset right away (rapid reset) is known to
     // be closed and costs no handler; so are streams of a session ended for misbehaviour.
+    // The session guard decides when: a few per turn, none while the client leaves its responses unread.
     const h2req = req as http2.Http2ServerRequest;
-    setImmediate(() => {
-      const stream = h2req.stream;
+    const stream = h2req.stream;
+    const guard = sessions.get(stream.session as http2.ServerHttp2Session);
+    const start = (): void => {
       if (stream.destroyed || stream.closed) return;
-      if (sessions.get(stream.session as http2.ServerHttp2Session)?.ended) {
+      if (guard?.ended) {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
       drainUnreadBody(h2req, res as http2.Http2ServerResponse);
       handler(req, res);
-    });
+    };
+    if (guard) guard.schedule(stream, start);
+    else setImmediate(start);
   }
 
   /**

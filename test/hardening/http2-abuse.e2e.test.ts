@@ -78,4 +78,13 @@ describe("HTTP/2 abuse from one client does not stall the others (item 4)", () =
     expect(Math.max(...r.probe.latencies)).toBeLessThan(3_000);
     expect(r.rssGrowthMB).toBeLessThan(400);
   }, 60_000);
+
+  it("non-reading streams asking for big pages: no work starts while a session's responses lie unread, health checks stay fast", async () => {
+    // 200 streams asking for all 500 conversations (~100 KB each): before, every one was computed
+    // (seconds of CPU in one event loop); now a few per session until the client reads.
+    const r = await underAttack(server, "non-reading", 500);
+    expect(r.probe.failed).toBe(0);
+    expect(r.probe.latencies.length).toBeGreaterThan(20);
+    expect(Math.max(...r.probe.latencies)).toBeLessThan(1_500);
+  }, 60_000);
 });
