@@ -489,17 +489,20 @@ Examples:
 
   program
     .command("import")
-    .description("read NDJSON conversations from stdin (as export writes them) and write them in batches")
-    .addOption(new Option("--batch-size <n>", `updates per UpdateConversations call, 1..${MAX_IMPORT_BATCH}`).argParser(parsePositiveInt(MAX_IMPORT_BATCH)).default(MAX_IMPORT_BATCH))
-    .option("--resume", "skip conversations that are already stored with the same content (rerun after an interruption)")
+    .description(
+      "read NDJSON conversations from stdin (as export writes them) and restore them in batches (RestoreConversations, a service token): " +
+        "version and update time are kept; a conversation the target already has at that version or newer is skipped, so a rerun after an interruption resumes",
+    )
+    .addOption(new Option("--batch-size <n>", `conversations per RestoreConversations call, 1..${MAX_IMPORT_BATCH}`).argParser(parsePositiveInt(MAX_IMPORT_BATCH)).default(MAX_IMPORT_BATCH))
+    .option("--resume", "rerun after an interruption (what is already in is skipped; every import does this, the flag is kept for scripts)")
     .option("--no-progress", "no progress bar (it is shown only when stderr is a terminal)")
     .action((o, cmd) =>
       act(cmd, async (ctx) => {
         if (process.stdin.isTTY) throw new UsageError("import reads NDJSON from stdin: convmark import < backup.ndjson");
-        const s = await L.importConversations(ctx.clients, process.stdin, { batchSize: o.batchSize, resume: o.resume === true, progress: o.progress });
+        const s = await L.importConversations(ctx.clients, process.stdin, { batchSize: o.batchSize, progress: o.progress });
         if (ctx.json) printLine(JSON.stringify(s));
         else {
-          process.stderr.write(`read ${s.read}, written ${s.written}, unchanged ${s.unchanged}, skipped (already in) ${s.skipped}, failed ${s.failed}\n`);
+          process.stderr.write(`read ${s.read}, written ${s.written}, skipped (already in) ${s.skipped}, failed ${s.failed}\n`);
           if (s.failed) {
             const byCode = new Map<string, number>();
             for (const f of s.failures) byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);

@@ -1,29 +1,27 @@
 /**
  * `convmark export` and `convmark import`: NDJSON, one Conversation (its proto JSON) per line.
- * Export reads every owner through SyncConversations (owner ""), or one owner through
- * ListConversations; import writes batches of UpdateConversations that reproduce each record.
+ * Export reads the feed from its beginning (SyncConversations: every owner, or one), which holds
+ * each live conversation's latest state in commit order; import writes batches of
+ * RestoreConversations, which keep each conversation's version and update time, so an export
+ * imported into an empty server reproduces every conversation exactly (and in the same list order).
  */
 import { createInterface } from "node:readline";
-import { create, fromJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, toJsonString, type JsonValue } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import cliProgress from "cli-progress";
 import {
   ConversationSchema,
   ConversationType,
-  ConversationUpdateSchema,
   ResultView,
   type Conversation,
   type ConversationKey,
-  type ConversationUpdate,
 } from "../../gen/convmark/v1/mark_service_pb.js";
-import { MAX_MARK, MIN_MARK, marksOf } from "../domain/marks.js";
 import { anyTypeRegistry } from "../service/json-registry.js";
 import type { Clients } from "./client.js";
 import { reasonText } from "./output.js";
 
 const PAGE = 1000;
-/** BatchGetConversations accepts at most this many keys (the server's default limit). */
-const GET_CHUNK = 1000;
 
 
 /** The one line of NDJSON for a conversation. */
@@ -38,19 +36,11 @@ export async function exportConversations(clients: Clients, out: NodeJS.Writable
     if (!out.write(line + "\n")) await new Promise((r) => out.once("drain", r));
     n++;
   };
-  if (user !== undefined) {
-    let pageToken = "";
-    do {
-      const page = await clients.marks.listConversations({ ownerUserId: user, pageSize: PAGE, pageToken });
-      for (const c of page.conversations) await write(conversationLine(c));
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
-    return n;
-  }
-  // Every owner: the feed from its beginning holds each live conversation's latest state.
+  // The feed from its beginning holds each live conversation's latest state, oldest change first:
+  // imported in that order, the target lists them in the same order (newest change first).
   let cursor = "";
   for (;;) {
-    const page = await clients.marks.syncConversations({ ownerUserId: "", cursor, pageSize: PAGE });
+    const page = await clients.marks.syncConversations({ ownerUserId: user ?? "", cursor, pageSize: PAGE });
     if (page.reset) throw new ConnectError("the change feed was reset while exporting; run the export again", Code.Aborted);
     for (const ch of page.changes) if (!ch.deleted && ch.conversation) await write(conversationLine(ch.conversation));
     cursor = page.nextCursor;
@@ -60,7 +50,6 @@ export async function exportConversations(clients: Clients, out: NodeJS.Writable
 
 export interface ImportOptions {
   batchSize: number;
-  resume: boolean;
   /** Show a progress bar (on stderr, only when it is a terminal). */
   progress: boolean;
 }
@@ -74,8 +63,9 @@ export interface ImportFailure {
 
 export interface ImportSummary {
   read: number;
+  /** Restored as read. */
   written: number;
-  unchanged: number;
+  /** The target already had this version of the conversation, or a newer one, and kept it. */
   skipped: number;
   failed: number;
   failures: ImportFailure[];
@@ -84,42 +74,14 @@ export interface ImportSummary {
 const keyText = (k: ConversationKey | undefined) =>
   k ? `${k.ownerUserId}/${k.type === ConversationType.GROUP ? "group" : k.type === ConversationType.DIRECT ? "direct" : "?"}/${k.conversationId}` : "?";
 
-/** Marks of a record: `marks`, plus `mark_bits` for a line written by a client that set only the bits. */
-function marksOfRecord(c: Conversation): number[] {
-  return [...new Set([...c.marks, ...marksOf(c.markBits)])].sort((a, b) => a - b);
-}
-
 /**
- * The update that makes the stored record equal to `c` (marks, custom mark, labels, settings),
- * whatever is stored now: marks not in `c` are cleared, labels in `existing` but not in `c` removed.
+ * A line written by hand or by another system may carry neither version nor update time: it is
+ * restored as version 1 at the time of the import (so it is skipped where the target has it).
  */
-export function updateFor(c: Conversation, existing?: Conversation): ConversationUpdate {
-  const marks = marksOfRecord(c);
-  const has = new Set(marks);
-  const clear: number[] = [];
-  for (let m = MIN_MARK; m <= MAX_MARK; m++) if (!has.has(m)) clear.push(m);
-  const labels = new Set(c.labels);
-  return create(ConversationUpdateSchema, {
-    key: c.key,
-    setMarks: marks,
-    clearMarks: clear,
-    customMark: c.customMark,
-    addLabels: c.labels,
-    removeLabels: existing ? existing.labels.filter((l) => !labels.has(l)) : [],
-    ...(c.settings ? { settings: c.settings } : {}),
-  });
-}
-
-/** Same content (what import can reproduce: not version and update time). */
-export function sameContent(a: Conversation, b: Conversation): boolean {
-  const strip = (c: Conversation) => {
-    const j = JSON.parse(conversationLine(c)) as Record<string, JsonValue>;
-    delete j.version;
-    delete j.updateTime;
-    if (Array.isArray(j.labels)) j.labels = [...(j.labels as string[])].sort();
-    return JSON.stringify(j);
-  };
-  return strip(a) === strip(b);
+function restorable(c: Conversation, nowMs: number): Conversation {
+  if (c.version === 0n) c.version = 1n;
+  if (!c.updateTime) c.updateTime = timestampFromMs(nowMs);
+  return c;
 }
 
 interface Pending {
@@ -129,7 +91,7 @@ interface Pending {
 
 /** Reads NDJSON from `input` and writes it in batches; never throws for bad lines or failed items. */
 export async function importConversations(clients: Clients, input: NodeJS.ReadableStream, opts: ImportOptions): Promise<ImportSummary> {
-  const summary: ImportSummary = { read: 0, written: 0, unchanged: 0, skipped: 0, failed: 0, failures: [] };
+  const summary: ImportSummary = { read: 0, written: 0, skipped: 0, failed: 0, failures: [] };
   const fail = (f: ImportFailure) => {
     summary.failed++;
     summary.failures.push(f);
@@ -141,14 +103,14 @@ export async function importConversations(clients: Clients, input: NodeJS.Readab
       )
     : undefined;
   bar?.start(0, 0, { written: 0, failed: 0 });
-  const tick = () => bar?.update(summary.written + summary.unchanged + summary.skipped + summary.failed, { written: summary.written, failed: summary.failed });
+  const tick = () => bar?.update(summary.written + summary.skipped + summary.failed, { written: summary.written, failed: summary.failed });
 
   let batch: Pending[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     const items = batch;
     batch = [];
-    await writeBatch(clients, items, opts.resume, summary, fail);
+    await writeBatch(clients, items, summary, fail);
     tick();
   };
 
@@ -171,7 +133,7 @@ export async function importConversations(clients: Clients, input: NodeJS.Readab
       fail({ line: lineNo, key: keyText(k), code: "invalid_line", message: "key needs ownerUserId, type (DIRECT or GROUP) and conversationId" });
       continue;
     }
-    batch.push({ line: lineNo, conversation });
+    batch.push({ line: lineNo, conversation: restorable(conversation, Date.now()) });
     if (batch.length >= opts.batchSize) await flush();
   }
   await flush();
@@ -179,40 +141,18 @@ export async function importConversations(clients: Clients, input: NodeJS.Readab
   return summary;
 }
 
-async function writeBatch(clients: Clients, items: Pending[], resume: boolean, summary: ImportSummary, fail: (f: ImportFailure) => void): Promise<void> {
-  let existing: (Conversation | undefined)[] = items.map(() => undefined);
-  if (resume) {
-    try {
-      existing = [];
-      for (let i = 0; i < items.length; i += GET_CHUNK) {
-        const chunk = items.slice(i, i + GET_CHUNK);
-        const got = await clients.marks.batchGetConversations({ keys: chunk.map((p) => p.conversation.key!) });
-        existing.push(...got.conversations.map((c) => (c.version === 0n ? undefined : c)));
-      }
-    } catch (e) {
-      const err = ConnectError.from(e);
-      for (const p of items) fail({ line: p.line, key: keyText(p.conversation.key), code: Code[err.code], message: err.rawMessage });
-      return;
-    }
-  }
-  const todo: { item: Pending; update: ConversationUpdate }[] = [];
-  items.forEach((item, i) => {
-    const have = existing[i];
-    if (resume && have && sameContent(have, item.conversation)) summary.skipped++;
-    else todo.push({ item, update: updateFor(item.conversation, have) });
-  });
-  if (todo.length === 0) return;
+async function writeBatch(clients: Clients, items: Pending[], summary: ImportSummary, fail: (f: ImportFailure) => void): Promise<void> {
   try {
-    const res = await clients.marks.updateConversations({ updates: todo.map((t) => t.update), resultView: ResultView.STATUS });
+    const res = await clients.marks.restoreConversations({ conversations: items.map((p) => p.conversation), resultView: ResultView.STATUS });
     res.results.forEach((r, i) => {
-      const { item } = todo[i]!;
+      const item = items[i]!;
       const code = r.status?.code ?? 0;
       if (code !== 0) fail({ line: item.line, key: keyText(item.conversation.key), code: reasonText(r.status) ?? Code[code] ?? String(code), message: r.status?.message ?? "" });
       else if (r.changed) summary.written++;
-      else summary.unchanged++;
+      else summary.skipped++;
     });
   } catch (e) {
     const err = ConnectError.from(e);
-    for (const t of todo) fail({ line: t.item.line, key: keyText(t.item.conversation.key), code: Code[err.code], message: err.rawMessage });
+    for (const p of items) fail({ line: p.line, key: keyText(p.conversation.key), code: Code[err.code], message: err.rawMessage });
   }
 }

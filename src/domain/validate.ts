@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { ConvType, Receive, type ConvKey, type ReceiveOpt, type Settings, type ValidUpdate } from "./conversation.js";
+import { ConvType, Receive, type ConvKey, type ConversationRecord, type ReceiveOpt, type Settings, type ValidUpdate } from "./conversation.js";
 import type { Limits } from "./limits.js";
 import { Reason } from "./reasons.js";
 import { isValidMark, maskOf } from "./marks.js";
@@ -171,5 +171,67 @@ export function validateUpdate(u: UpdateInput, limits: Limits): ValidUpdate | Fa
     removeLabels,
     settings,
     ...(u.vendorConversationId !== undefined ? { vendorConversationId: u.vendorConversationId } : {}),
+  };
+}
+
+/** Structural view of convmark.v1.Conversation: a whole state, as RestoreConversations takes it. */
+export interface ConversationInput {
+  key?: KeyInput;
+  marks: readonly number[];
+  markBits: bigint;
+  customMark: string;
+  labels: readonly string[];
+  settings?: SettingsInput;
+  version: bigint;
+  updateTime?: { seconds: bigint; nanos: number };
+  vendorConversationId: string;
+}
+
+/** The latest instant a JavaScript Date (and so a stored update time) can hold, in ms. */
+const MAX_TIME_MS = 8.64e15;
+
+/**
+ * Validates one whole conversation state to restore (RestoreConversations): the same rules as an
+ * update for each field, plus a version of at least 1 and an update time, both kept as given. The
+ * update time is stored in milliseconds (as every write's is); finer digits are dropped.
+ */
+export function validateRestore(c: ConversationInput, limits: Limits): ConversationRecord | Failure {
+  const key = validateKey(c.key, limits);
+  if (isFailure(key)) return key;
+  const listed = markMask("marks", c.marks);
+  if (isFailure(listed)) return listed;
+  if (c.markBits < 0n || c.markBits >= 1n << 64n) return fieldFailure("mark_bits", "is not a 64-bit mask");
+  if (c.marks.length > 0 && c.markBits !== 0n && listed !== c.markBits) {
+    return fieldFailure("mark_bits", "holds other marks than marks: give either, or the same in both");
+  }
+  const bad = checkString("custom_mark", c.customMark, limits.maxCustomMarkBytes, 0);
+  if (bad) return bad;
+  const labels = labelSet("labels", c.labels, limits);
+  if (isFailure(labels)) return labels;
+  if (labels.length > limits.maxLabelsPerConversation) {
+    return fieldFailure("labels", `has ${labels.length} labels, at most ${limits.maxLabelsPerConversation} allowed`);
+  }
+  const settings = validateSettings(c.settings, limits);
+  if (isFailure(settings)) return settings;
+  const badVendor = checkString("vendor_conversation_id", c.vendorConversationId, limits.maxVendorConversationIdBytes, 0);
+  if (badVendor) return badVendor;
+  if (c.version < 1n || c.version >= 1n << 63n) {
+    return fieldFailure("version", "must be 1..2^63-1: a restored conversation keeps the version it had when it was exported");
+  }
+  const t = c.updateTime;
+  if (!t) return fieldFailure("update_time", "is required: a restored conversation keeps the time of its last change");
+  if (!Number.isInteger(t.nanos) || t.nanos < 0 || t.nanos > 999_999_999) return fieldFailure("update_time", "has nanos outside 0..999999999");
+  const ms = Number(t.seconds) * 1000 + Math.floor(t.nanos / 1_000_000);
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIME_MS) return fieldFailure("update_time", "is outside 1970-01-01..275760-09-13");
+  return {
+    key,
+    marks: listed !== 0n ? listed : c.markBits,
+    customMark: c.customMark,
+    labels: [...labels].sort(),
+    settings,
+    version: c.version,
+    updateTimeMs: ms,
+    position: 0n,
+    ...(c.vendorConversationId !== "" ? { vendorConversationId: c.vendorConversationId } : {}),
   };
 }

@@ -14,18 +14,19 @@ import {
   GetConversationResponseSchema,
   ListConversationsResponseSchema,
   ResultView,
+  RestoreConversationsResponseSchema,
   UpdateConversationsResponseSchema,
   type ConversationFilter,
   type MarkService,
   type UpdateResult,
 } from "../../gen/convmark/v1/mark_service_pb.js";
 import type { Status } from "../../gen/google/rpc/status_pb.js";
-import { emptyRecord, type ConvKey, type ConvType, type ValidUpdate } from "../domain/conversation.js";
+import { emptyRecord, type ConvKey, type ConvType } from "../domain/conversation.js";
 import type { Limits } from "../domain/limits.js";
 import { isValidMark, maskOf } from "../domain/marks.js";
-import { Failure, isFailure, validateKey, validateUpdate } from "../domain/validate.js";
-import type { Change, ListFilter, MarkStore } from "../store/store.js";
-import { callerOf, ownerRefusal, requireCallerAnyOwner, requireCallerOwner, requireOwner, type Caller } from "../auth/caller.js";
+import { Failure, isFailure, validateKey, validateRestore, validateUpdate } from "../domain/validate.js";
+import type { ApplyOutcome, Change, ListFilter, MarkStore } from "../store/store.js";
+import { callerOf, ownerRefusal, requireAnyOwner, requireCallerAnyOwner, requireCallerOwner, requireOwner, type Caller } from "../auth/caller.js";
 import { recordToProto } from "./convert.js";
 import { decodeFeedCursor, encodeFeedCursor, feedCursorEncoder } from "./feed-cursor.js";
 import type { FeedHub } from "./feed-hub.js";
@@ -150,53 +151,79 @@ export function watchSpecOf(
 /** convmark.v1.MarkService over a MarkStore. Dialects call it too, so its checks apply once. */
 export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof MarkService> {
   const { store, limits, guard } = deps;
-  return {
-    async updateConversations(req, ctx) {
-      const n = req.updates.length;
-      if (n === 0) throw new ConnectError("updates must not be empty", Code.InvalidArgument);
-      if (n > limits.maxUpdatesPerRequest) {
-        throw new ConnectError(`${n} updates in one request, at most ${limits.maxUpdatesPerRequest} allowed`, Code.InvalidArgument);
+  const checkBatchSize = (n: number, field: string) => {
+    if (n === 0) throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
+    if (n > limits.maxUpdatesPerRequest) {
+      throw new ConnectError(`${n} ${field} in one request, at most ${limits.maxUpdatesPerRequest} allowed`, Code.InvalidArgument);
+    }
+  };
+  /**
+   * The write path of Update and Restore: items already refused (invalid, not the caller's) get
+   * their failure; the strict-directory guard checks the rest; the store writes what passes. One
+   * result per item, in order.
+   */
+  const writeChecked = async <T extends { readonly key: ConvKey }>(
+    checked: readonly (T | Failure)[],
+    full: boolean,
+    write: (items: T[]) => Promise<ApplyOutcome[]>,
+  ): Promise<UpdateResult[]> => {
+    const results: UpdateResult[] = new Array(checked.length);
+    let toApply: T[] = [];
+    let applyIndex: number[] = [];
+    checked.forEach((c, i) => {
+      if (isFailure(c)) results[i] = failedResult(c);
+      else {
+        toApply.push(c);
+        applyIndex.push(i);
       }
-      const full = req.resultView !== ResultView.STATUS;
-      const results: UpdateResult[] = new Array(n);
-      const valid: ValidUpdate[] = [];
-      const validIndex: number[] = [];
-      const caller = callerOf(ctx);
-      req.updates.forEach((u, i) => {
-        const v = validateUpdate(u, limits);
-        const refused = isFailure(v) ? v : ownerRefusal(caller, v.key.owner);
-        if (refused) results[i] = failedResult(refused);
+    });
+    if (guard && toApply.length > 0) {
+      const verdicts = await guard(toApply.map((v) => v.key));
+      const valid = toApply;
+      const validIndex = applyIndex;
+      toApply = [];
+      applyIndex = [];
+      verdicts.forEach((f, j) => {
+        if (f) results[validIndex[j]!] = failedResult(f);
         else {
-          valid.push(v as ValidUpdate);
-          validIndex.push(i);
+          toApply.push(valid[j]!);
+          applyIndex.push(validIndex[j]!);
         }
       });
-      let toApply = valid;
-      let applyIndex = validIndex;
-      if (guard && valid.length > 0) {
-        const verdicts = await guard(valid.map((v) => v.key));
-        toApply = [];
-        applyIndex = [];
-        verdicts.forEach((f, j) => {
-          if (f) results[validIndex[j]!] = failedResult(f);
-          else {
-            toApply.push(valid[j]!);
-            applyIndex.push(validIndex[j]!);
+    }
+    const outcomes = toApply.length > 0 ? await write(toApply) : [];
+    outcomes.forEach((o, j) => {
+      results[applyIndex[j]!] = o.ok
+        ? {
+            $typeName: "convmark.v1.UpdateResult",
+            status: statusOf(OK_STATUS_CODE),
+            conversation: full ? recordToProto(o.record) : undefined,
+            changed: o.changed,
           }
-        });
-      }
-      const outcomes = toApply.length > 0 ? await store.applyUpdates(toApply) : [];
-      outcomes.forEach((o, j) => {
-        results[applyIndex[j]!] = o.ok
-          ? {
-              $typeName: "convmark.v1.UpdateResult",
-              status: statusOf(OK_STATUS_CODE),
-              conversation: full ? recordToProto(o.record) : undefined,
-              changed: o.changed,
-            }
-          : failedResult(o.failure);
+        : failedResult(o.failure);
+    });
+    return results;
+  };
+  return {
+    async updateConversations(req, ctx) {
+      checkBatchSize(req.updates.length, "updates");
+      const caller = callerOf(ctx);
+      const checked = req.updates.map((u) => {
+        const v = validateUpdate(u, limits);
+        return isFailure(v) ? v : (ownerRefusal(caller, v.key.owner) ?? v);
       });
+      const results = await writeChecked(checked, req.resultView !== ResultView.STATUS, (v) => store.applyUpdates(v));
       return create(UpdateConversationsResponseSchema, { results });
+    },
+
+    async restoreConversations(req, ctx) {
+      // Writing versions and times as given is for backups and migrations: services and trusted
+      // callers (protected loopback, CONVMARK_AUTH=off) only, never a user token.
+      requireAnyOwner(ctx, "RestoreConversations");
+      checkBatchSize(req.conversations.length, "conversations");
+      const checked = req.conversations.map((c) => validateRestore(c, limits));
+      const results = await writeChecked(checked, req.resultView !== ResultView.STATUS, (r) => store.restoreConversations(r));
+      return create(RestoreConversationsResponseSchema, { results });
     },
 
     async getConversation(req, ctx) {

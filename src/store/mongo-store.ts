@@ -50,7 +50,7 @@ import {
   type TransactionOptions,
 } from "mongodb";
 import { keyString, type ConvKey, type ConversationRecord, type ValidUpdate } from "../domain/conversation.js";
-import type { WriteOp } from "./planner.js";
+import { opKey, type WriteOp } from "./planner.js";
 import { failure } from "../domain/validate.js";
 import {
   CONVERSATIONS,
@@ -205,13 +205,17 @@ class MongoStore implements MarkStore {
     return this.apply(updates.map((update) => ({ kind: "update", update }))) as Promise<ApplyOutcome[]>;
   }
 
+  restoreConversations(records: readonly ConversationRecord[]): Promise<ApplyOutcome[]> {
+    return this.apply(records.map((record) => ({ kind: "restore", record }))) as Promise<ApplyOutcome[]>;
+  }
+
   deleteConversations(keys: readonly ConvKey[]): Promise<DeleteOutcome[]> {
     return this.apply(keys.map((key) => ({ kind: "delete", key }))) as Promise<DeleteOutcome[]>;
   }
 
   private async apply(ops: readonly WriteOp[]): Promise<(ApplyOutcome | DeleteOutcome)[]> {
     const updates = ops;
-    const ownerOf = (op: WriteOp) => (op.kind === "update" ? op.update.key : op.key).owner;
+    const ownerOf = (op: WriteOp) => opKey(op).owner;
     const outcomes: (ApplyOutcome | DeleteOutcome)[] = new Array(updates.length);
     const groups = new Map<string, number[]>();
     updates.forEach((u, i) => {
@@ -237,7 +241,7 @@ class MongoStore implements MarkStore {
 
   /** One transaction; a driver/server error fails every item of the chunk (nothing was applied). */
   private async applyOwnerChunk(owner: string, updates: WriteOp[]): Promise<(ApplyOutcome | DeleteOutcome)[]> {
-    const keys = updates.map((u) => (u.kind === "update" ? u.update.key : u.key));
+    const keys = updates.map(opKey);
     for (let attempt = 0; ; attempt++) {
       const session = this.client.startSession();
       try {

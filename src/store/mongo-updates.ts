@@ -21,7 +21,7 @@
 import { Long, type AnyBulkWriteOperation, type Document } from "mongodb";
 import { SETTING_FIELDS, keyString, type ConvKey, type ConvType, type ConversationRecord, type Settings, type ValidUpdate } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
-import { planWrites, tombstoneOf, type WriteOp } from "./planner.js";
+import { opKey, planWrites, tombstoneOf, type WriteOp } from "./planner.js";
 import type { ApplyOutcome, DeleteOutcome, ListQuery, StoreLimits } from "./store.js";
 
 export const CONVERSATIONS = "conversations";
@@ -166,6 +166,28 @@ export function buildConversationWrites(u: ValidUpdate, meta: WriteMeta): AnyBul
   return ops;
 }
 
+/**
+ * The whole document of a restored conversation (RestoreConversations), for a replaceOne with
+ * upsert: the state as given, its version and update time included, not a delta. The planner read
+ * the stored version in the same transaction and restores only over an older one (or nothing).
+ */
+export function restoredDocument(r: ConversationRecord, marked: boolean): Document {
+  const settings: Document = {};
+  for (const f of SETTING_FIELDS) if (r.settings[f] !== undefined) settings[f] = r.settings[f];
+  return {
+    ...conversationFilter(r.key),
+    marks: maskToLong(r.marks),
+    customMark: r.customMark,
+    labels: [...r.labels],
+    settings,
+    version: Long.fromBigInt(r.version),
+    updateTime: new Date(r.updateTimeMs),
+    position: Long.fromBigInt(r.position),
+    marked,
+    ...(r.vendorConversationId ? { vendorCid: r.vendorConversationId } : {}),
+  };
+}
+
 /** The owners-document update closing a batch that changed something. */
 export function buildOwnerUpdate(lastPosition: bigint, markedDelta: number): Document {
   return { $set: { position: Long.fromBigInt(lastPosition) }, $inc: { marked: markedDelta } };
@@ -288,7 +310,7 @@ export function planOwnerBatch(
 ): OwnerPlan {
   const ops: WriteOp[] = batch.map((b) => ("kind" in b ? b : { kind: "update", update: b }));
   for (const op of ops) {
-    const k = op.kind === "update" ? op.update.key : op.key;
+    const k = opKey(op);
     if (k.owner !== owner) throw new Error(`operation of owner ${k.owner} in a batch of owner ${owner}`);
   }
   const plan = planWrites(
@@ -307,7 +329,8 @@ export function planOwnerBatch(
       continue;
     }
     if (!c.before) tombstoneWrites.push({ deleteOne: { filter: { ...filter } } });
-    writes.push(...buildConversationWrites(c.update, { position: c.record.position, updateTimeMs: nowMs, marked: c.marked }));
+    if (c.kind === "restore") writes.push({ replaceOne: { filter, replacement: restoredDocument(c.record, c.marked), upsert: true } });
+    else writes.push(...buildConversationWrites(c.update, { position: c.record.position, updateTimeMs: nowMs, marked: c.marked }));
   }
   const after = plan.owners.get(owner);
   const ownerAfter = after ? { position: after.position, marked: after.marked } : ownerState;

@@ -11,7 +11,16 @@ import { failure } from "../domain/validate.js";
 import type { ApplyOutcome, DeleteOutcome, StoreLimits } from "./store.js";
 
 /** One operation of a batch. */
-export type WriteOp = { readonly kind: "update"; readonly update: ValidUpdate } | { readonly kind: "delete"; readonly key: ConvKey };
+export type WriteOp =
+  | { readonly kind: "update"; readonly update: ValidUpdate }
+  | { readonly kind: "delete"; readonly key: ConvKey }
+  /** A whole state with its own version and update time (RestoreConversations). */
+  | { readonly kind: "restore"; readonly record: ConversationRecord };
+
+/** The conversation an operation writes. */
+export function opKey(op: WriteOp): ConvKey {
+  return op.kind === "update" ? op.update.key : op.kind === "delete" ? op.key : op.record.key;
+}
 
 /** The owner's stream and cap bookkeeping as stored (missing owner: position 0, nothing marked). */
 export interface OwnerCounters {
@@ -34,6 +43,14 @@ export type PlannedChange =
       readonly index: number;
       readonly update: ValidUpdate;
       /** State before (undefined: the conversation is new, or was deleted). */
+      readonly before: ConversationRecord | undefined;
+      readonly record: ConversationRecord;
+      readonly marked: boolean;
+    }
+  | {
+      /** A restored state: written whole, its version and update time as given. */
+      readonly kind: "restore";
+      readonly index: number;
       readonly before: ConversationRecord | undefined;
       readonly record: ConversationRecord;
       readonly marked: boolean;
@@ -98,6 +115,17 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
     return o === null ? undefined : (o ?? state.current(key));
   };
   const changed = new Set<string>();
+  /** Why going from `cur` to `next` is refused: the label limit, then the owner's marked cap. */
+  const refusal = (ownerId: string, cur: ConversationRecord | undefined, next: ConversationRecord) => {
+    if (exceedsLabelLimit(cur, next, limits.maxLabelsPerConversation)) {
+      return failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit);
+    }
+    const owner = ownerOf(ownerId);
+    if (isMarked(next) && !(cur !== undefined && isMarked(cur)) && owner.marked >= limits.maxMarkedPerOwner) {
+      return failure(Code.ResourceExhausted, capFailureMessage(ownerId, owner.marked, limits.maxMarkedPerOwner), Reason.OwnerMarkedLimit);
+    }
+    return undefined;
+  };
 
   ops.forEach((op, index) => {
     if (op.kind === "delete") {
@@ -117,6 +145,32 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       outcomes.push({ ok: true, deleted: true, record });
       return;
     }
+    if (op.kind === "restore") {
+      // Restore: only over nothing (never written, or deleted) or an older version; the target's
+      // own state wins when it is as new or newer, so running a restore twice changes nothing.
+      const r = op.record;
+      const ks = keyString(r.key);
+      const cur = currentOf(r.key, ks);
+      if (cur && cur.version >= r.version) {
+        outcomes.push({ ok: true, record: cur, changed: false });
+        return;
+      }
+      const refused = refusal(r.key.owner, cur, r);
+      if (refused) {
+        outcomes.push({ ok: false, failure: refused });
+        return;
+      }
+      const owner = ownerOf(r.key.owner);
+      const is = isMarked(r);
+      owner.position += 1n;
+      owner.marked += Number(is) - Number(cur !== undefined && isMarked(cur));
+      changed.add(r.key.owner);
+      const record: ConversationRecord = { ...r, position: owner.position };
+      overlay.set(ks, record);
+      changes.push({ kind: "restore", index, before: cur, record, marked: is });
+      outcomes.push({ ok: true, record, changed: true });
+      return;
+    }
     const u = op.update;
     const ks = keyString(u.key);
     const cur = currentOf(u.key, ks);
@@ -125,23 +179,14 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       outcomes.push({ ok: true, record: next, changed: false });
       return;
     }
-    if (exceedsLabelLimit(cur, next, limits.maxLabelsPerConversation)) {
-      outcomes.push({
-        ok: false,
-        failure: failure(Code.ResourceExhausted, labelsFailureMessage(limits.maxLabelsPerConversation), Reason.LabelLimit),
-      });
+    const refused = refusal(u.key.owner, cur, next);
+    if (refused) {
+      outcomes.push({ ok: false, failure: refused });
       return;
     }
     const owner = ownerOf(u.key.owner);
     const was = cur !== undefined && isMarked(cur);
     const is = isMarked(next);
-    if (is && !was && owner.marked >= limits.maxMarkedPerOwner) {
-      outcomes.push({
-        ok: false,
-        failure: failure(Code.ResourceExhausted, capFailureMessage(u.key.owner, owner.marked, limits.maxMarkedPerOwner), Reason.OwnerMarkedLimit),
-      });
-      return;
-    }
     owner.position += 1n;
     owner.marked += Number(is) - Number(was);
     changed.add(u.key.owner);

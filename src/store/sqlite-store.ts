@@ -538,6 +538,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       return (await enqueue(updates.map((update) => ({ kind: "update", update })))) as ApplyOutcome[];
     },
 
+    async restoreConversations(records) {
+      return (await enqueue(records.map((record) => ({ kind: "restore", record })))) as ApplyOutcome[];
+    },
+
     async deleteConversations(keys) {
       return (await enqueue(keys.map((key) => ({ kind: "delete", key })))) as DeleteOutcome[];
     },

@@ -119,6 +119,13 @@ export class FeedUnsupportedError extends Error {
  */
 export interface MarkStore {
   applyUpdates(updates: readonly ValidUpdate[]): Promise<ApplyOutcome[]>;
+  /**
+   * Writes whole states with their own version and update time (backups, migrations), each
+   * atomically and independently, in order, through the same planner (label limit, marked cap,
+   * position, feed): restored only where the store has nothing (never written, or deleted) or an
+   * older version; otherwise nothing is written and the outcome is the stored state, changed false.
+   */
+  restoreConversations(records: readonly ConversationRecord[]): Promise<ApplyOutcome[]>;
   deleteConversations(keys: readonly ConvKey[]): Promise<DeleteOutcome[]>;
   changes(query: ChangeQuery): Promise<ChangePage>;
   /** The current head: the owner's last position, or the store-wide seq (owner undefined). */

@@ -1,14 +1,32 @@
-/** The real `convmark` binary (bin/convmark.js, as npx runs it) against real servers on loopback. */
+/**
+ * The real `convmark` CLI against real servers on loopback, each command its own process.
+ *
+ * Most commands run the CLI's sources bundled once per file with esbuild (the same code bin/convmark.js
+ * runs through tsx, without tsx compiling it again in every process); `bin/convmark.js` itself runs
+ * in the --help sweep, the token test and as `npx convmark`. Tests run concurrently (each has its own
+ * owners), and commands of one test in parallel where they are independent.
+ */
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { build } from "esbuild";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationType } from "../../gen/convmark/v1/mark_service_pb.js";
 import { startTestServer, type TestServer } from "../support/harness.js";
 
 const BIN = "bin/convmark.js";
+/** The bundle lives inside the project, so its imports resolve from the project's node_modules. */
+const BUNDLE_DIR = resolve("dist", `cli-test-${process.pid}`);
+const BUNDLE = join(BUNDLE_DIR, "main.js");
+
+beforeAll(async () => {
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  // Split at the CLI's dynamic imports, so a command loads only what it needs, as from the sources.
+  await build({ entryPoints: ["src/cli/main.ts"], bundle: true, splitting: true, platform: "node", format: "esm", packages: "external", outdir: BUNDLE_DIR, logLevel: "error" });
+}, 60_000);
+afterAll(() => rmSync(BUNDLE_DIR, { recursive: true, force: true }));
 
 interface Run {
   code: number;
@@ -16,10 +34,13 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI as a user would: its own process, optional stdin, no terminal. */
-function cli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
+/** Runs the CLI as a user would: its own process, optional stdin, no terminal (`bin`: through bin/convmark.js). */
+function cli(args: string[], opts: { input?: string; env?: Record<string, string>; bin?: boolean } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CONVMARK_TOKEN: "", ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [opts.bin ? BIN : BUNDLE, ...args], {
+      env: { ...process.env, CONVMARK_TOKEN: "", ...opts.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -31,7 +52,7 @@ function cli(args: string[], opts: { input?: string; env?: Record<string, string
 }
 
 /** Runs a few CLI processes at a time (the machine has two cores, shared). */
-async function inBatches<T>(jobs: (() => Promise<T>)[], width = 3): Promise<T[]> {
+async function inBatches<T>(jobs: (() => Promise<T>)[], width = 4): Promise<T[]> {
   const out: T[] = [];
   for (let i = 0; i < jobs.length; i += width) out.push(...(await Promise.all(jobs.slice(i, i + width).map((j) => j()))));
   return out;
@@ -39,16 +60,7 @@ async function inBatches<T>(jobs: (() => Promise<T>)[], width = 3): Promise<T[]>
 
 const direct = (owner: string, conversationId: string) => ({ ownerUserId: owner, type: ConversationType.DIRECT, conversationId });
 
-/** A record without what a write assigns (version, update time): what export → import must reproduce. */
-function content(line: string): unknown {
-  const j = JSON.parse(line) as Record<string, unknown>;
-  delete j.version;
-  delete j.updateTime;
-  if (Array.isArray(j.labels)) j.labels = [...(j.labels as string[])].sort();
-  return j;
-}
-
-describe("the convmark CLI", () => {
+describe.concurrent("the convmark CLI", () => {
   let server: TestServer;
   let url: string;
   beforeAll(async () => {
@@ -65,7 +77,8 @@ describe("the convmark CLI", () => {
       ["watch"], ["sync"], ["users"], ["users", "show"], ["users", "register"], ["users", "unregister"], ["groups"], ["groups", "show"],
       ["groups", "create"], ["groups", "add-members"], ["groups", "remove-members"], ["groups", "dismiss"], ["health"], ["export"], ["import"],
     ];
-    const helps = await inBatches(commands.map((c) => () => cli([...c, "--help"])));
+    // The first through bin/convmark.js, as npx runs it.
+    const helps = await inBatches(commands.map((c, i) => () => cli([...c, "--help"], { bin: i === 0 })));
     helps.forEach((r, i) => {
       expect(r.code, commands[i]!.join(" ")).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: convmark ${commands[i]!.join(" ")}`.trimEnd()));
@@ -186,64 +199,83 @@ describe("the convmark CLI", () => {
     expect(JSON.parse(dismissed.stdout)).toMatchObject({ groupId: "crew", dismissed: true });
   });
 
-  it("export → import into an empty server reproduces every conversation; --resume skips what is in; bad lines are summed up", async () => {
+  it("export → import into an empty server reproduces every conversation exactly (version, time, empty records, vendor ID, order)", async () => {
     const source = await startTestServer();
-    const seeded = await source.marks.updateConversations({
-      updates: [
-        { key: direct("exp-a", "x"), setMarks: [1, 64], customMark: "c\n\"q\"", addLabels: ["l1", "标签"], settings: { pinned: true, receiveOption: 2, privateChat: true, burnDurationSeconds: 30, attachedInfo: "ai", ex: "{}" } },
-        { key: { ownerUserId: "exp-a", type: ConversationType.GROUP, conversationId: "g" }, setMarks: [4] },
-        { key: direct("exp-a", "y"), settings: { pinned: false, receiveOption: 3 } },
-        ...Array.from({ length: 4 }, (_, i) => ({ key: direct("exp-b", `p${i}`), addLabels: [`n${i}`] })),
-      ],
-    });
-    expect(seeded.results.map((r) => r.status?.code)).toEqual([0, 0, 0, 0, 0, 0, 0]);
-    // Every owner (through the feed), as a backup takes it.
-    const all = await cli(["export", "--url", source.url]);
-    expect(all.code, all.stderr).toBe(0);
-    expect(all.stderr).toContain("exported 7 conversations");
-    const exported = all.stdout.trim().split("\n");
-    expect(exported).toHaveLength(7);
-    // One owner's.
-    const one = await cli(["export", "--user", "exp-b", "--url", source.url]);
-    expect(one.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { key: { ownerUserId: string } }).key.ownerUserId)).toEqual(["exp-b", "exp-b", "exp-b", "exp-b"]);
-
     const target = await startTestServer();
     try {
-      const imp = await cli(["import", "--batch-size", "3", "--url", target.url], { input: exported.join("\n") + "\n" });
+      const seeded = await source.marks.updateConversations({
+        updates: [
+          { key: direct("exp-a", "x"), setMarks: [1, 64], customMark: 'c\n"q"', addLabels: ["l1", "标签"], vendorConversationId: "si_exp-a_x", settings: { pinned: true, receiveOption: 2, privateChat: true, burnDurationSeconds: 30, attachedInfo: "ai", ex: "{}" } },
+          { key: { ownerUserId: "exp-a", type: ConversationType.GROUP, conversationId: "g" }, setMarks: [4], vendorConversationId: "sg_g" },
+          { key: direct("exp-a", "y"), settings: { pinned: false, receiveOption: 3 } },
+          { key: direct("exp-a", "emptied"), setMarks: [2], addLabels: ["t"] },
+          { key: direct("exp-a", "gone"), setMarks: [3] },
+          ...Array.from({ length: 4 }, (_, i) => ({ key: direct("exp-b", `p${i}`), addLabels: [`n${i}`] })),
+        ],
+      });
+      expect(seeded.results.every((r) => (r.status?.code ?? 0) === 0)).toBe(true);
+      await new Promise((r) => setTimeout(r, 5)); // later writes get later update times
+      // A record that exists with nothing set (version 2), a bumped version, and a deleted one (not exported).
+      await source.marks.updateConversations({
+        updates: [
+          { key: direct("exp-a", "emptied"), clearMarks: [2], removeLabels: ["t"] },
+          { key: direct("exp-b", "p1"), addLabels: ["again"] },
+        ],
+      });
+      await source.marks.deleteConversations({ keys: [direct("exp-a", "gone")] });
+
+      // Every owner (through the feed), as a backup takes it.
+      const all = await cli(["export", "--url", source.url]);
+      expect(all.code, all.stderr).toBe(0);
+      expect(all.stderr).toContain("exported 8 conversations");
+      const exported = all.stdout.trim().split("\n");
+      const parsed = exported.map((l) => JSON.parse(l) as { key: { ownerUserId: string; conversationId: string }; version: string; updateTime: string; vendorConversationId?: string });
+      expect(parsed.find((c) => c.key.conversationId === "emptied")).toEqual({ key: { ownerUserId: "exp-a", type: "CONVERSATION_TYPE_DIRECT", conversationId: "emptied" }, version: "2", updateTime: expect.any(String) });
+      expect(parsed.find((c) => c.key.conversationId === "x")?.vendorConversationId).toBe("si_exp-a_x");
+
+      const [one, imp] = await Promise.all([
+        cli(["export", "--user", "exp-b", "--url", source.url]),
+        cli(["import", "--batch-size", "3", "--url", target.url], { input: exported.slice(0, 5).join("\n") + "\n" }),
+      ]);
+      expect(one.stdout.trim().split("\n")).toEqual(exported.filter((l) => l.includes('"ownerUserId":"exp-b"')));
+      // An import cut off after five lines, then run again in full: what is in is skipped.
       expect(imp.code, imp.stderr).toBe(0);
-      expect(imp.stderr).toContain("read 7, written 7, unchanged 0, skipped (already in) 0, failed 0");
-      const back = (await cli(["export", "--url", target.url])).stdout.trim().split("\n");
-      const byKey = (lines: string[]) => new Map(lines.map((l) => [JSON.stringify((JSON.parse(l) as { key: unknown }).key), content(l)]));
-      expect(byKey(back)).toEqual(byKey(exported));
+      expect(imp.stderr).toContain("read 5, written 5, skipped (already in) 0, failed 0");
+      const rest = await cli(["import", "--resume", "--json", "--url", target.url], { input: exported.join("\n") });
+      expect(rest.code, rest.stderr).toBe(0);
+      expect(JSON.parse(rest.stdout)).toMatchObject({ read: 8, written: 3, skipped: 5, failed: 0 });
 
-      // Rerun after an "interruption": everything is already in.
-      const resumed = await cli(["import", "--resume", "--json", "--url", target.url], { input: exported.join("\n") });
-      expect(resumed.code).toBe(0);
-      expect(JSON.parse(resumed.stdout)).toMatchObject({ read: 7, written: 0, skipped: 7, failed: 0 });
+      // Byte for byte the same lines, in the same order; the same list order per owner.
+      const [back, listA, listA2] = await Promise.all([
+        cli(["export", "--url", target.url]),
+        cli(["list", "exp-a", "--all", "--json", "--url", source.url]),
+        cli(["list", "exp-a", "--all", "--json", "--url", target.url]),
+      ]);
+      expect(back.stdout.trim().split("\n")).toEqual(exported);
+      expect(listA2.stdout).toBe(listA.stdout);
+      expect((JSON.parse(listA.stdout) as { conversations: unknown[] }).conversations).toHaveLength(4);
 
-      // Resume overwrites what differs, back to the exported state (labels removed, marks cleared).
+      // The target's own newer state wins over the backup's older one.
       await target.marks.updateConversations({ updates: [{ key: direct("exp-a", "x"), setMarks: [2], addLabels: ["extra"] }] });
-      const fixed = JSON.parse((await cli(["import", "--resume", "--json", "--url", target.url], { input: exported.join("\n") })).stdout) as { written: number; skipped: number };
-      expect(fixed).toMatchObject({ written: 1, skipped: 6 });
+      const again = JSON.parse((await cli(["import", "--json", "--url", target.url], { input: exported.join("\n") })).stdout) as { written: number; skipped: number };
+      expect(again).toMatchObject({ written: 0, skipped: 8 });
       const x = (await target.marks.getConversation({ key: direct("exp-a", "x") })).conversation!;
-      expect(x.marks).toEqual([1, 64]);
-      expect([...x.labels].sort()).toEqual(["l1", "标签"]);
+      expect([x.version, x.marks, [...x.labels].sort()]).toEqual([2n, [1, 2, 64], ["extra", "l1", "标签"]]);
 
       const bad = await cli(["import", "--url", target.url], {
         input: ["{not json", JSON.stringify({ key: { ownerUserId: "z", conversationId: "q" } }), JSON.stringify({ key: direct("z", "ok"), marks: [99] }), exported[0]].join("\n"),
       });
       expect(bad.code).toBe(1);
-      expect(bad.stderr).toContain("read 4, written 0, unchanged 1, skipped (already in) 0, failed 3");
+      expect(bad.stderr).toContain("read 4, written 0, skipped (already in) 1, failed 3");
       expect(bad.stderr).toMatch(/failures by reason: invalid_line 2, \S+ 1/);
       expect(bad.stderr).toMatch(/line 1: invalid_line: not a Conversation in JSON/);
       expect(bad.stderr).toMatch(/line 3 z\/direct\/ok: .*mark/);
     } finally {
-      await target.close();
-      await source.close();
+      await Promise.all([target.close(), source.close()]);
     }
   });
 
-  it("deletes, syncs from a cursor, and watches changes live from --cursor", async () => {
+  it("deletes, syncs from a cursor, and watches changes live from --cursor", async ({ expect }) => {
     const owner = "feedy";
     const start = await cli(["sync", "--user", owner, "--json", "--url", url]);
     expect(start.code, start.stderr).toBe(0);
@@ -262,7 +294,7 @@ describe("the convmark CLI", () => {
     expect(synced.stderr).toMatch(/^next cursor: \S+/);
 
     // watch --cursor replays what came after the cursor, then goes on live; SIGINT ends it with 0.
-    const child = spawn(process.execPath, [BIN, "watch", "--user", owner, "--cursor", cursor, "--json", "--url", url], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BUNDLE, "watch", "--user", owner, "--cursor", cursor, "--json", "--url", url], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
@@ -290,7 +322,7 @@ describe("the convmark CLI", () => {
       writeFileSync(file, Array.from({ length: 250 }, (_, i) => JSON.stringify({ key: direct(`bar-${i % 5}`, `c${i}`), settings: { pinned: true } })).join("\n"));
       // Asynchronously: the server under test runs in this process and must keep answering.
       const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-        const child = spawn("script", ["-qfec", `${process.execPath} ${BIN} import --batch-size 100 --url ${url} < ${file}`, "/dev/null"], {
+        const child = spawn("script", ["-qfec", `${process.execPath} ${BUNDLE} import --batch-size 100 --url ${url} < ${file}`, "/dev/null"], {
           stdio: ["ignore", "pipe", "pipe"],
           env: { ...process.env, CONVMARK_TOKEN: "" },
         });
@@ -333,13 +365,27 @@ describe("the convmark CLI with bearer tokens", () => {
     const url = server.url;
     const alice = await sign({ sub: "alice" });
     const service = await sign({ sub: "backup", scope: "convmark:service" });
-    const [none, own, other, env, connect] = await inBatches([
-      () => cli(["set", "alice", "direct", "bob", "star", "--url", url]),
-      () => cli(["set", "alice", "direct", "bob", "star", "--token", alice, "--url", url]),
+    const [none, own] = await Promise.all([
+      cli(["set", "alice", "direct", "bob", "star", "--url", url], { bin: true }),
+      cli(["set", "alice", "direct", "bob", "star", "--token", alice, "--url", url], { bin: true }),
+    ]);
+    // What reads alice's conversation runs after the write.
+    const [other, env, connect] = await inBatches([
       () => cli(["list", "bob", "--token", alice, "--url", url]),
       () => cli(["export", "--url", url], { env: { CONVMARK_TOKEN: service } }),
       () => cli(["get", "alice", "direct", "bob", "--protocol", "connect", "--url", url], { env: { CONVMARK_TOKEN: alice } }),
     ]);
+    // Restoring versions is for services: a user token is refused even for its own conversations.
+    const line = JSON.stringify({ key: direct("alice", "carl"), marks: [1], version: "3", updateTime: "2024-01-02T03:04:05.678Z" });
+    const [userImport, serviceImport] = await Promise.all([
+      cli(["import", "--token", alice, "--url", url], { input: line }),
+      cli(["import", "--token", service, "--url", url], { input: line }),
+    ]);
+    expect(userImport.code).toBe(1);
+    expect(userImport.stderr).toMatch(/PermissionDenied: RestoreConversations needs a service token/);
+    expect(serviceImport.code, serviceImport.stderr).toBe(0);
+    const carl = (await server.marks.getConversation({ key: direct("alice", "carl") }, { headers: { authorization: `Bearer ${service}` } })).conversation!;
+    expect([carl.version, carl.updateTime?.seconds, carl.updateTime?.nanos]).toEqual([3n, BigInt(Date.parse("2024-01-02T03:04:05Z") / 1000), 678_000_000]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/^convmark: Unauthenticated: /);
     expect(own.code, own.stderr).toBe(0);

@@ -1,7 +1,7 @@
 /** The storage contract, run against every adapter (SQLite always; MongoDB when MONGODB_URI is set). */
 import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConvType, type ConvKey, type ValidUpdate } from "../../src/domain/conversation.js";
+import { ConvType, type ConvKey, type ConversationRecord, type ValidUpdate } from "../../src/domain/conversation.js";
 import { maskOf } from "../../src/domain/marks.js";
 import { FeedUnsupportedError, type ApplyOutcome, type Change, type ChangePage, type ListFilter, type MarkStore, type StoreLimits } from "../../src/store/store.js";
 
@@ -392,5 +392,74 @@ export function describeStoreContract(name: string, open: OpenStore, traits: Sto
         await expect(s.head()).rejects.toBeInstanceOf(FeedUnsupportedError);
       });
     }
+
+    describe("restoreConversations", () => {
+      const state = (k: ConvKey, over: Partial<ConversationRecord> = {}): ConversationRecord => ({
+        key: k,
+        marks: (1n << 63n) | 1n,
+        customMark: "vip",
+        labels: ["a", "b"],
+        settings: { pinned: true, receiveOption: 3, ex: "" },
+        version: 7n,
+        updateTimeMs: 1_600_000_000_123,
+        position: 0n,
+        vendorConversationId: "si_x_y",
+        ...over,
+      });
+      const strip = (r: ConversationRecord | undefined) => r && { ...r, position: 0n };
+
+      it("writes whole states with their version and update time, empty ones too, into the feed", async () => {
+        const s = await fresh();
+        const full = state(key("rs", "full"));
+        const empty = state(key("rs", "empty", ConvType.Group), { marks: 0n, customMark: "", labels: [], settings: {}, version: 3n, vendorConversationId: undefined });
+        delete (empty as { vendorConversationId?: string }).vendorConversationId;
+        const out = await s.restoreConversations([full, empty]);
+        expect(out.map((o) => ok(o).changed)).toEqual([true, true]);
+        expect(strip(await s.get(full.key))).toEqual(full);
+        expect(strip(await s.get(empty.key))).toEqual(empty);
+        const feed = await s.changes({ owner: "rs", after: 0n, limit: 10 });
+        expect(feed.changes.map((c) => [c.record.key.conversationId, c.record.version, c.record.updateTimeMs])).toEqual([
+          ["full", 7n, full.updateTimeMs],
+          ["empty", 3n, empty.updateTimeMs],
+        ]);
+        // Only the marked one counts against the cap; a normal write continues from the restored version.
+        clock += 1;
+        expect(ok((await s.applyUpdates([upd(empty.key, { set: [2] })]))[0]).record.version).toBe(4n);
+      });
+
+      it("restores only over nothing or an older version; as new or newer is kept (changed false)", async () => {
+        const s = await fresh();
+        const k = key("rs2", "c");
+        ok((await s.applyUpdates([upd(k, { set: [4] })]))[0]); // version 1
+        const older = ok((await s.restoreConversations([state(k, { version: 1n, customMark: "other" })]))[0]);
+        expect(older.changed).toBe(false);
+        expect(older.record.customMark).toBe("");
+        const newer = ok((await s.restoreConversations([state(k, { version: 5n })]))[0]);
+        expect(newer.changed).toBe(true);
+        expect(strip(await s.get(k))).toEqual(state(k, { version: 5n }));
+        expect(ok((await s.restoreConversations([state(k, { version: 5n })]))[0]).changed).toBe(false);
+        // Deleted in the target: restored anew, and the tombstone is gone from the feed.
+        await s.deleteConversations([k]);
+        expect(ok((await s.restoreConversations([state(k, { version: 2n })]))[0]).changed).toBe(true);
+        const feed = await s.changes({ owner: "rs2", after: 0n, limit: 10 });
+        expect(feed.changes.map(show).filter((x) => x.startsWith("-"))).toEqual([]);
+        expect((await s.get(k))?.version).toBe(2n);
+      });
+
+      it("holds the marked cap and the label limit per item", async () => {
+        const s = await fresh({ maxMarkedPerOwner: 1, maxLabelsPerConversation: 2 });
+        const out = await s.restoreConversations([
+          state(key("rs3", "a")),
+          state(key("rs3", "b")),
+          state(key("rs3", "c"), { marks: 0n, customMark: "", labels: [] }),
+        ]);
+        expect(ok(out[0]).changed).toBe(true);
+        expect(out[1]).toMatchObject({ ok: false, failure: { code: Code.ResourceExhausted } });
+        expect(ok(out[2]).changed).toBe(true);
+        expect(await s.get(key("rs3", "b"))).toBeUndefined();
+        const s2 = await fresh({ maxLabelsPerConversation: 1 });
+        expect((await s2.restoreConversations([state(key("rs4", "a"))]))[0]).toMatchObject({ ok: false, failure: { code: Code.ResourceExhausted } });
+      });
+    });
   });
 }

@@ -324,6 +324,54 @@ describe("documents to records", () => {
 describe("planOwnerBatch", () => {
   const key = (id: string): ConvKey => ({ owner: "o", type: ConvType.Direct, conversationId: id });
 
+  it("restores a whole state as one replacing upsert (version and time as given), only over an older version", () => {
+    const r: ConversationRecord = {
+      key: key("r"),
+      marks: (1n << 63n) | 2n,
+      customMark: "c",
+      labels: ["x", "y"],
+      settings: { pinned: false, burnDurationSeconds: 9 },
+      version: 6n,
+      updateTimeMs: 1_600_000_000_777,
+      position: 0n,
+      vendorConversationId: "si_o_r",
+    };
+    const older = { ...r, marks: 1n, labels: ["z"], version: 2n, position: 3n };
+    const p = planOwnerBatch("o", { position: 3n, marked: 1 }, new Map([[keyString(r.key), older]]), [{ kind: "restore", record: r }], LIMITS, T);
+    expect(p.outcomes).toEqual([{ ok: true, changed: true, record: { ...r, position: 4n } }]);
+    expect(p.writes).toEqual([
+      {
+        replaceOne: {
+          filter: FILTER_OF("r"),
+          upsert: true,
+          replacement: {
+            ...FILTER_OF("r"),
+            marks: maskToLong(r.marks),
+            customMark: "c",
+            labels: ["x", "y"],
+            settings: { pinned: false, burnDurationSeconds: 9 },
+            version: Long.fromBigInt(6n),
+            updateTime: new Date(r.updateTimeMs),
+            position: Long.fromBigInt(4n),
+            marked: true,
+            vendorCid: "si_o_r",
+          },
+        },
+      },
+    ]);
+    expect(p.tombstoneWrites).toEqual([]);
+    expect(p.ownerUpdate).toEqual(buildOwnerUpdate(4n, 0));
+    // The document reads back as the restored record.
+    expect(docToRecord((p.writes[0] as { replaceOne: { replacement: Document } }).replaceOne.replacement)).toEqual({ ...r, position: 4n });
+    // As new or newer in the target: nothing written.
+    const same = planOwnerBatch("o", { position: 3n, marked: 1 }, new Map([[keyString(r.key), { ...r, position: 3n }]]), [{ kind: "restore", record: r }], LIMITS, T);
+    expect(same.writes).toEqual([]);
+    expect(same.ownerUpdate).toBeUndefined();
+    // Nothing in the target: the upsert also drops a tombstone of the key.
+    const fresh = planOwnerBatch("o", { position: 0n, marked: 0 }, new Map(), [{ kind: "restore", record: r }], LIMITS, T);
+    expect(fresh.tombstoneWrites).toEqual([{ deleteOne: { filter: FILTER_OF("r") } }]);
+  });
+
   it("gives each effective change the next position and writes nothing for no-ops", () => {
     const p = planOwnerBatch(
       "o",

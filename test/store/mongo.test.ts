@@ -28,6 +28,7 @@ describe.runIf(uri)("mongodb store", () => {
     }
     return {
       applyUpdates: (u) => store.applyUpdates(u),
+      restoreConversations: (r) => store.restoreConversations(r),
       deleteConversations: (k) => store.deleteConversations(k),
       changes: (q) => store.changes(q),
       head: (o) => store.head(o),
