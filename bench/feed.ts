@@ -240,6 +240,88 @@ export async function benchSync(opts: { target: string; owner: string; expected:
   }
 }
 
+export interface CrossProcessFigures {
+  readonly watchers: number;
+  readonly writes: number;
+  readonly delivered: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly max_ms: number;
+}
+
+/**
+ * `watch_cross_process_p99_ms`: changes written by another OS process (this one, the bench, with
+ * its own SQLite connection to the server's file) reaching the server's watchers. Each write
+ * carries its wall-clock send time (both processes read the same clock) in the custom mark.
+ */
+export async function benchCrossProcess(opts: { target: string; dbPath: string; watchers: number; updatesPerSecond: number; seconds: number }): Promise<CrossProcessFigures> {
+  const { openSqliteStore } = await import("../src/store/sqlite-store.js");
+  const { DEFAULT_LIMITS } = await import("../src/domain/limits.js");
+  const store = openSqliteStore({ path: opts.dbPath, limits: DEFAULT_LIMITS });
+  const [client] = clients(opts.target, 1, "cross");
+  const calls: grpc.ClientReadableStream<WatchConversationsResponse>[] = [];
+  const latencies: number[] = [];
+  let live = 0;
+  const ownerOf = (i: number) => `cross-${i}`;
+  const wallNow = () => performance.timeOrigin + performance.now();
+  try {
+    for (let i = 0; i < opts.watchers; i++) {
+      const call = client!.makeServerStreamRequest(
+        WATCH,
+        (m: ReturnType<typeof create<typeof WatchConversationsRequestSchema>>) => Buffer.from(toBinary(WatchConversationsRequestSchema, m)),
+        (b: Buffer) => fromBinary(WatchConversationsResponseSchema, b),
+        create(WatchConversationsRequestSchema, { ownerUserId: ownerOf(i) }),
+      );
+      let first = true;
+      call.on("data", (m: WatchConversationsResponse) => {
+        if (first) {
+          first = false;
+          live++;
+        }
+        const now = wallNow();
+        for (const c of m.changes) {
+          const sent = Number(c.conversation?.customMark);
+          if (Number.isFinite(sent) && sent > 0) latencies.push(now - sent);
+        }
+      });
+      call.on("error", () => {});
+      calls.push(call);
+    }
+    const deadline = Date.now() + 30_000;
+    while (live < opts.watchers) {
+      if (Date.now() > deadline) throw new Error(`only ${live} of ${opts.watchers} Watch streams became live`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    let writes = 0;
+    const t0 = performance.now();
+    const gapMs = 1000 / opts.updatesPerSecond;
+    while (performance.now() - t0 < opts.seconds * 1000) {
+      // Not on a fixed grid: a poll interval in step with the writes would hide or double its cost.
+      await new Promise((r) => setTimeout(r, gapMs * (0.5 + Math.random())));
+      const owner = ownerOf(writes % opts.watchers);
+      await store.applyUpdates([
+        { key: { owner, type: 1, conversationId: `c${writes % 7}` }, setMask: 0n, clearMask: 0n, customMark: String(wallNow()), addLabels: [], removeLabels: [], settings: {} },
+      ]);
+      writes++;
+    }
+    const settle = Date.now() + 3000;
+    while (latencies.length < writes && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+      watchers: opts.watchers,
+      writes,
+      delivered: latencies.length,
+      p50_ms: round(percentile(sorted, 50)),
+      p99_ms: round(percentile(sorted, 99)),
+      max_ms: round(sorted.at(-1) ?? NaN),
+    };
+  } finally {
+    for (const c of calls) c.cancel();
+    client!.close();
+    await store.close();
+  }
+}
+
 export function formatFeed(w: WatchFigures | undefined, s: SyncFigures | undefined): string {
   const lines = ["", "change feed"];
   if (w) {
@@ -279,7 +361,63 @@ async function feedOnly(): Promise<void> {
     const rssIdle = server.memory().rssMb;
     const w = await benchWatch({ target: `127.0.0.1:${server.port}`, server, watchers, connections, updatesPerSecond: rate, seconds, log });
     console.log(formatFeed(w, undefined));
-    console.log(JSON.stringify({ rss_idle_mb: rssIdle, watch: w }));
+    log("watch_cross_process: 100 watchers, 50 updates/s written by this process on the server's SQLite file, 10 s");
+    const x = await benchCrossProcess({ target: `127.0.0.1:${server.port}`, dbPath: server.dbPath, watchers: 100, updatesPerSecond: 50, seconds: 10 });
+    console.log(`  cross-process: ${x.delivered}/${x.writes} delivered, p50 ${x.p50_ms} ms, p99 ${x.p99_ms} ms (target <= 100) ${x.p99_ms <= 100 ? "PASS" : "MISS"}, max ${x.max_ms} ms`);
+    console.log(JSON.stringify({ rss_idle_mb: rssIdle, watch: w, watch_cross_process: x, watch_cross_process_p99_ms: x.p99_ms }));
+  } finally {
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Only the sync row at a given store size: `npx tsx bench/feed.ts --sync [stored]` (default
+ * 1,000,000): the bench process loads `stored` conversations (1,000 per owner, marks, a custom mark
+ * and a label each) through the SQLite store adapter on the server's file, then measures
+ * SyncConversations of one owner's 1,000 changes over gRPC for 10 s.
+ */
+async function syncOnly(stored: number): Promise<void> {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const { startServer } = await import("./server.js");
+  const { openSqliteStore } = await import("../src/store/sqlite-store.js");
+  const work = mkdtempSync(join(tmpdir(), "convmark-sync-bench-"));
+  const server = await startServer({
+    repoRoot: fileURLToPath(new URL("..", import.meta.url)),
+    dataDir: work,
+    env: {},
+    ...(process.env.FEED_BENCH_PROFILE_DIR ? { cpuProfileDir: process.env.FEED_BENCH_PROFILE_DIR } : {}),
+  });
+  const log = (m: string) => console.log(`[sync ${new Date().toISOString().slice(11, 19)}] ${m}`);
+  try {
+    const direct = openSqliteStore({ path: server.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
+    const t0 = performance.now();
+    for (let first = 0; first < stored; first += 20_000) {
+      const batch = Array.from({ length: Math.min(20_000, stored - first) }, (_, j) => {
+        const n = first + j;
+        return {
+          key: { owner: `sync-${String(Math.floor(n / 1000)).padStart(5, "0")}`, type: 1 as const, conversationId: `conv-${n % 1000}` },
+          setMask: BigInt(1 + (n % 7)),
+          clearMask: 0n,
+          customMark: `custom-${n}`,
+          addLabels: [`label-${n % 5}`],
+          removeLabels: [],
+          settings: {},
+        };
+      });
+      const out = await direct.applyUpdates(batch);
+      const bad = out.find((o) => !o.ok);
+      if (bad) throw new Error(`load failed: ${JSON.stringify(bad)}`);
+      if (first % 200_000 === 0) log(`loaded ${first + batch.length}`);
+    }
+    await direct.close();
+    log(`loaded ${stored} conversations in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const s = await benchSync({ target: `127.0.0.1:${server.port}`, owner: "sync-00000", expected: 1000, stored, seconds: 10 });
+    console.log(formatFeed(undefined, s));
+    console.log(JSON.stringify({ sync: s, ...(stored >= 1_000_000 ? { sync_p99_ms_1m: s.p99_ms } : {}) }));
   } finally {
     await server.stop();
     rmSync(work, { recursive: true, force: true });
@@ -287,7 +425,7 @@ async function feedOnly(): Promise<void> {
 }
 
 if (process.argv[1] && import.meta.url === (await import("node:url")).pathToFileURL(process.argv[1]).href) {
-  feedOnly().catch((e: unknown) => {
+  (process.argv[2] === "--sync" ? syncOnly(Number(process.argv[3] ?? 1_000_000)) : feedOnly()).catch((e: unknown) => {
     console.error(e);
     process.exit(1);
   });

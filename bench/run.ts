@@ -13,7 +13,7 @@ import Database from "better-sqlite3";
 import { openSqliteStore } from "../src/store/sqlite-store.js";
 import type { MarkStore } from "../src/store/store.js";
 import { closedLoop, drainTasks, GrpcPool, httpLoad, type CallOutcome, type RawSlice } from "./load.js";
-import { benchSync, benchWatch, formatFeed, type SyncFigures, type WatchFigures } from "./feed.js";
+import { benchCrossProcess, benchSync, benchWatch, formatFeed, type CrossProcessFigures, type SyncFigures, type WatchFigures } from "./feed.js";
 import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
 import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from "./ceiling-server.js";
 import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelKey, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
@@ -460,6 +460,7 @@ async function main(): Promise<void> {
     // ---- the change feed (bench/feed.ts): Sync on the full store, then 10,000 live watchers ----
     let watch: WatchFigures | undefined;
     let sync: SyncFigures | undefined;
+    let crossProcess: CrossProcessFigures | undefined;
     if (!settings.only || settings.only.includes("list")) {
       const target = `127.0.0.1:${srv.port}`;
       if (stored >= CONVS_PER_BULK_OWNER) {
@@ -469,6 +470,8 @@ async function main(): Promise<void> {
       watch = await guard(
         benchWatch({ target, server: srv, watchers: 10_000, connections: 12, updatesPerSecond: 1000, seconds: settings.quick ? 5 : 15, log }),
       );
+      log("measure watch_cross_process (writes from this process on the server's SQLite file)");
+      crossProcess = await guard(benchCrossProcess({ target, dbPath: srv.dbPath, watchers: 100, updatesPerSecond: 50, seconds: settings.quick ? 5 : 10 }));
     }
     const servingPids = srv.servingPids();
     pool.close();
@@ -508,6 +511,7 @@ async function main(): Promise<void> {
     const withFeed = {
       ...results,
       ...(watch ? { watch } : {}),
+      ...(crossProcess ? { watch_cross_process: crossProcess, watch_cross_process_p99_ms: crossProcess.p99_ms } : {}),
       ...(sync ? { sync, ...(sync.stored >= 1_000_000 ? { sync_p99_ms_1m: sync.p99_ms } : {}) } : {}),
     };
 
