@@ -58,6 +58,9 @@ describe("OpenIM conversationID: stored verbatim, printed and found as sent", ()
     expect(await read("o7", "my-chat-7")).toMatchObject({ errCode: 0, data: { conversation } });
     // The derived ID names another OpenIM conversation, which does not exist.
     expect(await read("o7", "si_o7_p7")).toMatchObject({ errCode: 1004 });
+    // IDs convmark could not store (too long, or a key too long to hold) are simply not found.
+    expect(await read("o7", "x".repeat(2000))).toMatchObject({ errCode: 1004 });
+    expect(await read("o7", `si_o7_${"p".repeat(300)}`)).toMatchObject({ errCode: 1004 });
     expect(idsOf(await api("/conversation/get_conversations", { ownerUserID: "o7", conversationIDs: ["si_o7_p7", "my-chat-7", "nope"] }))).toEqual(["my-chat-7"]);
     expect(idsOf(await api("/conversation/get_all_conversations", { ownerUserID: "o7" }))).toEqual(["my-chat-7"]);
     expect(await api("/conversation/get_owner_conversation", { userID: "o7", pagination: { pageNumber: 1, showNumber: 10 } })).toMatchObject({

@@ -25,6 +25,8 @@ import {
   type GetFullConversationIdsRequest,
   GetIncrementalConversationsRequestSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
+import { DEFAULT_LIMITS } from "../../domain/limits.js";
+import { isFailure, validateKey, validateVendorConversationId } from "../../domain/validate.js";
 import { listAll } from "../list-all.js";
 import { OpenimCode, openimError, type OpenimError } from "./errors.js";
 import { SessionType, groupChatConversationId, otherParticipant, singleChatConversationId } from "./translate.js";
@@ -127,11 +129,12 @@ export function createReadOps(marks: Client<typeof MarkService>) {
    * conversation that has none stored (written by another dialect or MarkService).
    */
   async function byConversationIds(owner: string, ids: readonly string[]): Promise<Map<string, MarkConversation>> {
-    const unique = [...new Set(ids)].filter((id) => id !== "");
+    // An ID convmark could not have stored, or a key it could not hold, names nothing: not found.
+    const unique = [...new Set(ids)].filter((id) => id !== "" && validateVendorConversationId(id, DEFAULT_LIMITS) === undefined);
     const found = await byStoredIds(owner, unique);
     const derived = unique.flatMap((id) => {
       const key = found.has(id) ? undefined : keyOfConversationId(owner, id);
-      return key ? [{ id, key }] : [];
+      return key && !isFailure(validateKey(key, DEFAULT_LIMITS)) ? [{ id, key }] : [];
     });
     if (derived.length > 0) {
       const { conversations } = await marks.batchGetConversations({ keys: derived.map((d) => d.key) });
