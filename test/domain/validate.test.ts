@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { ValidUpdate } from "../../src/domain/conversation.js";
 import { DEFAULT_LIMITS, type Limits } from "../../src/domain/limits.js";
 import {
+  validateRestore,
+  type ConversationInput,
   Failure,
   isFailure,
   validateKey,
@@ -336,5 +338,52 @@ describe("validateUpdate: vendor_conversation_id", () => {
     const long = validateUpdate(upd({ vendorConversationId: max + "a" }), L) as Failure;
     expect([long.code, long.field, long.problem]).toEqual([Code.InvalidArgument, "vendor_conversation_id", "is 1025 bytes, at most 1024 allowed"]);
     expect((validateUpdate(upd({ vendorConversationId: LONE_HIGH }), L) as Failure).field).toBe("vendor_conversation_id");
+  });
+});
+
+describe("validateRestore", () => {
+  const base: ConversationInput = {
+    key: { ownerUserId: "o", type: 1, conversationId: "c" },
+    marks: [1, 64],
+    markBits: (1n << 63n) | 1n,
+    customMark: "m",
+    labels: ["b", "a", "b"],
+    settings: { pinned: false },
+    version: 4n,
+    updateTime: { seconds: 1_700_000_000n, nanos: 123_456_789 },
+    vendorConversationId: "si_o_c",
+  };
+  const field = (c: Partial<ConversationInput>) => {
+    const v = validateRestore({ ...base, ...c }, L);
+    return isFailure(v) ? [v.code, v.field] : "ok";
+  };
+
+  it("keeps version and update time (to the millisecond), sorts and dedupes labels, takes marks or mark_bits", () => {
+    expect(validateRestore(base, L)).toEqual({
+      key: { owner: "o", type: 1, conversationId: "c" },
+      marks: (1n << 63n) | 1n,
+      customMark: "m",
+      labels: ["a", "b"],
+      settings: { pinned: false },
+      version: 4n,
+      updateTimeMs: 1_700_000_000_123,
+      position: 0n,
+      vendorConversationId: "si_o_c",
+    });
+    expect(field({ marks: [] })).toBe("ok");
+    expect(field({ markBits: 0n })).toBe("ok");
+  });
+
+  it("refuses what cannot be a stored conversation, naming the field", () => {
+    expect(field({ version: 0n })).toEqual([Code.InvalidArgument, "version"]);
+    expect(field({ updateTime: undefined })).toEqual([Code.InvalidArgument, "update_time"]);
+    expect(field({ updateTime: { seconds: -1n, nanos: 0 } })).toEqual([Code.InvalidArgument, "update_time"]);
+    expect(field({ updateTime: { seconds: 10n ** 15n, nanos: 0 } })).toEqual([Code.InvalidArgument, "update_time"]);
+    expect(field({ markBits: 2n })).toEqual([Code.InvalidArgument, "mark_bits"]);
+    expect(field({ marks: [65] })).toEqual([Code.InvalidArgument, "marks"]);
+    expect(field({ labels: Array.from({ length: L.maxLabelsPerConversation + 1 }, (_, i) => `l${i}`) })).toEqual([Code.InvalidArgument, "labels"]);
+    expect(field({ customMark: "x".repeat(L.maxCustomMarkBytes + 1) })).toEqual([Code.InvalidArgument, "custom_mark"]);
+    expect(field({ settings: { receiveOption: 9 } })).toEqual([Code.InvalidArgument, "settings.receive_option"]);
+    expect(field({ key: { ownerUserId: "", type: 1, conversationId: "c" } })).toEqual([Code.InvalidArgument, "key.owner_user_id"]);
   });
 });
