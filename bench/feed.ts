@@ -57,6 +57,40 @@ const STREAMS_PER_CONNECTION = 100;
 const UPDATE = "/convmark.v1.MarkService/UpdateConversations";
 const SYNC = "/convmark.v1.MarkService/SyncConversations";
 
+/** Opens one owner's Watch stream: `onLive` at its first message (the stream is live), `onChanges` with every message's changes. */
+function openWatch(
+  client: grpc.Client,
+  ownerUserId: string,
+  onLive: () => void,
+  onChanges: (changes: WatchConversationsResponse["changes"]) => void,
+): grpc.ClientReadableStream<WatchConversationsResponse> {
+  const call = client.makeServerStreamRequest(
+    WATCH,
+    (m: ReturnType<typeof create<typeof WatchConversationsRequestSchema>>) => Buffer.from(toBinary(WatchConversationsRequestSchema, m)),
+    (b: Buffer) => fromBinary(WatchConversationsResponseSchema, b),
+    create(WatchConversationsRequestSchema, { ownerUserId }),
+  );
+  let first = true;
+  call.on("data", (m: WatchConversationsResponse) => {
+    if (first) {
+      first = false;
+      onLive();
+    }
+    onChanges(m.changes);
+  });
+  call.on("error", () => {});
+  return call;
+}
+
+/** Waits until `live()` streams are live, failing after `ms`. */
+async function untilLive(live: () => number, watchers: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (live() < watchers) {
+    if (Date.now() > deadline) throw new Error(`only ${live()} of ${watchers} Watch streams became live`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
@@ -100,36 +134,21 @@ export async function benchWatch(opts: {
     opts.log(`watch: opening ${opts.watchers} streams over ${connections} connections`);
     for (let i = 0; i < opts.watchers; i++) {
       const client = watchClients[i % watchClients.length]!;
-      const call = client.makeServerStreamRequest(
-        WATCH,
-        (m: ReturnType<typeof create<typeof WatchConversationsRequestSchema>>) => Buffer.from(toBinary(WatchConversationsRequestSchema, m)),
-        (b: Buffer) => fromBinary(WatchConversationsResponseSchema, b),
-        create(WatchConversationsRequestSchema, { ownerUserId: ownerOf(i) }),
-      );
-      let first = true;
-      call.on("data", (m: WatchConversationsResponse) => {
-        if (first) {
-          first = false;
-          live++;
-        }
-        const now = performance.now();
-        for (const c of m.changes) {
-          const sent = Number(c.conversation?.customMark);
-          if (measuring && Number.isFinite(sent)) {
-            latencies.push(now - sent);
-            delivered++;
+      calls.push(
+        openWatch(client, ownerOf(i), () => live++, (changes) => {
+          const now = performance.now();
+          for (const c of changes) {
+            const sent = Number(c.conversation?.customMark);
+            if (measuring && Number.isFinite(sent)) {
+              latencies.push(now - sent);
+              delivered++;
+            }
           }
-        }
-      });
-      call.on("error", () => {});
-      calls.push(call);
+        }),
+      );
       if (i % 1000 === 999) await new Promise((r) => setImmediate(r));
     }
-    const deadline = Date.now() + 120_000;
-    while (live < opts.watchers) {
-      if (Date.now() > deadline) throw new Error(`only ${live} of ${opts.watchers} Watch streams became live`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilLive(() => live, opts.watchers, 120_000);
     let idleAfterGc: number | undefined;
     if (opts.server.collectGarbage && (await opts.server.collectGarbage())) idleAfterGc = opts.server.memory().rssMb;
     opts.log(`watch: ${live} streams live (server RSS after GC ${idleAfterGc?.toFixed(1) ?? "?"} MB); writing ${opts.updatesPerSecond} updates/s for ${opts.seconds} s`);
@@ -266,32 +285,17 @@ export async function benchCrossProcess(opts: { target: string; dbPath: string; 
   const wallNow = () => performance.timeOrigin + performance.now();
   try {
     for (let i = 0; i < opts.watchers; i++) {
-      const call = client!.makeServerStreamRequest(
-        WATCH,
-        (m: ReturnType<typeof create<typeof WatchConversationsRequestSchema>>) => Buffer.from(toBinary(WatchConversationsRequestSchema, m)),
-        (b: Buffer) => fromBinary(WatchConversationsResponseSchema, b),
-        create(WatchConversationsRequestSchema, { ownerUserId: ownerOf(i) }),
+      calls.push(
+        openWatch(client!, ownerOf(i), () => live++, (changes) => {
+          const now = wallNow();
+          for (const c of changes) {
+            const sent = Number(c.conversation?.customMark);
+            if (Number.isFinite(sent) && sent > 0) latencies.push(now - sent);
+          }
+        }),
       );
-      let first = true;
-      call.on("data", (m: WatchConversationsResponse) => {
-        if (first) {
-          first = false;
-          live++;
-        }
-        const now = wallNow();
-        for (const c of m.changes) {
-          const sent = Number(c.conversation?.customMark);
-          if (Number.isFinite(sent) && sent > 0) latencies.push(now - sent);
-        }
-      });
-      call.on("error", () => {});
-      calls.push(call);
     }
-    const deadline = Date.now() + 30_000;
-    while (live < opts.watchers) {
-      if (Date.now() > deadline) throw new Error(`only ${live} of ${opts.watchers} Watch streams became live`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await untilLive(() => live, opts.watchers, 30_000);
     let writes = 0;
     const t0 = performance.now();
     const gapMs = 1000 / opts.updatesPerSecond;
