@@ -6,6 +6,8 @@
  * --expose-gc). Prints the figures that docs/reliability.md records, with the server's memory after
  * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
  * (seeds seed … seed+N-1) and reads its memory after each run and again 5 s after the last.
+ * `--only REGEX` keeps the targets whose name matches (e.g. '^grpc ', '^(zego|tencent|openim) ');
+ * `--node-arg F` (repeatable) passes a flag to the server's node (e.g. --max-semi-space-size=16).
  */
 import { parseArgs } from "node:util";
 import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV } from "../test/support/fuzzer.js";
@@ -20,23 +22,26 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "32" },
     statuses: { type: "boolean", default: false },
     runs: { type: "string", default: "1" },
+    only: { type: "string" },
+    "node-arg": { type: "string", multiple: true, default: [] },
   },
 });
-const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true });
+const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: values["node-arg"] });
+const only = values.only === undefined ? {} : { only: new RegExp(values.only) };
 const before = await server.memory();
 let rssMax = server.rss();
 const mem = setInterval(() => (rssMax = Math.max(rssMax, server.rss())), 500);
 const cpu0 = server.cpuMs();
 const mb = (n: number) => Math.round(n / 2 ** 20);
-const m = (r: typeof before) => ({ rss: mb(r.usage.rss), heapUsed: mb(r.usage.heapUsed), heapTotal: mb(r.usage.heapTotal), external: mb(r.usage.external), arrayBuffers: mb(r.usage.arrayBuffers), mallocedMemory: mb(r.heap.malloced_memory) });
+const m = (r: typeof before) => ({ rss: mb(r.usage.rss), heapUsed: mb(r.usage.heapUsed), heapTotal: mb(r.usage.heapTotal), external: mb(r.usage.external), arrayBuffers: mb(r.usage.arrayBuffers), mallocedMemory: mb(r.heap.malloced_memory), newSpace: mb(r.spaces.find((s) => s.space_name === "new_space")?.space_size ?? 0) });
 const metricsLines = async () => (await (await fetch(`${server.url}/metrics`)).text()).split("\n").length;
 const afterRuns: object[] = [];
 for (let run = 1; run < Number(values.runs); run++) {
-  const r = await fuzz({ url: server.url, seed: Number(values.seed) + run, perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...FUZZ_CREDENTIALS });
+  const r = await fuzz({ url: server.url, seed: Number(values.seed) + run, perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS });
   afterRuns.push({ run, requests: r.requests, failures: r.failureCount, ...m(await server.memory()), metricsLines: await metricsLines() });
 }
 const report = await fuzz(
-  { url: server.url, seed: Number(values.seed), perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...FUZZ_CREDENTIALS },
+  { url: server.url, seed: Number(values.seed), perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS },
   (done, total) => {
     if (done % 10_000 === 0) process.stderr.write(`${done}/${total}\n`);
   },

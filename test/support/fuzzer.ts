@@ -95,6 +95,8 @@ export interface FuzzConfig {
   readonly h2Sessions?: number;
   /** A request not answered within this is a hang (and is cancelled). Default 5,000 ms. */
   readonly hangMs?: number;
+  /** Only the targets whose name (e.g. "grpc convmark.v1.MarkService/…", "zego SetConvMark signed") matches. */
+  readonly only?: RegExp;
   readonly zego: { appId: number; secret: string };
   readonly tencent: { sdkAppId: number; key: string; admin: string };
   readonly openim: { secret: string; admin: string };
@@ -623,7 +625,7 @@ class Transports {
 
 /** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
-  const list = await targets(cfg);
+  const list = (await targets(cfg)).filter((t) => !cfg.only || cfg.only.test(t.name));
   const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, maxLatencyMs: 0, elapsedMs: 0 };
   const concurrency = cfg.concurrency ?? 32;
   const net = new Transports(cfg.url, Math.ceil(concurrency / 2), cfg.h2Sessions ?? 4, cfg.hangMs ?? 5000);
