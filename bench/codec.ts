@@ -4,7 +4,8 @@
  * an UpdateConversations(100) response with full results, plus protobuf-es fromBinary of the Sync
  * page (what the Sync bench's client spends decoding). Rows alternate in short rounds so background
  * load hits both sides alike; the figure is the median round. Standalone: `npx tsx bench/codec.ts
- * [rounds]`.
+ * [rounds]`. `npx tsx bench/codec.ts --steps [stored]` instead times one SyncConversations call's
+ * steps in process on the sync row's data (bench/feed.ts loadSyncOwners, default 1,000,000 stored).
  */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { SyncConversationsResponseSchema, UpdateConversationsResponseSchema, type SyncConversationsResponse, type UpdateConversationsResponse } from "../gen/convmark/v1/mark_service_pb.js";
@@ -87,7 +88,53 @@ export function benchCodec(rounds = 15): { name: string; us_per_call: number; us
   return rows.map((r) => ({ name: r.name, us_per_call: median(r.times), us_per_item: median(r.times) / r.items }));
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** The steps of one Sync call of 1,000 changes (store, service literals, encoding, the client's decode), ms, median of `calls`. */
+async function syncSteps(stored: number, calls = 60): Promise<void> {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { create } = await import("@bufbuild/protobuf");
+  const { openSqliteStore } = await import("../src/store/sqlite-store.js");
+  const { readFeed } = await import("../src/service/watch-session.js");
+  const { loadSyncOwners } = await import("./feed.js");
+  const work = mkdtempSync(join(tmpdir(), "convmark-codec-steps-"));
+  const store = openSqliteStore({ path: join(work, "marks.db"), limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
+  try {
+    const t0 = performance.now();
+    await loadSyncOwners(store, stored, () => {});
+    console.log(`loaded ${stored} conversations in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const steps: Record<string, number[]> = { "store (readFeed)": [], "service (create, changeToProto)": [], "toBinary": [], "encodeMessage": [], "client fromBinary": [] };
+    for (let i = 0; i < calls + 5; i++) {
+      let t = performance.now();
+      const lap = (name: string) => {
+        const now = performance.now();
+        if (i >= 5) steps[name]!.push(now - t);
+        t = now;
+      };
+      const page = await readFeed(store, "sync-00000", 0n, 1000);
+      lap("store (readFeed)");
+      const res = create(SyncConversationsResponseSchema, { changes: page.changes.map(changeToProto), nextCursor: "x", hasMore: page.hasMore, reset: page.reset });
+      lap("service (create, changeToProto)");
+      toBinary(SyncConversationsResponseSchema, res);
+      lap("toBinary");
+      const bytes = encodeMessage(SyncConversationsResponseSchema, res);
+      lap("encodeMessage");
+      if (fromBinary(SyncConversationsResponseSchema, bytes).changes.length !== 1000) throw new Error("expected 1,000 changes");
+      lap("client fromBinary");
+    }
+    for (const [name, xs] of Object.entries(steps)) console.log(`${name.padEnd(34)} p50 ${median(xs).toFixed(2).padStart(7)} ms  p99 ${[...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.99) - 1]!.toFixed(2).padStart(7)} ms`);
+  } finally {
+    await store.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === "--steps") {
+  const { loadavg } = await import("node:os");
+  console.log(`sync steps ${new Date().toISOString()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  await syncSteps(Number(process.argv[3] ?? 1_000_000));
+  console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const rounds = Number(process.argv[2] ?? 15);
   const { loadavg } = await import("node:os");
   console.log(`codec bench ${new Date().toISOString()}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}, ${rounds} rounds`);
