@@ -17,7 +17,7 @@ describeStoreContract(
   "sqlite (file, WAL)",
   async ({ limits, now, tombstoneRetentionMs }) =>
     openSqliteStore({ path: join(dir, `t${n++}.db`), limits, now, chunkSize: 2, ...(tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs } : {}) }),
-  { allOwnersFeed: true },
+  { storeWideOrder: true },
 );
 
 describe("sqlite store", () => {
