@@ -20,6 +20,7 @@ import {
   WatchConversationsResponseSchema,
   type WatchConversationsResponse,
 } from "../gen/convmark/v1/mark_service_pb.js";
+import type { MarkStore } from "../src/store/store.js";
 
 export interface WatchFigures {
   readonly watchers: number;
@@ -376,6 +377,31 @@ async function feedOnly(): Promise<void> {
 }
 
 /**
+ * Fills a store with `stored` conversations, 1,000 per owner (`sync-00000`, ...), each with a mark,
+ * a custom mark and a label: the sync row's data (also bench/codec.ts --steps).
+ */
+export async function loadSyncOwners(direct: MarkStore, stored: number, log: (m: string) => void): Promise<void> {
+  for (let first = 0; first < stored; first += 20_000) {
+    const batch = Array.from({ length: Math.min(20_000, stored - first) }, (_, j) => {
+      const n = first + j;
+      return {
+        key: { owner: `sync-${String(Math.floor(n / 1000)).padStart(5, "0")}`, type: 1 as const, conversationId: `conv-${n % 1000}` },
+        setMask: BigInt(1 + (n % 7)),
+        clearMask: 0n,
+        customMark: `custom-${n}`,
+        addLabels: [`label-${n % 5}`],
+        removeLabels: [],
+        settings: {},
+      };
+    });
+    const out = await direct.applyUpdates(batch);
+    const bad = out.find((o) => !o.ok);
+    if (bad) throw new Error(`load failed: ${JSON.stringify(bad)}`);
+    if (first % 200_000 === 0) log(`loaded ${first + batch.length}`);
+  }
+}
+
+/**
  * Only the sync row at a given store size: `npx tsx bench/feed.ts --sync [stored]` (default
  * 1,000,000): the bench process loads `stored` conversations (1,000 per owner, marks, a custom mark
  * and a label each) through the SQLite store adapter on the server's file, then measures
@@ -399,24 +425,7 @@ async function syncOnly(stored: number): Promise<void> {
   try {
     const direct = openSqliteStore({ path: server.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
     const t0 = performance.now();
-    for (let first = 0; first < stored; first += 20_000) {
-      const batch = Array.from({ length: Math.min(20_000, stored - first) }, (_, j) => {
-        const n = first + j;
-        return {
-          key: { owner: `sync-${String(Math.floor(n / 1000)).padStart(5, "0")}`, type: 1 as const, conversationId: `conv-${n % 1000}` },
-          setMask: BigInt(1 + (n % 7)),
-          clearMask: 0n,
-          customMark: `custom-${n}`,
-          addLabels: [`label-${n % 5}`],
-          removeLabels: [],
-          settings: {},
-        };
-      });
-      const out = await direct.applyUpdates(batch);
-      const bad = out.find((o) => !o.ok);
-      if (bad) throw new Error(`load failed: ${JSON.stringify(bad)}`);
-      if (first % 200_000 === 0) log(`loaded ${first + batch.length}`);
-    }
+    await loadSyncOwners(direct, stored, log);
     await direct.close();
     log(`loaded ${stored} conversations in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     const s = await benchSync({ target: `127.0.0.1:${server.port}`, owner: "sync-00000", expected: 1000, stored, seconds: 10 });

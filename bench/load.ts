@@ -88,6 +88,8 @@ export interface HttpLoad {
   readonly verify?: (body: string) => boolean;
   /** How many units one successful request completes. Default 1. */
   readonly unitsPerRequest?: number;
+  /** Requests per second over all connections (autocannon's overallRate); absent: as fast as answered. */
+  readonly overallRate?: number;
 }
 
 /** HTTP/1.1 keep-alive load with autocannon, `connections` requests in flight (no pipelining). */
@@ -104,6 +106,7 @@ export function httpLoad(opts: HttpLoad): Promise<RawSlice> {
         connections: opts.connections,
         pipelining: 1,
         duration: opts.seconds,
+        ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
         // autocannon notices the end of \`duration\` only at its next sample tick (default every
         // second, so a 1.5 s slice ran 2 s): sample often, so a slice lasts what it says.
         sampleInt: 100,

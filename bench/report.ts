@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
 import { round, type RowTotals } from "./stats.js";
-import { VENDORS, VENDOR_LABELS, type VendorName } from "./vendors.js";
+import { VENDORS, VENDOR_LABELS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName } from "./vendors.js";
 
 export type RowId =
   | Exclude<VendorName, "zego" | "tencent" | "openim">
@@ -10,6 +10,7 @@ export type RowId =
   | "bare_connect_echo"
   | "echo_grpc"
   | "echo_connect"
+  | "echo_connect_paced"
   | "update1_grpc"
   | "update1_connect"
   | "update100_grpc"
@@ -33,18 +34,22 @@ const ROWS: Record<RowId, RowMeta> = {
   bare_connect_echo: { label: "bare connect-node Health (ceiling)", protocol: "Connect JSON h1, 1 proc", unit: "requests" },
   echo_grpc: { label: "Health/Check (echo)", protocol: "gRPC h2c", unit: "requests" },
   echo_connect: { label: "Health/Check (echo)", protocol: "Connect JSON h1", unit: "requests" },
+  echo_connect_paced: { label: "Health/Check (echo), paced", protocol: `Connect JSON h1, ${ZEGO_BENCH_RATE}/s`, unit: "requests" },
   update1_grpc: { label: "UpdateConversations x1", protocol: "gRPC h2c", unit: "requests" },
   update1_connect: { label: "UpdateConversations x1", protocol: "Connect JSON h1", unit: "requests" },
   update100_grpc: { label: "UpdateConversations x100", protocol: "gRPC h2c", unit: "updates" },
   storage100: { label: "store.applyUpdates x100", protocol: "in process", unit: "updates" },
   sqlite_raw100: { label: "raw SQLite upserts x100 (ceiling)", protocol: "in process", unit: "updates" },
-  zego: { label: "ZEGO SetConvMark", protocol: "REST JSON h1", unit: "requests" },
+  zego: { label: "ZEGO SetConvMark", protocol: `REST JSON h1, ${ZEGO_BENCH_RATE}/s`, unit: "requests" },
   tencent: { label: "Tencent mark_contact", protocol: "REST JSON h1", unit: "requests" },
   openim: { label: "OpenIM set_conversations", protocol: "REST JSON h1", unit: "requests" },
   bulk: { label: "bulk load x10000", protocol: "gRPC h2c", unit: "updates" },
   list: { label: "ListConversations marks_any", protocol: "gRPC h2c", unit: "requests" },
   ...(Object.fromEntries(
-    VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim").map((v) => [v, { label: VENDOR_LABELS[v], protocol: "REST JSON h1", unit: "requests" }]),
+    VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim").map((v) => [
+      v,
+      { label: VENDOR_LABELS[v], protocol: ZEGO_ROUTES.includes(v) ? `REST JSON h1, ${ZEGO_BENCH_RATE}/s` : "REST JSON h1", unit: "requests" },
+    ]),
   ) as Record<Exclude<VendorName, "zego" | "tencent" | "openim">, RowMeta>),
 };
 
@@ -189,6 +194,8 @@ export interface Results {
   };
   /** Every vendor route's req/s / the Connect JSON echo's (null: not available). */
   readonly vendor_vs_echo: Partial<Record<VendorName, number | null>>;
+  /** How the ZEGO routes' ratios (zego_vs_echo and the zego_* entries of vendor_vs_echo) are defined. */
+  readonly zego_ratio_basis: string;
   readonly ceilings: { node_http_echo_rps: number | null; connect_echo_rps: number | null; sqlite_upserts_per_s: number | null };
   /** Server CPU per update in the UpdateConversations(100) row, summed over all server processes (µs). */
   readonly cpu_us_per_update_100: number | null;
@@ -259,30 +266,34 @@ export function buildResults(input: {
 }): Results {
   const rows = Object.fromEntries(Object.entries(input.rows).map(([id, info]) => [id, resultRow(id as RowId, info)])) as Record<RowId, ResultRow>;
   const rps = (id: RowId) => rows[id].requests_per_s;
+  const cpuRate = (id: RowId) => rows[id].per_cpu_s;
   const ratios = {
     update1_vs_echo_grpc: ratio(rps("update1_grpc"), rps("echo_grpc")),
     update1_vs_echo_connect: ratio(rps("update1_connect"), rps("echo_connect")),
     update100_vs_storage: ratio(rows.update100_grpc.updates_per_s, rows.storage100.updates_per_s),
-    zego_vs_echo: ratio(rps("zego"), rps("echo_connect")),
+    // ZEGO's own per-AppId limit caps its throughput below the echo's: its rows run paced, and the
+    // ratio is requests per server CPU-second against the echo paced at the same rate.
+    zego_vs_echo: ratio(cpuRate("zego"), cpuRate("echo_connect_paced")),
     tencent_vs_echo: ratio(rps("tencent"), rps("echo_connect")),
     openim_vs_echo: ratio(rps("openim"), rps("echo_connect")),
     update1_connect_all_workers_vs_bare_connect_echo: ratio(rps("update1_connect"), rps("bare_connect_echo")),
     update100_vs_raw_sqlite: ratio(rows.update100_grpc.updates_per_s, rows.sqlite_raw100.updates_per_s),
     bare_connect_echo_vs_node_http_echo: ratio(rps("bare_connect_echo"), rps("node_http_echo")),
   };
-  const cpuRate = (id: RowId) => rows[id].per_cpu_s;
   const ratiosPerCpu = {
     update1_vs_echo_grpc: ratio(cpuRate("update1_grpc"), cpuRate("echo_grpc")),
     update1_vs_echo_connect: ratio(cpuRate("update1_connect"), cpuRate("echo_connect")),
     update100_vs_storage: ratio(cpuRate("update100_grpc"), cpuRate("storage100")),
-    zego_vs_echo: ratio(cpuRate("zego"), cpuRate("echo_connect")),
+    zego_vs_echo: ratio(cpuRate("zego"), cpuRate("echo_connect_paced")),
     tencent_vs_echo: ratio(cpuRate("tencent"), cpuRate("echo_connect")),
     openim_vs_echo: ratio(cpuRate("openim"), cpuRate("echo_connect")),
     update1_connect_all_workers_vs_bare_connect_echo: ratio(cpuRate("update1_connect"), cpuRate("bare_connect_echo")),
     update100_vs_raw_sqlite: ratio(cpuRate("update100_grpc"), cpuRate("sqlite_raw100")),
     bare_connect_echo_vs_node_http_echo: ratio(cpuRate("bare_connect_echo"), cpuRate("node_http_echo")),
   };
-  const vendorRatios = Object.fromEntries(VENDORS.map((v) => [v, ratio(rps(v), rps("echo_connect"))])) as Partial<Record<VendorName, number | null>>;
+  const vendorRatios = Object.fromEntries(
+    VENDORS.map((v) => [v, ZEGO_ROUTES.includes(v) ? ratio(cpuRate(v), cpuRate("echo_connect_paced")) : ratio(rps(v), rps("echo_connect"))]),
+  ) as Partial<Record<VendorName, number | null>>;
   const measuredVendors = Object.entries(vendorRatios).filter((e): e is [VendorName, number] => e[1] !== null);
   const slowestVendor = measuredVendors.length ? measuredVendors.reduce((a, b) => (b[1] < a[1] ? b : a)) : undefined;
   const mem = input.memory;
@@ -315,6 +326,7 @@ export function buildResults(input: {
     ratios,
     ratios_per_cpu_s: ratiosPerCpu,
     vendor_vs_echo: vendorRatios,
+    zego_ratio_basis: `requests per server CPU-second, each ZEGO route and the Connect echo driven at ${ZEGO_BENCH_RATE} requests/s (under the server's ZEGO limit; ZEGO documents 20/s per AppId), route / echo`,
     ceilings: {
       node_http_echo_rps: rps("node_http_echo") ?? null,
       connect_echo_rps: rps("bare_connect_echo") ?? null,
@@ -343,11 +355,11 @@ export function buildResults(input: {
       target("UpdateConversations(1) / echo, gRPC", ratios.update1_vs_echo_grpc, ">=", 0.7, ratiosPerCpu.update1_vs_echo_grpc),
       target("UpdateConversations(1) / echo, Connect JSON", ratios.update1_vs_echo_connect, ">=", 0.7, ratiosPerCpu.update1_vs_echo_connect),
       target("UpdateConversations(100) / storage ceiling", ratios.update100_vs_storage, ">=", 0.5, ratiosPerCpu.update100_vs_storage),
-      target("ZEGO SetConvMark / Connect JSON echo", ratios.zego_vs_echo, ">=", 0.5, ratiosPerCpu.zego_vs_echo),
+      target(`ZEGO SetConvMark / Connect JSON echo, CPU per request at ${ZEGO_BENCH_RATE}/s`, ratios.zego_vs_echo, ">=", 0.5, ratiosPerCpu.zego_vs_echo),
       target("Tencent mark_contact / Connect JSON echo", ratios.tencent_vs_echo, ">=", 0.5, ratiosPerCpu.tencent_vs_echo),
       target("OpenIM set_conversations / Connect JSON echo", ratios.openim_vs_echo, ">=", 0.5, ratiosPerCpu.openim_vs_echo),
       target(
-        `slowest vendor route (${slowestVendor?.[0] ?? "none"}) / Connect JSON echo, ${measuredVendors.length} of ${VENDORS.length} routes`,
+        `slowest vendor route (${slowestVendor?.[0] ?? "none"}) / Connect JSON echo, ${measuredVendors.length} of ${VENDORS.length} routes (ZEGO: CPU per request)`,
         slowestVendor?.[1] ?? null,
         ">=",
         0.5,

@@ -20,7 +20,7 @@ import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelK
 import { copyOwners } from "./replicate.js";
 import { buildServer, heapFromMetrics, startServer, type BenchServer } from "./server.js";
 import { RowTotals } from "./stats.js";
-import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, type VendorName, type VendorRoute } from "./vendors.js";
+import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName, type VendorRoute } from "./vendors.js";
 import {
   bulkSpecs,
   checkHealthResponse,
@@ -125,6 +125,7 @@ const ALL_ROWS: readonly RowId[] = [
   "bare_connect_echo",
   "echo_grpc",
   "echo_connect",
+  "echo_connect_paced",
   "update1_grpc",
   "update1_connect",
   "update100_grpc",
@@ -284,6 +285,16 @@ async function main(): Promise<void> {
           request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
           verify: (b) => b.includes('"SERVING"'),
         }),
+      // The echo at the ZEGO rows' rate: what their server CPU per request is compared with.
+      echo_connect_paced: (s) =>
+        httpLoad({
+          url: connectUrl,
+          connections: c,
+          seconds: s,
+          overallRate: ZEGO_BENCH_RATE,
+          request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
+          verify: (b) => b.includes('"SERVING"'),
+        }),
       update1_grpc: (s) => closedLoop(c, s, () => grpcCall(PATHS.update, updateRequestBytes([update1.next()]), (r) => checkUpdateResponse(r, 1))),
       update1_connect: (s) =>
         httpLoad({
@@ -327,7 +338,11 @@ async function main(): Promise<void> {
     };
     function vendorRunner(route: VendorRoute | undefined) {
       if (!route) return undefined;
-      return (s: number) => httpLoad({ url: connectUrl, connections: c, seconds: s, request: route.request, verify: route.verify });
+      // ZEGO's per-AppId limit (the server's highest, 1000/s) is below what the server answers:
+      // driven flat out, most ZEGO calls would be refused (660300005), which measures the limiter,
+      // not the route. Its routes run at ZEGO_BENCH_RATE, and their ratio is CPU per request.
+      const rate = ZEGO_ROUTES.includes(route.name) ? { overallRate: ZEGO_BENCH_RATE } : {};
+      return (s: number) => httpLoad({ url: connectUrl, connections: c, seconds: s, request: route.request, verify: route.verify, ...rate });
     }
 
     const totals = new Map<RowId, RowTotals>();
@@ -354,10 +369,12 @@ async function main(): Promise<void> {
     const main = { sliceSeconds: settings.sliceSeconds, rounds: settings.rounds, warmupSeconds: settings.warmupSeconds };
     const groups: { rows: RowId[]; timing: Settings["routes"] }[] = [
       { rows: ["echo_grpc", "update1_grpc"], timing: main },
-      { rows: ["node_http_echo", "bare_connect_echo", "echo_connect", "update1_connect", "zego", "tencent", "openim"], timing: main },
+      { rows: ["node_http_echo", "bare_connect_echo", "echo_connect", "update1_connect", "tencent", "openim"], timing: main },
       { rows: ["update100_grpc", "storage100", "sqlite_raw100"], timing: main },
       // The read-back and CRUD routes, side by side with the echo they are compared with.
-      { rows: ["echo_connect", ...VENDORS.filter((v) => v !== "zego" && v !== "tencent" && v !== "openim")], timing: settings.routes },
+      { rows: ["echo_connect", ...VENDORS.filter((v) => v !== "tencent" && v !== "openim" && !ZEGO_ROUTES.includes(v))], timing: settings.routes },
+      // The ZEGO routes and the echo, all at ZEGO_BENCH_RATE (see vendorRunner).
+      { rows: ["echo_connect_paced", ...ZEGO_ROUTES], timing: main },
     ];
     for (const { rows: group, timing } of groups) {
       const rows = group.filter((id) => runners[id] && (!settings.only || settings.only.includes(id)));

@@ -10,7 +10,7 @@ import { clusterMetricsSource } from "./cluster/metrics.js";
 import { openSharedKickList, openSharedNonceStore, type SharedKickList, type SharedNonceStore } from "./cluster/nonce-store.js";
 import { NONCE_FILE } from "./cluster/primary.js";
 import { nonceCapacity } from "./dialects/zego/auth.js";
-import { authConfigFromEnv, createAuthenticator, createAuthInterceptor, fixedCallerInterceptor, IN_PROCESS_CALLER, type AuthConfig } from "./auth/index.js";
+import { authConfigFromEnv, authInterceptor, createAuthenticator, createCallAuthorizer, fixedCallerInterceptor, IN_PROCESS_CALLER, type AuthConfig } from "./auth/index.js";
 import { ConfigError, coreConfigFromEnv, type CoreConfig } from "./config.js";
 import type { Dialect, DialectDeps, GatewayResponse } from "./dialects/dialect.js";
 import { createOpenimDialect, openimConfigFromEnv } from "./dialects/openim/index.js";
@@ -24,6 +24,7 @@ import { createPublicEdge } from "./server/public-edge.js";
 import { createSite, defaultConsoleDir } from "./server/site.js";
 import { createProcessLogger, logStartSummary } from "./server/start-log.js";
 import { createLoggingInterceptor, createMetricsInterceptor, createRpcRecorder } from "./server/interceptors.js";
+import { leanUnaryRoute } from "./server/unary-route.js";
 import { leanWatchRoute } from "./server/watch-route.js";
 import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
@@ -48,6 +49,8 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** Set in a cluster worker: the primary's directory of state shared by all workers. */
   readonly cluster?: { readonly stateDir: string; readonly workers: number };
+  /** Serve unary MarkService/DirectoryService calls on the lean route (unary-route.ts). Default true; false for differential tests. */
+  readonly leanUnary?: boolean;
 }
 
 /** Every piece of configuration, parsed before anything opens: a bad value stops the start with ConfigError. */
@@ -132,7 +135,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     const interceptors = [createLoggingInterceptor(logger), createMetricsInterceptor(metricsRegistry)];
     const authenticate = createAuthenticator(config.auth);
     // MarkService checks owners per item itself; DirectoryService is for service callers only.
-    const authInterceptor = createAuthInterceptor(authenticate, { perOwner: [MarkService.typeName], serviceOnly: [DirectoryService.typeName] });
+    const authorize = createCallAuthorizer(authenticate, { perOwner: [MarkService.typeName], serviceOnly: [DirectoryService.typeName] });
+    const auth = authInterceptor(authorize);
 
     // One hub per process: every Watch shares the store's one reader of new changes.
     const feed = createFeedHub(store, { maxBacklog: core.feed.maxBacklog });
@@ -160,7 +164,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
         { service: MarkService, impl: markService },
         { service: DirectoryService, impl: directory.service },
       ] as never,
-      interceptors: [...interceptors, authInterceptor],
+      interceptors: [...interceptors, auth],
       authenticate,
       cors: config.cors,
       registry: anyTypeRegistry,
@@ -184,9 +188,27 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       // A limit for the whole server: connections are dealt round-robin, so each worker takes its share.
       listener: { maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections },
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
-      interceptors: [authInterceptor],
-      // gRPC Watch calls on HTTP/2 take the lean route (watch-route.ts); everything else goes on.
-      edge: (next) => edge(leanWatchRoute({ deps: { store, limits: core.limits, feed, heartbeatMs: core.feed.heartbeatMs }, authenticate, record: createRpcRecorder(logger, metricsRegistry) })(next)),
+      interceptors: [auth],
+      // gRPC Watch calls on HTTP/2 take the lean route (watch-route.ts), well-formed unary calls of the
+      // unified API the lean unary route (unary-route.ts); everything else goes on to connect-node.
+      edge: (next) => {
+        const record = createRpcRecorder(logger, metricsRegistry);
+        const unary =
+          opts.leanUnary === false
+            ? next
+            : leanUnaryRoute({
+                services: [
+                  { service: MarkService, impl: markService },
+                  { service: DirectoryService, impl: directory.service },
+                ],
+                authorize,
+                record,
+                readMaxBytes: core.readMaxBytes,
+                compressMinBytes: core.compressMinBytes,
+                jsonOptions: { registry: anyTypeRegistry },
+              })(next);
+        return edge(leanWatchRoute({ deps: { store, limits: core.limits, feed, heartbeatMs: core.feed.heartbeatMs }, authenticate, record })(unary));
+      },
       // Watch streams never finish by themselves: end them (cleanly, clients resume from their
       // cursor) before the listener waits for in-flight calls.
       beforeClose: () => feed.close(),

@@ -98,11 +98,13 @@ export function applyUpdate(current: ConversationRecord | undefined, u: ValidUpd
     labels = [...set].sort();
   }
 
+  // Records are immutable: an update that sets no setting keeps the current settings object.
   let settingsChanged = false;
-  const settings: Settings = { ...cur.settings };
+  let settings: Readonly<Settings> = cur.settings;
   for (const f of SETTING_FIELDS) {
     const v = u.settings[f];
     if (v !== undefined && v !== settings[f]) {
+      if (!settingsChanged) settings = { ...cur.settings };
       (settings as Record<string, unknown>)[f] = v;
       settingsChanged = true;
     }

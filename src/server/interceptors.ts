@@ -164,30 +164,46 @@ function rpcMetrics(registry: Registry, opts: RpcMetricsOptions) {
     handled.inc({ ...labels, grpc_code: codeName(code) });
     seconds.observe(labels, durationMs / 1000);
   };
-  return { started, observer };
+  return { started, handled, seconds, observer };
 }
 
 /**
- * For RPCs served outside connect-node (the lean gRPC Watch route): the same log line and
+ * For RPCs served outside connect-node (the lean Watch and unary routes): the same log line and
  * grpc_server_* metrics the logging and metrics interceptors give a call. Call it when the RPC
- * starts; call what it returns once, when the RPC ends (with its error, if any).
+ * starts; call what it returns once, when the RPC ends (with its error, if any). The labelled
+ * children of the metrics are kept per method (and code), so a call costs no label hashing.
  */
 export function createRpcRecorder(logger: Logger, registry: Registry): (method: DescMethod) => (error?: unknown) => void {
   const log = rpcLogger(logger);
-  const { started, observer } = rpcMetrics(registry, {});
+  const { started, handled, seconds } = rpcMetrics(registry, {});
+  type Children = { labels: RpcLabels; procedure: string; started: { inc(): void }; seconds: { observe(v: number): void }; handled: Map<string, { inc(): void }> };
+  const perMethod = new WeakMap<DescMethod, Children>();
+  const childrenOf = (method: DescMethod): Children => {
+    let c = perMethod.get(method);
+    if (c === undefined) {
+      const labels: RpcLabels = { grpc_type: grpcType(method.methodKind), grpc_service: method.parent.typeName, grpc_method: method.name };
+      c = { labels, procedure: `/${method.parent.typeName}/${method.name}`, started: started.labels(labels), seconds: seconds.labels(labels), handled: new Map() };
+      perMethod.set(method, c);
+    }
+    return c;
+  };
   return (method) => {
-    const labels: RpcLabels = { grpc_type: grpcType(method.methodKind), grpc_service: method.parent.typeName, grpc_method: method.name };
-    const procedure = `/${method.parent.typeName}/${method.name}`;
-    started.inc(labels);
+    const c = childrenOf(method);
+    c.started.inc();
     const start = performance.now();
     let done = false;
     return (error) => {
       if (done) return;
       done = true;
       const durationMs = performance.now() - start;
-      const info = error === undefined ? { procedure, labels, code: "OK" as const, durationMs } : { procedure, labels, code: ConnectError.from(error).code, durationMs, error: ConnectError.from(error) };
-      log(info);
-      observer(info);
+      const err = error === undefined ? undefined : ConnectError.from(error);
+      const code = err === undefined ? ("OK" as const) : err.code;
+      log(err === undefined ? { procedure: c.procedure, labels: c.labels, code, durationMs } : { procedure: c.procedure, labels: c.labels, code, durationMs, error: err });
+      const name = codeName(code);
+      let h = c.handled.get(name);
+      if (h === undefined) c.handled.set(name, (h = handled.labels({ ...c.labels, grpc_code: name })));
+      h.inc();
+      c.seconds.observe(durationMs / 1000);
     };
   };
 }

@@ -14,13 +14,14 @@
  * requests, malformed requests as INVALID_ARGUMENT, graceful shutdown (the hub ends the stream
  * with status OK). Connect, gRPC-Web and gRPC over HTTP/1.1 go on to connect-node unchanged.
  */
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { ConversationChangeSchema, MarkService, WatchConversationsRequestSchema } from "../../gen/convmark/v1/mark_service_pb.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { peerOf } from "../auth/peer.js";
+import { encodeMessage } from "../codec/encode.js";
 import type { Change } from "../store/store.js";
 import { feedCursorEncoder } from "../service/feed-cursor.js";
 import { changeToProto, watchSpecOf, type MarkServiceDeps } from "../service/mark-service.js";
@@ -67,7 +68,7 @@ const encodedChanges = new WeakMap<Change, Uint8Array>();
 function encodedChange(c: Change): Uint8Array {
   let b = encodedChanges.get(c);
   if (b === undefined) {
-    b = toBinary(ConversationChangeSchema, changeToProto(c));
+    b = encodeMessage(ConversationChangeSchema, changeToProto(c));
     encodedChanges.set(c, b);
   }
   return b;

@@ -1,6 +1,9 @@
 /**
  * Opaque feed cursors (SyncConversations, WatchConversations): the position (one owner's feed) or
  * store-wide seq (every owner's) of the last change a client has, bound to the feed it came from.
+ * The value is the store's: a small integer on SQLite; on MongoDB's every-owner feed a wider one
+ * (a change stream point, or an initial-scan point holding an owner ID; src/store/mongo-feed.ts),
+ * hence up to 2500 digits. Which store a value belongs to the store itself checks.
  */
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -24,7 +27,7 @@ export function feedCursorEncoder(owner: string | undefined): (value: bigint) =>
 export function decodeFeedCursor(cursor: string, owner: string | undefined): bigint {
   const raw = Buffer.from(cursor, "base64url");
   // Buffer's base64url decoder is lenient (skips junk); only the exact spelling we issued is accepted.
-  const m = raw.toString("base64url") === cursor ? /^f1\.(all|[A-Za-z0-9_-]{16})\.(\d{1,20})$/.exec(raw.toString()) : null;
+  const m = raw.toString("base64url") === cursor ? /^f1\.(all|[A-Za-z0-9_-]{16})\.(\d{1,2500})$/.exec(raw.toString()) : null;
   if (!m || !m[1] || !m[2]) throw new ConnectError("cursor is not a cursor this service issued", Code.InvalidArgument);
   if (m[1] !== feedId(owner)) {
     throw new ConnectError(

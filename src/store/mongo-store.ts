@@ -29,12 +29,57 @@
  * Deletes go through the same planner: the conversation document is removed and a `tombstones`
  * document (key, version, deletion time, position) written in the same transaction.
  *
- * Feed: one owner's changes are the conversations and tombstones with position > cursor (index
- * {owner, position}), read in one snapshot session. Live delivery: one change stream per process on
- * both collections with post-images (`changeStreamPreAndPostImages`, MongoDB 6.0+, enabled at open),
- * started at the cluster time of open so no commit after it is missed; subscribers share it. There
- * is no store-wide order across owners (that would need one counter every transaction writes), so
- * the every-owner feed (changes/head without owner) throws FeedUnsupportedError.
+ * Feed, one owner: the conversations and tombstones with position > cursor (index {owner, position}),
+ * read in one snapshot session.
+ *
+ * Feed, every owner (decision; the pure parts and the value layout are ./mongo-feed.ts): MongoDB
+ * keeps no store-wide sequence (one counter every transaction writes would serialize all owners
+ * and every shard), so the every-owner feed is the change stream of `conversations` and
+ * `tombstones` itself, with post-images (`changeStreamPreAndPostImages`, MongoDB 6.0+, enabled at
+ * open). Its order is the resume-token order: cluster time, then a fixed order among events of one
+ * cluster time (one transaction's oplog entry; on a sharded cluster, and from 8.0 on any deployment,
+ * unrelated events may share a cluster time too). A cursor holds (cluster time T, ordinal k of the
+ * event among those of T): resuming opens the stream at startAtOperationTime T (inclusive) and skips
+ * the first k+1 events of T, so it is exact even inside a transaction, across restarts (the point
+ * is the server's, not this process's) and on any server of the deployment. A resume token would
+ * be exact too but is variable-length opaque bytes; the ordinal keeps the cursor a number every
+ * reader derives alike (the live reader and each catch-up count events of T from the first one).
+ * - Sync/Watch catch-up (changes()): one short-lived change stream per page (tryNext, batchSize
+ *   limit+1, maxAwaitTimeMS 25); caught up when the stream runs dry on an awaited getMore; then the
+ *   cursor moves to the postBatchResumeToken's cluster time (a high-water mark: every event before
+ *   it was returned) so an idle feed does not fall out of the oplog window. That token's layout
+ *   (hex `_data` opening with 0x82 and the 8-byte cluster time) is the server's, not documented;
+ *   when it does not parse the cursor stays at the last event, which is always safe.
+ * - From the beginning: a scan of the current state (both collections, owners descending, each
+ *   owner's positions ascending) whose cursor also holds the majority cluster time T0 taken before
+ *   it, then the stream from T0. Whatever changes during the scan also comes through the stream, so
+ *   the final state is exact; such a conversation may be sent more than once meanwhile.
+ * - Head / "from now": the operationTime of a majority read (every commit at or before it is in the
+ *   stream, every later one has a later cluster time).
+ * - Reset (Sync reset: true, Watch FAILED_PRECONDITION): ChangeStreamHistoryLost (286; 280 on older
+ *   servers) when the oplog no longer holds the point, a point beyond the head, or one older than
+ *   the tombstone retention (in server cluster time). A cursor of another store or feed is
+ *   INVALID_ARGUMENT.
+ * - An update event whose post-image expired (changeStreamOptions.preAndPostImages.expireAfterSeconds
+ *   shorter than the oplog) is sent with the document's current state (looked up), or skipped when
+ *   it is gone (its tombstone follows).
+ * Live delivery: one change stream per process from the majority cluster time of open, each server
+ * batch handed to the subscribers as one batch (each conversation once in it), every change carrying
+ * its every-owner feed value; one owner's watchers filter by position as before.
+ * Sources (2026-12-02): MongoDB manual, change events (`clusterTime`: "events staged in a given
+ * oplog entry share the same clusterTime ... Starting in MongoDB 8.0, [events with the same
+ * clusterTime may not relate to the same transaction] on any deployment"; lsid+txnNumber identify a
+ * transaction) https://www.mongodb.com/docs/upcoming/reference/change-events/shardCollection/ ;
+ * changeStreamOptions.preAndPostImages.expireAfterSeconds (images kept until their oplog entry goes
+ * by default) https://www.mongodb.com/docs/manual/reference/cluster-parameters/changestreamoptions/ ;
+ * high-water-mark postBatchResumeToken on empty batches, SERVER-35740
+ * https://jira.mongodb.org/browse/SERVER-35740 ; ChangeStreamHistoryLost, SERVER-112253; the driver
+ * (mongodb 6.22, node_modules/mongodb/mongodb.d.ts and lib/cursor/change_stream_cursor.js):
+ * ChangeStream.tryNext, resumeToken (the postBatchResumeToken once a batch is consumed),
+ * ChangeStreamOptions.startAtOperationTime/resumeAfter/fullDocument/batchSize/maxAwaitTimeMS,
+ * ClientSession.operationTime (advanced on causally consistent sessions).
+ * Not verified here: none of this has run against a MongoDB server (none can run on this machine);
+ * test/store/mongo.test.ts runs the contract, feed cases included, wherever MONGODB_URI is set.
  */
 import { Code } from "@connectrpc/connect";
 import { dbNameFromUri } from "../config.js";
@@ -43,10 +88,10 @@ import {
   MongoClient,
   MongoError,
   MongoServerError,
+  Timestamp,
   type ChangeStream,
   type Collection,
   type Document,
-  type Timestamp,
   type TransactionOptions,
 } from "mongodb";
 import { keyString, type ConvKey, type ConversationRecord, type ValidUpdate } from "../domain/conversation.js";
@@ -67,8 +112,28 @@ import {
   type OwnerPlan,
 } from "./mongo-updates.js";
 import {
+  ALL_OF_TIME,
+  FEED_PIPELINE,
+  Ordinals,
+  SCAN_SORT,
+  clusterTimeOf,
+  decodeFeedPoint,
+  feedEventOf,
+  isHistoryLost,
+  lookedUpChange,
+  needsReset,
+  resetPage,
+  scanFilter,
+  scanPageOf,
+  readStreamPage,
+  streamValue,
+  timestampParts,
+  collapseChanges,
+  type FeedEvent,
+  type FeedPoint,
+} from "./mongo-feed.js";
+import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
-  FeedUnsupportedError,
   type ApplyOutcome,
   type Change,
   type ChangePage,
@@ -110,6 +175,12 @@ const TXN_OPTIONS: TransactionOptions = {
   readPreference: "primary",
 };
 
+const IDLE = Symbol("idle");
+const idle = (): Promise<typeof IDLE> => new Promise((resolve) => setImmediate(() => resolve(IDLE)));
+
+/** How long a catch-up read of the every-owner stream waits on an empty getMore before it counts as caught up. */
+const STREAM_PAGE_AWAIT_MS = 25;
+
 /** Extra whole-transaction attempts for errors withTransaction does not retry itself. */
 const MAX_EXTRA_ATTEMPTS = 5;
 
@@ -137,6 +208,9 @@ export async function openMongoStore(opts: MongoStoreOptions): Promise<MarkStore
     await tombstones.createIndex({ owner: 1, type: 1, cid: 1 }, { unique: true, name: "owner_type_cid" });
     await tombstones.createIndex({ owner: 1, position: 1 }, { name: "owner_position" });
     await tombstones.createIndex({ updateTime: 1 }, { name: "update_time" });
+    // The every-owner feed's initial scan reads owners descending, positions ascending (SCAN_SORT);
+    // `conversations` serves it with owner_position read backwards.
+    await tombstones.createIndex({ owner: -1, position: 1 }, { name: "owner_desc_position" });
     // Post-images let the change stream carry each document as that change left it.
     for (const coll of [CONVERSATIONS, TOMBSTONES]) {
       await db.command({ collMod: coll, changeStreamPreAndPostImages: { enabled: true } });
@@ -146,13 +220,30 @@ export async function openMongoStore(opts: MongoStoreOptions): Promise<MarkStore
     await db.createCollection(OWNERS).catch((e: unknown) => {
       if (!(e instanceof MongoServerError && e.code === 48)) throw e; // NamespaceExists
     });
-    // Cluster time now: the change stream starts here, so no commit after open is missed.
-    const pong = await db.command({ ping: 1 });
-    const startAt = (pong.operationTime ?? (pong.$clusterTime as Document | undefined)?.clusterTime) as Timestamp | undefined;
+    // The majority-committed cluster time now: the live change stream starts here, so no commit
+    // after open is missed.
+    const startAt = await majorityTime(client, owners);
     return new MongoStore(client, owned, conversations, owners, tombstones, opts, startAt);
   } catch (e) {
     if (owned) await client.close().catch(() => undefined);
     throw e;
+  }
+}
+
+/**
+ * The cluster time of the majority-committed snapshot (the operationTime of a majority read: every
+ * write at or before it is majority-committed, so a change stream returns all of them, and every
+ * later commit has a later cluster time).
+ */
+async function majorityTime(client: MongoClient, owners: Collection<OwnerDoc>): Promise<bigint> {
+  const session = client.startSession(); // causally consistent: the driver records operationTime
+  try {
+    await owners.findOne({ _id: "" }, { session, readConcern: { level: "majority" }, projection: { _id: 1 } });
+    const t = session.operationTime;
+    if (!t) throw new Error("MongoDB returned no operationTime for a majority read (needs a replica set or a sharded cluster)");
+    return clusterTimeOf(t);
+  } finally {
+    await session.endSession().catch(() => undefined);
   }
 }
 
@@ -186,7 +277,7 @@ class MongoStore implements MarkStore {
     private readonly owners: Collection<OwnerDoc>,
     private readonly tombstones: Collection<Document>,
     private readonly opts: MongoStoreOptions,
-    private readonly startAt: Timestamp | undefined,
+    private readonly startAt: bigint,
   ) {
     this.now = opts.now ?? Date.now;
     this.chunk = Math.max(1, opts.maxUpdatesPerTransaction ?? 500);
@@ -200,6 +291,8 @@ class MongoStore implements MarkStore {
   private readonly purgeTimer: NodeJS.Timeout;
   private readonly listeners = new Set<(changes: readonly Change[]) => void>();
   private stream: ChangeStream | undefined;
+  private reading: Promise<void> | undefined;
+  private closed = false;
 
   applyUpdates(updates: readonly ValidUpdate[]): Promise<ApplyOutcome[]> {
     return this.apply(updates.map((update) => ({ kind: "update", update }))) as Promise<ApplyOutcome[]>;
@@ -313,7 +406,7 @@ class MongoStore implements MarkStore {
   }
 
   async changes(q: ChangeQuery): Promise<ChangePage> {
-    if (q.owner === undefined) throw new FeedUnsupportedError("the MongoDB store keeps no feed across all owners; watch one owner at a time");
+    if (q.owner === undefined) return this.everyOwnerChanges(q.after, Math.max(1, q.limit));
     const owner = q.owner;
     const limit = Math.max(1, q.limit);
     const session = this.client.startSession({ snapshot: true });
@@ -337,43 +430,120 @@ class MongoStore implements MarkStore {
     }
   }
 
+  /** Every owner's feed: the initial scan (from the beginning), then the change stream (see mongo-feed.ts). */
+  private async everyOwnerChanges(after: bigint, limit: number): Promise<ChangePage> {
+    const point = decodeFeedPoint(after); // INVALID_ARGUMENT for another store's value
+    const head = await majorityTime(this.client, this.owners);
+    if (needsReset(point, head, this.retentionMs)) return resetPage(head);
+    if (point.kind === "begin") return this.scanPage(head, undefined, limit);
+    if (point.kind === "scan") return this.scanPage(point.time, point, limit);
+    try {
+      return await this.streamPage(point, limit);
+    } catch (e) {
+      if (isHistoryLost(e)) return resetPage(head);
+      throw e;
+    }
+  }
+
+  /**
+   * A page of the current state, as of (at least) cluster time `time`: the stream from `time` on
+   * brings whatever changed during the scan, so the client's final state is exact.
+   */
+  private async scanPage(time: bigint, after: Extract<FeedPoint, { kind: "scan" }> | undefined, limit: number): Promise<ChangePage> {
+    const filter = scanFilter(after);
+    const live = await this.conversations.find(filter).sort(SCAN_SORT).limit(limit + 1).toArray();
+    const dead = await this.tombstones.find(filter).sort(SCAN_SORT).limit(limit + 1).toArray();
+    return scanPageOf(live, dead, limit, time);
+  }
+
+  /**
+   * A page of the change stream after a point: opened at the point's cluster time (inclusive), the
+   * events up to the point skipped by ordinal, then up to `limit` events; caught up when the stream
+   * runs dry on an awaited getMore (a first, non-awaiting, empty batch is not enough).
+   */
+  private async streamPage(point: Extract<FeedPoint, { kind: "stream" }>, limit: number): Promise<ChangePage> {
+    const stream = this.conversations.db.watch(FEED_PIPELINE, {
+      startAtOperationTime: new Timestamp(timestampParts(point.time)),
+      fullDocument: "whenAvailable",
+      useBigInt64: true,
+      batchSize: Math.min(limit + 1, 1000),
+      maxAwaitTimeMS: STREAM_PAGE_AWAIT_MS,
+    });
+    try {
+      return await readStreamPage(stream, point, limit, (e) => this.changeOf(e));
+    } finally {
+      await stream.close().catch(() => undefined);
+    }
+  }
+
+  /** The change of an event; an update whose post-image expired is looked up (its current state). */
+  private async changeOf(e: FeedEvent): Promise<Change | undefined> {
+    if (e.change) return e.change;
+    if (e.documentId === undefined) return undefined;
+    return lookedUpChange(e, await this.conversations.findOne({ _id: e.documentId } as Document));
+  }
+
   async head(owner?: string): Promise<bigint> {
-    if (owner === undefined) throw new FeedUnsupportedError("the MongoDB store keeps no feed across all owners; watch one owner at a time");
+    if (owner === undefined) return streamValue(await majorityTime(this.client, this.owners), ALL_OF_TIME);
     const o = await this.owners.findOne({ _id: owner });
     return o ? toBigInt(o.position) : 0n;
   }
 
   subscribe(listener: (changes: readonly Change[]) => void): () => void {
     this.listeners.add(listener);
-    this.stream ??= this.openStream();
+    if (!this.reading) this.reading = this.readLive().finally(() => (this.reading = undefined));
     return () => void this.listeners.delete(listener);
   }
 
-  private openStream(): ChangeStream {
-    const db = this.conversations.dbName;
-    const stream = this.client.db(db).watch(
-      [{ $match: { "ns.coll": { $in: [CONVERSATIONS, TOMBSTONES] }, operationType: { $in: ["insert", "update", "replace"] } } }],
-      { fullDocument: "required", ...(this.startAt ? { startAtOperationTime: this.startAt } : {}) },
-    );
-    stream.on("change", (ev: Document) => {
-      const doc = ev.fullDocument as Document | undefined;
-      if (!doc) return;
-      const coll = (ev.ns as { coll: string }).coll;
-      const change: Change =
-        coll === TOMBSTONES ? { record: tombstoneToRecord(doc), deleted: true, seq: 0n } : { record: docToRecord(doc), deleted: false, seq: 0n };
-      for (const l of [...this.listeners]) {
-        try {
-          l([change]);
-        } catch {
-          // a listener's failure is its own
+  /**
+   * The one live reader of this process: the change stream from the store's opening, each server
+   * batch handed to the subscribers at once, each conversation once in it (an update that adds and
+   * removes labels is two events of one transaction), every change with its every-owner feed value.
+   * It runs from the first subscribe until close(). A stream error other than those the driver
+   * resumes itself reopens the stream after the last resume token a second later.
+   */
+  private async readLive(): Promise<void> {
+    const ordinals = new Ordinals();
+    let token: unknown;
+    while (!this.closed) {
+      const stream = this.conversations.db.watch(FEED_PIPELINE, {
+        fullDocument: "whenAvailable",
+      useBigInt64: true,
+        ...(token !== undefined ? { resumeAfter: token } : { startAtOperationTime: new Timestamp(timestampParts(this.startAt)) }),
+      });
+      this.stream = stream;
+      // next() of an event already in the driver's buffer settles within microtasks, before a
+      // setImmediate; one that needs a getMore does not: that is where a server batch ends.
+      let pending = stream.next();
+      try {
+        while (!this.closed) {
+          const batch: Change[] = [];
+          for (let ev: Document | typeof IDLE = await pending; ev !== IDLE; ev = await Promise.race([pending, idle()])) {
+            pending = stream.next();
+            const c = await this.changeOf(feedEventOf(ev, ordinals));
+            if (c) batch.push(c);
+          }
+          token = stream.resumeToken;
+          if (batch.length === 0) continue;
+          const changes = collapseChanges(batch);
+          for (const l of [...this.listeners]) {
+            try {
+              l(changes);
+            } catch {
+              // a listener's failure is its own
+            }
+          }
         }
+      } catch {
+        pending.catch(() => undefined);
+        token = stream.resumeToken ?? token;
+        if (!this.closed) await new Promise((r) => setTimeout(r, 1000).unref());
+      } finally {
+        pending.catch(() => undefined); // settles (rejects) when the stream closes
+        this.stream = undefined;
+        await stream.close().catch(() => undefined);
       }
-    });
-    stream.on("error", () => {
-      // The driver resumes resumable errors itself; anything else ends the stream: reopen on next subscribe.
-      this.stream = undefined;
-    });
-    return stream;
+    }
   }
 
   async purgeTombstones(): Promise<number> {
@@ -395,6 +565,7 @@ class MongoStore implements MarkStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.purgeTimer);
     this.listeners.clear();
     await this.stream?.close().catch(() => undefined);

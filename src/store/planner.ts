@@ -127,13 +127,14 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
     return undefined;
   };
 
-  ops.forEach((op, index) => {
+  for (let index = 0; index < ops.length; index++) {
+    const op = ops[index]!;
     if (op.kind === "delete") {
       const ks = keyString(op.key);
       const cur = currentOf(op.key, ks);
       if (!cur) {
         outcomes.push({ ok: true, deleted: false });
-        return;
+        continue;
       }
       const owner = ownerOf(op.key.owner);
       owner.position += 1n;
@@ -143,7 +144,7 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       overlay.set(ks, null);
       changes.push({ kind: "delete", index, before: cur, record });
       outcomes.push({ ok: true, deleted: true, record });
-      return;
+      continue;
     }
     if (op.kind === "restore") {
       // Restore: only over nothing (never written, or deleted) or an older version; the target's
@@ -153,12 +154,12 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       const cur = currentOf(r.key, ks);
       if (cur && cur.version >= r.version) {
         outcomes.push({ ok: true, record: cur, changed: false });
-        return;
+        continue;
       }
       const refused = refusal(r.key.owner, cur, r);
       if (refused) {
         outcomes.push({ ok: false, failure: refused });
-        return;
+        continue;
       }
       const owner = ownerOf(r.key.owner);
       const is = isMarked(r);
@@ -169,7 +170,7 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
       overlay.set(ks, record);
       changes.push({ kind: "restore", index, before: cur, record, marked: is });
       outcomes.push({ ok: true, record, changed: true });
-      return;
+      continue;
     }
     const u = op.update;
     const ks = keyString(u.key);
@@ -177,12 +178,12 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
     const { next, changed: effective } = applyUpdate(cur, u, nowMs);
     if (!effective) {
       outcomes.push({ ok: true, record: next, changed: false });
-      return;
+      continue;
     }
     const refused = refusal(u.key.owner, cur, next);
     if (refused) {
       outcomes.push({ ok: false, failure: refused });
-      return;
+      continue;
     }
     const owner = ownerOf(u.key.owner);
     const was = cur !== undefined && isMarked(cur);
@@ -194,7 +195,7 @@ export function planWrites(ops: readonly WriteOp[], state: PlanState, limits: St
     overlay.set(ks, record);
     changes.push({ kind: "upsert", index, update: u, before: cur, record, marked: is });
     outcomes.push({ ok: true, record, changed: true });
-  });
+  }
 
   const owners = new Map<string, OwnerAfter>();
   for (const o of changed) {

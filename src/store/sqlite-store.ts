@@ -95,25 +95,15 @@ CREATE INDEX IF NOT EXISTS tombstones_seq ON tombstones (seq);
 CREATE INDEX IF NOT EXISTS tombstones_time ON tombstones (update_time);
 `;
 
-interface Row {
-  seq?: bigint;
-  owner: string;
-  type: bigint;
-  conv_id: string;
-  marks: bigint;
-  custom_mark: string;
-  labels: string;
-  pinned: bigint | null;
-  receive_option: bigint | null;
-  private_chat: bigint | null;
-  burn_duration: bigint | null;
-  attached_info: string | null;
-  ex: string | null;
-  version: bigint;
-  update_time: bigint;
-  position: bigint;
-  vendor_conv_id: string | null;
-}
+// Rows are read as arrays (better-sqlite3's raw mode) of the columns they need: a row object with
+// named properties costs more to build than the query itself, and the key columns are not read
+// back when the caller already has them.
+/** A conversation's state, in this order, after whatever key columns a statement reads first. */
+const STATE = "marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id";
+const STATE_WIDTH = 13;
+type Cell = bigint | string | null;
+/** A raw row: key columns (if any), then STATE, then (feed reads) seq. */
+type RawRow = readonly Cell[];
 
 interface TombRow {
   owner: string;
@@ -135,30 +125,42 @@ const tombToRecord = (t: TombRow): ConversationRecord =>
     t.vendor_conv_id ?? undefined,
   );
 
-function rowToRecord(r: Row): ConversationRecord {
+/** The STATE columns of `r` from index `at` on, as the record of `key`. */
+function stateToRecord(key: ConvKey, r: RawRow, at: number): ConversationRecord {
   const settings: Settings = {};
-  if (r.pinned !== null) settings.pinned = r.pinned !== 0n;
-  if (r.receive_option !== null) settings.receiveOption = Number(r.receive_option) as ReceiveOpt;
-  if (r.private_chat !== null) settings.privateChat = r.private_chat !== 0n;
-  if (r.burn_duration !== null) settings.burnDurationSeconds = Number(r.burn_duration);
-  if (r.attached_info !== null) settings.attachedInfo = r.attached_info;
-  if (r.ex !== null) settings.ex = r.ex;
-  return {
-    key: { owner: r.owner, type: Number(r.type) as ConvType, conversationId: r.conv_id },
-    marks: fromSigned64(r.marks),
-    customMark: r.custom_mark,
-    labels: JSON.parse(r.labels) as string[],
+  const pinned = r[at + 3] as bigint | null;
+  const receiveOption = r[at + 4] as bigint | null;
+  const privateChat = r[at + 5] as bigint | null;
+  const burnDuration = r[at + 6] as bigint | null;
+  const attachedInfo = r[at + 7] as string | null;
+  const ex = r[at + 8] as string | null;
+  if (pinned !== null) settings.pinned = pinned !== 0n;
+  if (receiveOption !== null) settings.receiveOption = Number(receiveOption) as ReceiveOpt;
+  if (privateChat !== null) settings.privateChat = privateChat !== 0n;
+  if (burnDuration !== null) settings.burnDurationSeconds = Number(burnDuration);
+  if (attachedInfo !== null) settings.attachedInfo = attachedInfo;
+  if (ex !== null) settings.ex = ex;
+  const labels = r[at + 2] as string;
+  const vendorConversationId = r[at + 12] as string | null;
+  const record: ConversationRecord = {
+    key,
+    marks: fromSigned64(r[at] as bigint),
+    customMark: r[at + 1] as string,
+    labels: labels === "[]" ? [] : (JSON.parse(labels) as string[]),
     settings,
-    version: r.version,
-    updateTimeMs: Number(r.update_time),
-    position: r.position,
-    ...(r.vendor_conv_id !== null ? { vendorConversationId: r.vendor_conv_id } : {}),
+    version: r[at + 9] as bigint,
+    updateTimeMs: Number(r[at + 10] as bigint),
+    position: r[at + 11] as bigint,
   };
+  return vendorConversationId !== null ? { ...record, vendorConversationId } : record;
 }
+
+const keyOf = (owner: string, type: Cell, conversationId: Cell): ConvKey => ({ owner, type: Number(type) as ConvType, conversationId: conversationId as string });
 
 /** Merges two lists sorted by `by` into the first `limit` entries (and whether more exist). */
 function mergeFeed(a: Change[], b: Change[], by: "position" | "seq", limit: number): { changes: Change[]; hasMore: boolean } {
   const val = (c: Change) => (by === "seq" ? c.seq : c.record.position);
+  if (b.length === 0) return a.length > limit ? { changes: a.slice(0, limit), hasMore: true } : { changes: a, hasMore: false };
   const out: Change[] = [];
   let i = 0;
   let j = 0;
@@ -190,7 +192,7 @@ export function listSql(f: ListFilter, hasBefore: boolean): string {
   const vendorIds = (f.vendorConversationIds?.length ?? 0) > 0;
   if (vendorIds) where.push("vendor_conv_id IS NOT NULL AND vendor_conv_id IN (SELECT value FROM json_each(?))");
   const from = vendorIds ? "conversations INDEXED BY conversations_owner_vendor_id" : "conversations";
-  return `SELECT * FROM ${from} WHERE ${where.join(" AND ")} ORDER BY position DESC LIMIT ?`;
+  return `SELECT type, conv_id, ${STATE} FROM ${from} WHERE ${where.join(" AND ")} ORDER BY position DESC LIMIT ?`;
 }
 
 /** The embedded default store: one SQLite file in WAL mode, safe for several processes sharing it. */
@@ -239,9 +241,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   const limits = opts.limits;
   const retentionMs = opts.tombstoneRetentionMs ?? DEFAULT_TOMBSTONE_RETENTION_MS;
 
-  const selectOne = db
-    .prepare<[string, number, string], Row>("SELECT * FROM conversations WHERE owner = ? AND type = ? AND conv_id = ?")
-    .safeIntegers(true);
+  const selectState = db
+    .prepare<[string, number, string], RawRow>(`SELECT ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id = ?`)
+    .safeIntegers(true)
+    .raw(true);
+  const currentOf = (k: ConvKey): ConversationRecord | undefined => {
+    const row = selectState.get(k.owner, k.type, k.conversationId);
+    return row ? stateToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row, 0) : undefined;
+  };
   const selectOwner = db
     .prepare<[string], { position: bigint; marked_count: bigint; purged_position: bigint }>(
       "SELECT position, marked_count, purged_position FROM owners WHERE owner = ?",
@@ -253,11 +260,19 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     `INSERT INTO owners (owner, position, marked_count) VALUES (?, ?, ?)
      ON CONFLICT (owner) DO UPDATE SET position = excluded.position, marked_count = excluded.marked_count`,
   );
+  // Positional parameters (binding an object by name costs a few µs per row). A conversation the
+  // plan read as existing is rewritten by UPDATE (one key lookup; the statement must hit exactly its
+  // row); a new one is inserted (as an upsert, though under the write lock nothing can be there).
+  const WRITTEN = "marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, marked, seq, vendor_conv_id";
+  const updateConversation = db.prepare(
+    `UPDATE conversations SET ${WRITTEN.split(", ").map((c) => `${c} = ?`).join(", ")} WHERE owner = ? AND type = ? AND conv_id = ?`,
+  );
+  // The common change (marks only: custom mark, labels, settings and vendor ID as they were) writes
+  // only the columns it changes.
+  const updateMarks = db.prepare("UPDATE conversations SET marks = ?, version = ?, update_time = ?, position = ?, marked = ?, seq = ? WHERE owner = ? AND type = ? AND conv_id = ?");
   const upsertConversation = db.prepare(
-    `INSERT INTO conversations (owner, type, conv_id, marks, custom_mark, labels, pinned, receive_option, private_chat,
-       burn_duration, attached_info, ex, version, update_time, position, marked, seq, vendor_conv_id)
-     VALUES (@owner, @type, @conv_id, @marks, @custom_mark, @labels, @pinned, @receive_option, @private_chat,
-       @burn_duration, @attached_info, @ex, @version, @update_time, @position, @marked, @seq, @vendor_conv_id)
+    `INSERT INTO conversations (${WRITTEN}, owner, type, conv_id)
+     VALUES (${Array.from({ length: 18 }, () => "?").join(", ")})
      ON CONFLICT (owner, type, conv_id) DO UPDATE SET
        marks = excluded.marks, custom_mark = excluded.custom_mark, labels = excluded.labels,
        pinned = excluded.pinned, receive_option = excluded.receive_option, private_chat = excluded.private_chat,
@@ -271,14 +286,16 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     "INSERT OR REPLACE INTO tombstones (owner, type, conv_id, version, update_time, position, seq, vendor_conv_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
   );
   const ownerConversationsAfter = db
-    .prepare<[string, bigint, number], Row>("SELECT * FROM conversations WHERE owner = ? AND position > ? ORDER BY position LIMIT ?")
-    .safeIntegers(true);
+    .prepare<[string, bigint, number], RawRow>(`SELECT type, conv_id, ${STATE}, seq FROM conversations WHERE owner = ? AND position > ? ORDER BY position LIMIT ?`)
+    .safeIntegers(true)
+    .raw(true);
   const ownerTombstonesAfter = db
     .prepare<[string, bigint, number], TombRow>("SELECT * FROM tombstones WHERE owner = ? AND position > ? ORDER BY position LIMIT ?")
     .safeIntegers(true);
   const conversationsAfterSeq = db
-    .prepare<[bigint, number], Row & { seq: bigint }>("SELECT * FROM conversations WHERE seq > ? ORDER BY seq LIMIT ?")
-    .safeIntegers(true);
+    .prepare<[bigint, number], RawRow>(`SELECT owner, type, conv_id, ${STATE}, seq FROM conversations WHERE seq > ? ORDER BY seq LIMIT ?`)
+    .safeIntegers(true)
+    .raw(true);
   const tombstonesAfterSeq = db
     .prepare<[bigint, number], TombRow>("SELECT * FROM tombstones WHERE seq > ? ORDER BY seq LIMIT ?")
     .safeIntegers(true);
@@ -291,6 +308,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   const raisePurgedSeq = db.prepare("UPDATE feed SET purged_seq = max(purged_seq, ?) WHERE id = 1");
 
   const keyParams = (k: ConvKey) => [k.owner, k.type, k.conversationId] as const;
+  /** An UPDATE of a conversation the plan read must hit exactly that row (else the transaction fails). */
+  const rewritten = (k: ConvKey, run: Database.RunResult) => {
+    if (run.changes !== 1) throw new Error(`conversation ${k.owner}/${k.type}/${k.conversationId} is not where the plan read it`);
+  };
 
   // Runs inside a write transaction that drain() opened with BEGIN IMMEDIATE (the write lock up
   // front, so concurrent processes serialize instead of failing).
@@ -300,10 +321,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     const plan = planWrites(
       chunk,
       {
-        current(k) {
-          const row = selectOne.get(k.owner, k.type, k.conversationId);
-          return row ? rowToRecord(row) : undefined;
-        },
+        current: currentOf,
         owner(owner) {
           let c = owners.get(owner);
           if (!c) {
@@ -327,28 +345,45 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
         insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq, r.vendorConversationId ?? null);
         continue;
       }
-      if (!c.before) deleteTombstone.run(...keyParams(r.key));
       const s = r.settings;
-      upsertConversation.run({
-        owner: r.key.owner,
-        type: r.key.type,
-        conv_id: r.key.conversationId,
-        marks: toSigned64(r.marks),
-        custom_mark: r.customMark,
-        labels: JSON.stringify(r.labels),
-        pinned: boolInt(s.pinned),
-        receive_option: s.receiveOption ?? null,
-        private_chat: boolInt(s.privateChat),
-        burn_duration: s.burnDurationSeconds ?? null,
-        attached_info: s.attachedInfo ?? null,
-        ex: s.ex ?? null,
-        version: r.version,
-        update_time: r.updateTimeMs,
-        position: r.position,
-        marked: c.marked ? 1 : 0,
+      const k = r.key;
+      const b = c.before;
+      if (
+        b &&
+        r.customMark === b.customMark &&
+        r.labels === b.labels &&
+        s === b.settings &&
+        r.vendorConversationId === b.vendorConversationId
+      ) {
+        rewritten(k, updateMarks.run(toSigned64(r.marks), r.version, r.updateTimeMs, r.position, c.marked ? 1 : 0, seq, k.owner, k.type, k.conversationId));
+        continue;
+      }
+      const columns = [
+        toSigned64(r.marks),
+        r.customMark,
+        r.labels.length === 0 ? "[]" : JSON.stringify(r.labels),
+        boolInt(s.pinned),
+        s.receiveOption ?? null,
+        boolInt(s.privateChat),
+        s.burnDurationSeconds ?? null,
+        s.attachedInfo ?? null,
+        s.ex ?? null,
+        r.version,
+        r.updateTimeMs,
+        r.position,
+        c.marked ? 1 : 0,
         seq,
-        vendor_conv_id: r.vendorConversationId ?? null,
-      });
+        r.vendorConversationId ?? null,
+        k.owner,
+        k.type,
+        k.conversationId,
+      ];
+      if (b) {
+        rewritten(k, updateConversation.run(columns));
+      } else {
+        deleteTombstone.run(k.owner, k.type, k.conversationId);
+        upsertConversation.run(columns);
+      }
     }
     for (const [owner, o] of plan.owners) upsertOwner.run(owner, o.position, o.marked);
     updateFeedSeq.run(seq);
@@ -380,13 +415,13 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     }
   };
 
-  const listStatements = new Map<string, Database.Statement<unknown[], Row>>();
-  const listStatement = (f: ListFilter, hasBefore: boolean): Database.Statement<unknown[], Row> => {
+  const listStatements = new Map<string, Database.Statement<unknown[], RawRow>>();
+  const listStatement = (f: ListFilter, hasBefore: boolean): Database.Statement<unknown[], RawRow> => {
     const vendorIds = (f.vendorConversationIds?.length ?? 0) > 0;
     const shape = [hasBefore, f.marksAll !== 0n, f.marksAny !== 0n, f.marksNone !== 0n, f.type ?? 0, f.pinned ?? "-", f.labelsAny.length, vendorIds].join(",");
     let stmt = listStatements.get(shape);
     if (!stmt) {
-      stmt = db.prepare<unknown[], Row>(listSql(f, hasBefore)).safeIntegers(true);
+      stmt = db.prepare<unknown[], RawRow>(listSql(f, hasBefore)).safeIntegers(true).raw(true);
       if (listStatements.size < 512) listStatements.set(shape, stmt);
     }
     return stmt;
@@ -480,7 +515,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     });
   };
 
-  const rowChange = (r: Row & { seq: bigint }): Change => ({ record: rowToRecord(r), deleted: false, seq: r.seq });
+  const ownerRowChange = (owner: string, r: RawRow): Change => ({
+    record: stateToRecord(keyOf(owner, r[0]!, r[1]!), r, 2),
+    deleted: false,
+    seq: r[2 + STATE_WIDTH] as bigint,
+  });
+  const rowChange = (r: RawRow): Change => ({ record: stateToRecord(keyOf(r[0] as string, r[1]!, r[2]!), r, 3), deleted: false, seq: r[3 + STATE_WIDTH] as bigint });
   const tombChange = (t: TombRow): Change => ({ record: tombToRecord(t), deleted: true, seq: t.seq });
 
   /** One consistent snapshot of the feed after `after` (both tables and the head in one read transaction). */
@@ -499,11 +539,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     }
     // A fresh reader (after 0) needs no tombstones; any other reader needs all of them since `after`.
     if (q.after > head || (q.after > 0n && q.after < purged)) return { changes: [], last: head, hasMore: false, reset: true };
+    const owner = q.owner;
     const merged =
-      q.owner !== undefined
+      owner !== undefined
         ? mergeFeed(
-            ownerConversationsAfter.all(q.owner, q.after, limit + 1).map((r) => rowChange(r as Row & { seq: bigint })),
-            ownerTombstonesAfter.all(q.owner, q.after, limit + 1).map(tombChange),
+            ownerConversationsAfter.all(owner, q.after, limit + 1).map((r) => ownerRowChange(owner, r)),
+            ownerTombstonesAfter.all(owner, q.after, limit + 1).map(tombChange),
             "position",
             limit,
           )
@@ -636,18 +677,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
 
     async get(key: ConvKey) {
       ensureOpen();
-      const row = selectOne.get(key.owner, key.type, key.conversationId);
-      return row ? rowToRecord(row) : undefined;
+      return currentOf(key);
     },
 
     async batchGet(keys) {
       ensureOpen();
-      return db.transaction(() =>
-        keys.map((k) => {
-          const row = selectOne.get(k.owner, k.type, k.conversationId);
-          return row ? rowToRecord(row) : undefined;
-        }),
-      )();
+      return db.transaction(() => keys.map(currentOf))();
     },
 
     async list(q: ListQuery): Promise<ListPage> {
@@ -664,7 +699,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       params.push(q.limit + 1);
       const rows = listStatement(f, q.before !== undefined).all(...params);
       const more = rows.length > q.limit;
-      const records = rows.slice(0, q.limit).map(rowToRecord);
+      const n = Math.min(rows.length, q.limit);
+      const records: ConversationRecord[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        records[i] = stateToRecord(keyOf(q.owner, r[0]!, r[1]!), r, 2);
+      }
       const last = records.at(-1);
       return more && last ? { records, nextBefore: last.position } : { records };
     },

@@ -3,15 +3,19 @@ import { Code } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConvType, type ConvKey, type ConversationRecord, type ValidUpdate } from "../../src/domain/conversation.js";
 import { maskOf } from "../../src/domain/marks.js";
-import { FeedUnsupportedError, type ApplyOutcome, type Change, type ChangePage, type ListFilter, type MarkStore, type StoreLimits } from "../../src/store/store.js";
+import { type ApplyOutcome, type Change, type ChangePage, type ListFilter, type MarkStore, type StoreLimits } from "../../src/store/store.js";
 
 export interface OpenStore {
   (opts: { limits: StoreLimits; now: () => number; tombstoneRetentionMs?: number }): Promise<MarkStore>;
 }
 
 export interface StoreTraits {
-  /** The store keeps a feed of every owner's changes in one order (SQLite: yes, MongoDB: no). */
-  readonly allOwnersFeed: boolean;
+  /**
+   * The every-owner feed is in one store-wide commit order (SQLite: one sequence every write takes);
+   * otherwise in each owner's commit order (MongoDB: change stream order, and the initial scan by
+   * owner). Both give every change after a cursor exactly once, each conversation in its latest state.
+   */
+  readonly storeWideOrder: boolean;
 }
 
 const LIMITS: StoreLimits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
@@ -368,30 +372,75 @@ export function describeStoreContract(name: string, open: OpenStore, traits: Sto
       expect(got.some((g) => g.includes("c@"))).toBe(false);
     });
 
-    if (traits.allOwnersFeed) {
-      it("feeds every owner's changes in one commit order", async () => {
-        const s = await fresh();
-        await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("p", "a"), { set: [1] })]);
-        const mid = await s.head();
-        await s.applyUpdates([upd(key("q", "z"), { set: [1] }), upd(key("o", "a"), { set: [2] })]);
-        await s.deleteConversations([key("p", "a")]);
-        const all = await feedOf(s, undefined, 0n, 2);
-        const seqs = all.pages.flatMap((p) => p.changes.map((c) => c.seq));
-        expect(seqs).toEqual([...seqs].sort((x, y) => (x < y ? -1 : 1)));
-        const who = all.pages.flatMap((p) => p.changes.map((c) => `${c.record.key.owner}:${show(c)}`));
-        expect(who).toEqual(["q:z@1", "o:a@2", "p:-a@2"]);
-        expect(all.last).toBe(await s.head());
-        const since = await feedOf(s, undefined, mid, 10);
-        expect(since.items).toEqual(["z@1", "a@2", "-a@2"]);
-        expect((await feedOf(s, undefined, all.last)).items).toEqual([]);
-      });
-    } else {
-      it("refuses the every-owner feed it does not keep", async () => {
-        const s = await fresh();
-        await expect(s.changes({ after: 0n, limit: 1 })).rejects.toBeInstanceOf(FeedUnsupportedError);
-        await expect(s.head()).rejects.toBeInstanceOf(FeedUnsupportedError);
-      });
-    }
+    it("feeds every owner's changes, each owner's in commit order, resuming exactly from every cursor", async () => {
+      const s = await fresh();
+      const who = (p: ChangePage[]) => p.flatMap((x) => x.changes.map((c) => `${c.record.key.owner}:${show(c)}`));
+      /** The state a client holds after applying the pages in order: key -> last change. */
+      const applied = (p: ChangePage[]) =>
+        Object.fromEntries(p.flatMap((x) => x.changes.map((c) => [`${c.record.key.owner}/${c.record.key.conversationId}`, show(c)] as const)));
+      /** Each owner's positions strictly increase across the pages (commit order per owner). */
+      const ascendingPerOwner = (p: ChangePage[]) => {
+        const last = new Map<string, bigint>();
+        for (const c of p.flatMap((x) => x.changes)) {
+          expect(c.record.position > (last.get(c.record.key.owner) ?? 0n), show(c)).toBe(true);
+          last.set(c.record.key.owner, c.record.position);
+        }
+      };
+      await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("p", "a"), { set: [1] })]);
+      const mid = await s.head();
+      // One transaction of one owner with three changes, then a batch of two owners, then a delete.
+      await s.applyUpdates([upd(key("q", "z"), { set: [1] }), upd(key("q", "y"), { set: [1] }), upd(key("q", "x"), { set: [1] })]);
+      await s.applyUpdates([upd(key("q", "z"), { set: [2] }), upd(key("o", "a"), { set: [2] })]);
+      await s.deleteConversations([key("p", "a")]);
+      const final = { "o/a": "a@2", "p/a": "-a@2", "q/x": "x@3", "q/y": "y@2", "q/z": "z@4" };
+      const all = await feedOf(s, undefined, 0n, 2);
+      const seqs = all.pages.flatMap((p) => p.changes.map((c) => c.seq));
+      expect(seqs).toEqual([...seqs].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+      expect(applied(all.pages)).toEqual(final);
+      ascendingPerOwner(all.pages);
+      if (traits.storeWideOrder) expect(who(all.pages)).toEqual(["q:y@2", "q:x@3", "q:z@4", "o:a@2", "p:-a@2"]);
+      expect(all.last <= (await s.head())).toBe(true);
+      expect((await feedOf(s, undefined, all.last)).items).toEqual([]);
+      // From a cursor taken between writes: what came after it (nothing from before: not a@1), at every page size.
+      for (const limit of [1, 2, 10]) {
+        const since = await feedOf(s, undefined, mid, limit);
+        expect(applied(since.pages), `limit ${limit}`).toEqual(final);
+        expect(since.items).not.toContain("a@1");
+        ascendingPerOwner(since.pages);
+        if (traits.storeWideOrder) expect(since.items).toEqual(["y@2", "x@3", "z@4", "a@2", "-a@2"]);
+      }
+      // Every cursor of a one-change-at-a-time read resumes with exactly the changes after it.
+      const single = await feedOf(s, undefined, mid, 1);
+      for (const [i, page] of single.pages.entries()) {
+        const rest = await feedOf(s, undefined, page.last, 10);
+        const later = single.pages.slice(i + 1);
+        expect(applied(rest.pages), `after cursor ${i}`).toEqual(applied(later));
+        for (const item of who(rest.pages)) expect(who(later)).toContain(item);
+      }
+    });
+
+    it("hands live changes the every-owner feed value that reading the feed gives them", async () => {
+      const s = await fresh();
+      const got: Change[] = [];
+      const unsubscribe = s.subscribe((cs) => got.push(...cs));
+      const before = await s.head();
+      await s.applyUpdates([upd(key("o", "a"), { set: [1] }), upd(key("p", "b"), { set: [1] })]);
+      await s.deleteConversations([key("o", "a")]);
+      const deadline = Date.now() + 5000;
+      while (got.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      unsubscribe();
+      // The two owners' transactions of one call may commit in either order.
+      expect(got.map(show).sort()).toEqual(["-a@2", "a@1", "b@1"]);
+      expect(got.at(-1) && show(got.at(-1)!)).toBe("-a@2");
+      // A Watch skips live changes at or before its cursor by this value: it must be past the head
+      // taken before the write, strictly increasing, and the value Sync reports for the same change.
+      expect(got.every((c) => c.seq > before)).toBe(true);
+      expect(got.map((c) => c.seq)).toEqual([...new Set(got.map((c) => c.seq))].sort((x, y) => (x < y ? -1 : 1)));
+      const read = await feedOf(s, undefined, before, 10);
+      expect(read.items).toEqual(["b@1", "-a@2"]);
+      const liveSeq = (item: string) => got.find((c) => show(c) === item)!.seq;
+      expect(read.pages.flatMap((p) => p.changes.map((c) => c.seq))).toEqual([liveSeq("b@1"), liveSeq("-a@2")]);
+    });
 
     describe("restoreConversations", () => {
       const state = (k: ConvKey, over: Partial<ConversationRecord> = {}): ConversationRecord => ({

@@ -46,5 +46,5 @@ describe.runIf(uri)("mongodb store", () => {
         }
       },
     };
-  }, { allOwnersFeed: false });
+  }, { storeWideOrder: false });
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
+import { ConvType } from "../../src/domain/conversation.js";
 import { listSql, openSqliteStore } from "../../src/store/sqlite-store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
 
@@ -16,7 +17,7 @@ describeStoreContract(
   "sqlite (file, WAL)",
   async ({ limits, now, tombstoneRetentionMs }) =>
     openSqliteStore({ path: join(dir, `t${n++}.db`), limits, now, chunkSize: 2, ...(tombstoneRetentionMs !== undefined ? { tombstoneRetentionMs } : {}) }),
-  { allOwnersFeed: true },
+  { storeWideOrder: true },
 );
 
 describe("sqlite store", () => {
@@ -36,6 +37,41 @@ describe("sqlite store", () => {
     const [next] = await b.applyUpdates([upd(key("u", "d"), { set: [2] })]);
     expect(next?.ok && next.record.position).toBe(2n);
     await b.close();
+  });
+
+  it("reads every column back alike through get, batchGet, list and both feeds, after marks-only and full rewrites", async () => {
+    // Each read statement selects its own columns (raw rows, decoded by position), and a write is a
+    // marks-only UPDATE, a full UPDATE or an insert: all must agree with what the write returned.
+    const path = join(dir, "columns.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits });
+    const full = key("u", "full", ConvType.Group);
+    const plain = key("u", "plain");
+    const settings = { pinned: true, receiveOption: 3 as const, privateChat: false, burnDurationSeconds: 30, attachedInfo: "a\u00e9", ex: "{\"x\":1}" };
+    await s.applyUpdates([
+      upd(full, { set: [1, 64], customMark: "m", addLabels: ["b", "a"], settings, vendorConversationId: "sg_full" }),
+      upd(plain, { set: [2] }),
+    ]);
+    const marksOnly = await s.applyUpdates([upd(full, { set: [3], clear: [1] }), upd(plain, { set: [63] })]);
+    const rewritten = await s.applyUpdates([upd(plain, { settings: { pinned: false }, addLabels: ["z"] })]);
+    const want = [marksOnly[0], rewritten[0]].map((o) => (o?.ok ? o.record : undefined));
+    expect(want[0]).toMatchObject({ marks: (1n << 63n) | 4n, customMark: "m", labels: ["a", "b"], settings, vendorConversationId: "sg_full", version: 2n, position: 3n });
+    expect(want[1]).toMatchObject({ marks: (1n << 62n) | 2n, labels: ["z"], settings: { pinned: false }, version: 3n, position: 5n });
+    await s.close();
+
+    const again = openSqliteStore({ path, limits });
+    expect([await again.get(full), await again.get(plain)]).toEqual(want);
+    expect(await again.batchGet([full, key("u", "none"), plain])).toEqual([want[0], undefined, want[1]]);
+    expect((await again.list({ owner: "u", filter: NO_FILTER_LIST, limit: 5 })).records).toEqual([want[1], want[0]]);
+    const ownerFeed = await again.changes({ owner: "u", after: 0n, limit: 5 });
+    expect(ownerFeed.changes.map((c) => c.record)).toEqual([want[0], want[1]]);
+    const allFeed = await again.changes({ after: 0n, limit: 5 });
+    expect(allFeed.changes.map((c) => [c.record, c.seq])).toEqual([
+      [want[0], 3n],
+      [want[1], 5n],
+    ]);
+    expect(ownerFeed.changes.map((c) => c.seq)).toEqual([3n, 5n]);
+    await again.close();
   });
 
   it("fails exactly the items of a transaction that hits a database error, and applies none of them", async () => {

@@ -20,11 +20,11 @@ export interface TestServer {
   close(opts?: { keepData?: boolean }): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}, opts: { dataDir?: string } = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, opts: { dataDir?: string; leanUnary?: boolean } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "convmark-test-"));
   const running = await startConvmark(
     { PORT: "0", HOST: "127.0.0.1", CONVMARK_DATA_DIR: dataDir, LOG_LEVEL: "silent", ...env },
-    { logger: pino({ level: env.LOG_LEVEL ?? "silent" }) },
+    { logger: pino({ level: env.LOG_LEVEL ?? "silent" }), ...(opts.leanUnary !== undefined ? { leanUnary: opts.leanUnary } : {}) },
   );
   const transport = createConnectTransport({ baseUrl: running.url, httpVersion: "1.1", useBinaryFormat: false, jsonOptions: { registry: anyTypeRegistry } });
   return {
