@@ -28,7 +28,13 @@ export interface WatchFigures {
   readonly updates_per_second: number;
   readonly seconds: number;
   readonly writes: number;
+  /** Writes whose update was not acknowledged as a change (failed call or result, or a no-op). */
+  readonly unacknowledged_writes: number;
   readonly delivered: number;
+  /** Acknowledged writes that never arrived, while a later write of the same conversation did (its server process read only the latest state). */
+  readonly collapsed: number;
+  /** Acknowledged writes that never arrived, nor anything written later to that conversation (within 5 s). */
+  readonly lost: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly max_ms: number;
@@ -37,6 +43,10 @@ export interface WatchFigures {
   readonly rss_idle_streams_after_gc_mb?: number;
   readonly cpu_us_per_change: number;
   readonly write_cpu_us_per_update: number;
+  /** The bench process's event-loop delay p99 while measuring: it receives every stream, and a stalled client adds to every latency. */
+  readonly client_loop_delay_p99_ms: number;
+  /** Load average (1 min) at the start and the end of the measured phase: the machine is shared. */
+  readonly load: readonly [number, number];
 }
 
 export interface SyncFigures {
@@ -45,6 +55,15 @@ export interface SyncFigures {
   readonly calls: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
+  readonly max_ms: number;
+  /** Server CPU (all its processes) per call: what the server spends, apart from waiting. */
+  readonly server_cpu_ms_per_call?: number;
+  /** The bench process's CPU per call (the client's decoding): high values mean the client, not the server, sets the pace. */
+  readonly client_cpu_ms_per_call: number;
+  /** The bench process's event-loop delay p99 while measuring (a stalled client adds to every latency). */
+  readonly client_loop_delay_p99_ms: number;
+  /** Load average (1 min) at the start and the end of the row: the machine is shared. */
+  readonly load: readonly [number, number];
 }
 
 interface ServerProbe {
@@ -130,6 +149,11 @@ export async function benchWatch(opts: {
   let live = 0;
   let measuring = false;
   let delivered = 0;
+  // What was written while measuring (conversation -> the custom marks written to it, in order) and
+  // what arrived: a write that never arrived either was overwritten before its watcher's server
+  // process read it (collapsed: a later write of that conversation arrived) or was lost.
+  const written = new Map<string, string[]>();
+  const seen = new Set<string>();
   const ownerOf = (i: number) => `watch-${String(i).padStart(5, "0")}`;
   try {
     opts.log(`watch: opening ${opts.watchers} streams over ${connections} connections`);
@@ -143,6 +167,7 @@ export async function benchWatch(opts: {
             if (measuring && Number.isFinite(sent)) {
               latencies.push(now - sent);
               delivered++;
+              seen.add(`${c.conversation!.key!.ownerUserId}/${c.conversation!.key!.conversationId}/${c.conversation!.customMark}`);
             }
           }
         }),
@@ -157,19 +182,41 @@ export async function benchWatch(opts: {
     // Each 10 ms tick writes its share of the rate as one UpdateConversations call (1,000 updates/s
     // = 100 calls of 10), each update to a random owner: cheap for the writer, so what is measured
     // is the feed, not the cost of 1,000 unary calls per second.
-    const writeBatch = (owners: readonly string[], n: number) =>
+    // Updates not acknowledged as changed (a failed call or result): not expected at any watcher.
+    let unacknowledged = 0;
+    const writeBatch = (ownerFor: () => string, count: number, n: number) =>
       new Promise<void>((resolve) => {
         const sent = String(performance.now());
-        const req = create(UpdateConversationsRequestSchema, {
-          resultView: ResultView.STATUS,
-          updates: owners.map((o, j) => ({ key: { ownerUserId: o, type: ConversationType.DIRECT, conversationId: `c${(n + j) % 10}` }, customMark: sent })),
+        // Each conversation at most once per call: a second update with the same custom mark would be a no-op.
+        const keys = new Set<string>();
+        const updates = Array.from({ length: count }, (_, j) => {
+          const conversationId = `c${(n + j) % 10}`;
+          let o = ownerFor();
+          for (let tries = 0; keys.has(`${o}/${conversationId}`) && tries < 100; tries++) o = ownerFor();
+          keys.add(`${o}/${conversationId}`);
+          return { key: { ownerUserId: o, type: ConversationType.DIRECT, conversationId }, customMark: sent };
         });
+        const owners = updates.map((u) => u.key.ownerUserId);
+        const req = create(UpdateConversationsRequestSchema, { resultView: ResultView.STATUS, updates });
         writer!.makeUnaryRequest(
           UPDATE,
           (m: typeof req) => Buffer.from(toBinary(UpdateConversationsRequestSchema, m)),
           (b: Buffer) => fromBinary(UpdateConversationsResponseSchema, b),
           req,
-          () => resolve(),
+          (err, res) => {
+            const changed = err || !res ? 0 : res.results.filter((r) => (r.status?.code ?? 0) === 0 && r.changed).length;
+            if (measuring) {
+              unacknowledged += owners.length - changed;
+              res?.results.forEach((r, j) => {
+                if ((r.status?.code ?? 0) !== 0 || !r.changed) return;
+                const k = `${owners[j]}/${updates[j]!.key.conversationId}`;
+                const list = written.get(k);
+                if (list) list.push(sent);
+                else written.set(k, [sent]);
+              });
+            }
+            resolve();
+          },
         );
       });
     const tickMs = 10;
@@ -180,8 +227,7 @@ export async function benchWatch(opts: {
       while (performance.now() - t0 < opts.seconds * 1000) {
         const due = Math.floor(((performance.now() - t0) / 1000) * opts.updatesPerSecond) + 1;
         if (due > writes) {
-          const owners = Array.from({ length: due - writes }, ownerFor);
-          pending.push(writeBatch(owners, writes));
+          pending.push(writeBatch(ownerFor, due - writes, writes));
           writes = due;
         }
         await new Promise((r) => setTimeout(r, tickMs));
@@ -196,16 +242,32 @@ export async function benchWatch(opts: {
     await writePhase(() => `unwatched-${b++ % opts.watchers}`);
     const baselineCpu = opts.server.cpuSeconds() - cpuB0;
 
+    const { loadavg } = await import("node:os");
+    const { monitorEventLoopDelay } = await import("node:perf_hooks");
+    const load0 = loadavg()[0]!;
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+    loopDelay.enable();
     const cpu0 = opts.server.cpuSeconds();
     measuring = true;
     const t0 = performance.now();
     const writes = await writePhase(() => ownerOf(Math.floor(Math.random() * opts.watchers)));
+    loopDelay.disable();
     // Let the last changes arrive.
     const settle = Date.now() + 5000;
-    while (delivered < writes && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
+    while (delivered < writes - unacknowledged && Date.now() < settle) await new Promise((r) => setTimeout(r, 20));
     measuring = false;
     const cpu = opts.server.cpuSeconds() - cpu0;
     const rss = opts.server.memory().rssMb;
+    let collapsed = 0;
+    let lost = 0;
+    for (const [k, sents] of written) {
+      let later = false;
+      for (let i = sents.length - 1; i >= 0; i--) {
+        if (seen.has(`${k}/${sents[i]}`)) later = true;
+        else if (later) collapsed++;
+        else lost++;
+      }
+    }
     const sorted = [...latencies].sort((a, b) => a - b);
     const elapsed = (performance.now() - t0) / 1000;
     return {
@@ -214,7 +276,10 @@ export async function benchWatch(opts: {
       updates_per_second: round(writes / Math.min(elapsed, opts.seconds), 0),
       seconds: opts.seconds,
       writes,
+      unacknowledged_writes: unacknowledged,
       delivered,
+      collapsed,
+      lost,
       p50_ms: round(percentile(sorted, 50)),
       p99_ms: round(percentile(sorted, 99)),
       max_ms: round(sorted.at(-1) ?? NaN),
@@ -223,6 +288,8 @@ export async function benchWatch(opts: {
       // The server CPU the watchers added over the same writes unwatched, per delivered change.
       cpu_us_per_change: round((Math.max(0, cpu - baselineCpu) * 1e6) / Math.max(1, delivered), 1),
       write_cpu_us_per_update: round((baselineCpu * 1e6) / Math.max(1, writes), 1),
+      client_loop_delay_p99_ms: round(loopDelay.percentile(99) / 1e6),
+      load: [round(load0), round(loadavg()[0]!)],
     };
   } finally {
     for (const c of calls) c.cancel();
@@ -230,7 +297,24 @@ export async function benchWatch(opts: {
   }
 }
 
-export async function benchSync(opts: { target: string; owner: string; expected: number; stored: number; seconds: number }): Promise<SyncFigures> {
+/**
+ * SyncConversations of one owner's `expected` changes, one call in flight. Sound as a latency figure
+ * when: the server is warm (calls for at least a second first: JIT, SQLite's page cache, the
+ * connection), there are enough calls for a p99 (at least `minCalls`, the row runs longer if need
+ * be), and the client is not the bottleneck (its CPU per call and event-loop delay are reported
+ * next to the latency; nothing else runs in this process meanwhile).
+ */
+export async function benchSync(opts: {
+  target: string;
+  owner: string;
+  expected: number;
+  stored: number;
+  seconds: number;
+  server?: Pick<ServerProbe, "cpuSeconds">;
+  minCalls?: number;
+}): Promise<SyncFigures> {
+  const { loadavg } = await import("node:os");
+  const { monitorEventLoopDelay } = await import("node:perf_hooks");
   const [client] = clients(opts.target, 1, "sync");
   const req = Buffer.from(toBinary(SyncConversationsRequestSchema, create(SyncConversationsRequestSchema, { ownerUserId: opts.owner, pageSize: opts.expected })));
   const call = () =>
@@ -244,17 +328,38 @@ export async function benchSync(opts: { target: string; owner: string; expected:
       );
     });
   try {
+    const load0 = loadavg()[0]!;
+    const warmEnd = performance.now() + 1000;
+    for (let warm = 0; warm < 20 || performance.now() < warmEnd; warm++) await call();
+    const minCalls = opts.minCalls ?? 500;
     const times: number[] = [];
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const cpu0 = process.cpuUsage();
+    const srv0 = opts.server?.cpuSeconds();
     const end = performance.now() + opts.seconds * 1000;
-    for (let warm = 0; warm < 20; warm++) await call();
-    while (performance.now() < end) {
+    while (performance.now() < end || times.length < minCalls) {
       const t = performance.now();
       const n = await call();
       times.push(performance.now() - t);
       if (n !== opts.expected) throw new Error(`SyncConversations returned ${n} changes, expected ${opts.expected}`);
     }
+    delay.disable();
+    const cpu = process.cpuUsage(cpu0);
+    const srv = srv0 !== undefined ? opts.server!.cpuSeconds() - srv0 : undefined;
     const sorted = times.sort((a, b) => a - b);
-    return { stored: opts.stored, changes_per_call: opts.expected, calls: sorted.length, p50_ms: round(percentile(sorted, 50)), p99_ms: round(percentile(sorted, 99)) };
+    return {
+      stored: opts.stored,
+      changes_per_call: opts.expected,
+      calls: sorted.length,
+      p50_ms: round(percentile(sorted, 50)),
+      p99_ms: round(percentile(sorted, 99)),
+      max_ms: round(sorted.at(-1)!),
+      ...(srv !== undefined ? { server_cpu_ms_per_call: round((srv * 1000) / sorted.length) } : {}),
+      client_cpu_ms_per_call: round((cpu.user + cpu.system) / 1000 / sorted.length),
+      client_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
+      load: [round(load0), round(loadavg()[0]!)],
+    };
   } finally {
     client!.close();
   }
@@ -327,16 +432,22 @@ export async function benchCrossProcess(opts: { target: string; dbPath: string; 
   }
 }
 
-export function formatFeed(w: WatchFigures | undefined, s: SyncFigures | undefined): string {
+/** The feed rows' lines; `syncs`: the sync row at each store size measured (the target is at 1M). */
+export function formatFeed(w: WatchFigures | undefined, syncs: readonly SyncFigures[]): string {
   const lines = ["", "change feed"];
   if (w) {
     lines.push(
       `  watch: ${w.watchers} streams over ${w.connections} connections, ${w.updates_per_second} updates/s: p50 ${w.p50_ms} ms, p99 ${w.p99_ms} ms (target <= 100) ${w.p99_ms <= 100 ? "PASS" : "MISS"}; ` +
-        `server RSS ${w.rss_mb} MB (target < 400) ${w.rss_mb < 400 ? "PASS" : "MISS"}; ${w.cpu_us_per_change} us server CPU per delivered change (the writes alone: ${w.write_cpu_us_per_update} us per update); ${w.delivered}/${w.writes} delivered`,
+        `server RSS ${w.rss_mb} MB (target < 400) ${w.rss_mb < 400 ? "PASS" : "MISS"}; ${w.cpu_us_per_change} us server CPU per delivered change (the writes alone: ${w.write_cpu_us_per_update} us per update); ${w.delivered}/${w.writes} delivered (${w.unacknowledged_writes} not acknowledged, ${w.collapsed} collapsed, ${w.lost} lost); ` +
+        `max ${w.max_ms} ms, client loop delay p99 ${w.client_loop_delay_p99_ms} ms, load ${w.load.join(" -> ")}`,
     );
   }
-  if (s) {
-    lines.push(`  sync: ${s.changes_per_call} changes of one owner, ${s.stored} stored: p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms (target <= 20) ${s.p99_ms <= 20 ? "PASS" : "MISS"}`);
+  for (const s of syncs) {
+    const target = s.stored < 10_000_000 && s.stored >= 1_000_000 ? ` (target <= 20 at 1M) ${s.p99_ms <= 20 ? "PASS" : "MISS"}` : "";
+    lines.push(
+      `  sync: ${s.changes_per_call} changes of one owner, ${s.stored} stored: p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms${target}, max ${s.max_ms} ms; ${s.calls} calls; ` +
+        `server CPU ${s.server_cpu_ms_per_call ?? "?"} ms/call, client CPU ${s.client_cpu_ms_per_call} ms/call, client loop delay p99 ${s.client_loop_delay_p99_ms} ms, load ${s.load.join(" -> ")}`,
+    );
   }
   return lines.join("\n");
 }
@@ -365,7 +476,7 @@ async function feedOnly(): Promise<void> {
     const log = (m: string) => console.log(`[feed ${new Date().toISOString().slice(11, 19)}] ${m}`);
     const rssIdle = server.memory().rssMb;
     const w = await benchWatch({ target: `127.0.0.1:${server.port}`, server, watchers, connections, updatesPerSecond: rate, seconds, log });
-    console.log(formatFeed(w, undefined));
+    console.log(formatFeed(w, []));
     log("watch_cross_process: 100 watchers, 50 updates/s written by this process on the server's SQLite file, 10 s");
     const x = await benchCrossProcess({ target: `127.0.0.1:${server.port}`, dbPath: server.dbPath, watchers: 100, updatesPerSecond: 50, seconds: 10 });
     console.log(`  cross-process: ${x.delivered}/${x.writes} delivered, p50 ${x.p50_ms} ms, p99 ${x.p99_ms} ms (target <= 100) ${x.p99_ms <= 100 ? "PASS" : "MISS"}, max ${x.max_ms} ms`);
@@ -402,19 +513,23 @@ export async function loadSyncOwners(direct: MarkStore, stored: number, log: (m:
 }
 
 /**
- * Only the sync row at a given store size: `npx tsx bench/feed.ts --sync [stored]` (default
- * 1,000,000): the bench process loads `stored` conversations (1,000 per owner, marks, a custom mark
- * and a label each) through the SQLite store adapter on the server's file, then measures
- * SyncConversations of one owner's 1,000 changes over gRPC for 10 s.
+ * Only the sync row at a given store size: `npx tsx bench/feed.ts --sync [stored] [--keep=FILE]
+ * [--from=FILE]` (default 1,000,000): the bench process loads `stored` conversations (1,000 per
+ * owner, marks, a custom mark and a label each) through the SQLite store adapter on the server's
+ * file, then measures SyncConversations of one owner's 1,000 changes over gRPC for 10 s (at least
+ * 500 calls). --keep copies the loaded database to FILE at the end; --from starts from such a copy
+ * instead of loading (for before/after runs side by side; `stored` must then say what FILE holds).
  */
-async function syncOnly(stored: number): Promise<void> {
-  const { mkdtempSync, rmSync } = await import("node:fs");
+async function syncOnly(stored: number, from: string | undefined, keep: string | undefined): Promise<void> {
+  const { copyFileSync, mkdtempSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const { fileURLToPath } = await import("node:url");
   const { startServer } = await import("./server.js");
   const { openSqliteStore } = await import("../src/store/sqlite-store.js");
   const work = mkdtempSync(join(tmpdir(), "convmark-sync-bench-"));
+  // A database this row loaded before (kept with --keep=FILE), copied in: repeated runs skip the load.
+  if (from !== undefined) copyFileSync(from, join(work, "convmark.db"));
   const server = await startServer({
     repoRoot: fileURLToPath(new URL("..", import.meta.url)),
     dataDir: work,
@@ -423,22 +538,27 @@ async function syncOnly(stored: number): Promise<void> {
   });
   const log = (m: string) => console.log(`[sync ${new Date().toISOString().slice(11, 19)}] ${m}`);
   try {
-    const direct = openSqliteStore({ path: server.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
-    const t0 = performance.now();
-    await loadSyncOwners(direct, stored, log);
-    await direct.close();
-    log(`loaded ${stored} conversations in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-    const s = await benchSync({ target: `127.0.0.1:${server.port}`, owner: "sync-00000", expected: 1000, stored, seconds: 10 });
-    console.log(formatFeed(undefined, s));
+    if (from === undefined) {
+      const direct = openSqliteStore({ path: server.dbPath, limits: { maxMarkedPerOwner: 10_000_000, maxLabelsPerConversation: 32 } });
+      const t0 = performance.now();
+      await loadSyncOwners(direct, stored, log);
+      await direct.close();
+      log(`loaded ${stored} conversations in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    }
+    const s = await benchSync({ target: `127.0.0.1:${server.port}`, owner: "sync-00000", expected: 1000, stored, seconds: 10, server });
+    console.log(formatFeed(undefined, [s]));
     console.log(JSON.stringify({ sync: s, ...(stored >= 1_000_000 ? { sync_p99_ms_1m: s.p99_ms } : {}) }));
   } finally {
     await server.stop();
+    if (keep !== undefined) copyFileSync(join(work, "convmark.db"), keep);
     rmSync(work, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && import.meta.url === (await import("node:url")).pathToFileURL(process.argv[1]).href) {
-  (process.argv[2] === "--sync" ? syncOnly(Number(process.argv[3] ?? 1_000_000)) : feedOnly()).catch((e: unknown) => {
+  const option = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const stored = Number(process.argv.slice(3).find((a) => !a.startsWith("--")) ?? 1_000_000);
+  (process.argv[2] === "--sync" ? syncOnly(stored, option("from"), option("keep")) : feedOnly()).catch((e: unknown) => {
     console.error(e);
     process.exit(1);
   });

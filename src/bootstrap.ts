@@ -31,6 +31,7 @@ import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
 import { createFeedHub } from "./service/feed-hub.js";
 import { createMarkService } from "./service/mark-service.js";
+import { clusterFeedPeers } from "./store/sqlite-feed.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import type { MarkStore } from "./store/store.js";
 
@@ -109,7 +110,8 @@ async function openStores(
   mkdirSync(config.dataDir, { recursive: true });
   // One file: the directory keeps its own tables beside the marks.
   const path = join(resolve(config.dataDir), "convmark.db");
-  const store = openSqliteStore({ path, limits, tombstoneRetentionMs: config.feed.tombstoneRetentionMs });
+  const peers = clusterFeedPeers(path); // the other workers of a cluster: exact live delivery across them
+  const store = openSqliteStore({ path, limits, tombstoneRetentionMs: config.feed.tombstoneRetentionMs, ...(peers ? { peers } : {}) });
   try {
     const directory = await openDirectory({ strict, sqlitePath: path });
     return { store, directory, close: async () => void (await Promise.allSettled([directory.close(), store.close()])) };

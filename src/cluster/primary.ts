@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { startMetricsAggregator } from "./metrics.js";
 import { openSharedKickList, openSharedNonceStore } from "./nonce-store.js";
+import { isFeedMessage } from "../store/sqlite-feed.js";
 import { startRateLimiterMaster } from "./rate-limit.js";
 
 /** Set by the primary in each worker's environment. */
@@ -69,6 +70,11 @@ export function runPrimary(opts: PrimaryOptions): void {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGKILL");
     }, opts.shutdownGraceMs + 5000).unref();
   };
+
+  // The workers' change-feed messages (src/store/sqlite-feed.ts) go on to every other worker.
+  cluster.on("message", (from, m) => {
+    if (isFeedMessage(m)) for (const w of Object.values(cluster.workers ?? {})) if (w && w !== from && w.isConnected()) w.send(m);
+  });
 
   cluster.on("listening", (worker, address) => {
     listening.add(worker);

@@ -4,8 +4,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConvType } from "../../src/domain/conversation.js";
+import { ConvType, type ConversationRecord } from "../../src/domain/conversation.js";
 import { listSql, openSqliteStore } from "../../src/store/sqlite-store.js";
+import type { Change } from "../../src/store/store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
 
 const dir = mkdtempSync(join(tmpdir(), "convmark-sqlite-"));
@@ -166,6 +167,75 @@ describe("sqlite store", () => {
     const plan = check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("u", '["si_a_u"]', 5) as { detail: string }[];
     expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING INDEX conversations_owner_vendor_id \(owner=\? AND vendor_conv_id=\?\)/);
     check.close();
+  });
+
+  it("hands subscribers the changes of its own commits as written, by the time the write resolves, equal to what the feed reads", async () => {
+    const path = join(dir, "own-commits.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits });
+    const got: Change[] = [];
+    const unsubscribe = s.subscribe((cs) => got.push(...cs));
+    const a = key("u", "a");
+    const b = key("u", "b", ConvType.Group);
+    // One transaction changing `a` twice: a live subscriber gets both changes, in order.
+    await s.applyUpdates([
+      upd(a, { set: [1] }),
+      upd(a, { set: [64], customMark: "m", settings: { pinned: true, burnDurationSeconds: 5, attachedInfo: "x\u00e9" } }),
+      upd(b, { addLabels: ["z", "y"], vendorConversationId: "sg_b" }),
+    ]);
+    const show = (c: Change) => `${c.deleted ? "-" : ""}${c.record.key.conversationId}@${c.record.position}#${c.seq}`;
+    expect(got.map(show)).toEqual(["a@1#1", "a@2#2", "b@3#3"]);
+    await s.deleteConversations([a]);
+    await s.restoreConversations([{ ...(got[2]!.record as ConversationRecord), key: key("u", "c"), version: 9n, position: 0n }]);
+    expect(got.map(show)).toEqual(["a@1#1", "a@2#2", "b@3#3", "-a@4#4", "c@5#5"]);
+    // Each conversation's last live change is what the feed reads for it.
+    const read = await s.changes({ owner: "u", after: 0n, limit: 10 });
+    expect(read.changes.map(show)).toEqual(["b@3#3", "-a@4#4", "c@5#5"]);
+    expect(read.changes).toEqual(got.slice(2));
+    unsubscribe();
+    await s.close();
+  });
+
+  it("reads an owner's feed from the beginning alike whether the page holds the whole stream (key-order scan) or not (position index)", async () => {
+    const s = openSqliteStore({ path: join(dir, "first-sync.db"), limits: { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 } });
+    // Key order (z, y, x, ...) against position order, rewrites and a tombstone in between.
+    for (const id of ["z", "y", "x", "w", "v"]) await s.applyUpdates([upd(key("u", id), { set: [1] })]);
+    await s.applyUpdates([upd(key("u", "y"), { set: [2] }), upd(key("other", "a"), { set: [1] })]);
+    await s.deleteConversations([key("u", "x")]);
+    await s.applyUpdates([upd(key("u", "z"), { customMark: "m" })]);
+    const head = await s.head("u");
+    expect(head).toBe(8n);
+    const show = (c: Change) => `${c.deleted ? "-" : ""}${c.record.key.conversationId}@${c.record.position}`;
+    const whole = await s.changes({ owner: "u", after: 0n, limit: 8 });
+    const paged = [await s.changes({ owner: "u", after: 0n, limit: 3 })];
+    while (paged.at(-1)!.hasMore) paged.push(await s.changes({ owner: "u", after: paged.at(-1)!.last, limit: 3 }));
+    expect(whole.changes.map(show)).toEqual(["w@4", "v@5", "y@6", "-x@7", "z@8"]);
+    expect(whole).toMatchObject({ last: 8n, hasMore: false, reset: false });
+    expect(paged.flatMap((p) => p.changes)).toEqual(whole.changes);
+    expect((await s.changes({ owner: "u", after: 0n, limit: 100 })).changes).toEqual(whole.changes);
+    await s.close();
+  });
+
+  it("delivers another connection's commits before its own later ones, in seq order", async () => {
+    const path = join(dir, "two-connections.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    // A poll too slow to matter here: only the store's own commits make it look at the file.
+    const mine = openSqliteStore({ path, limits, pollIntervalMs: 600_000 });
+    const other = openSqliteStore({ path, limits });
+    const got: string[] = [];
+    const unsubscribe = mine.subscribe((cs) => got.push(...cs.map((c) => `${c.record.key.conversationId}#${c.seq}`)));
+    await other.applyUpdates([upd(key("u", "x"), { set: [1] })]);
+    await mine.applyUpdates([upd(key("u", "y"), { set: [1] })]);
+    const deadline = Date.now() + 5000;
+    while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toEqual(["x#1", "y#2"]);
+    await other.applyUpdates([upd(key("u", "x"), { set: [2] })]);
+    await mine.applyUpdates([upd(key("u", "w"), { set: [1] })]);
+    while (got.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toEqual(["x#1", "y#2", "x#3", "w#4"]);
+    unsubscribe();
+    await other.close();
+    await mine.close();
   });
 
   it("refuses to work after close", async () => {
