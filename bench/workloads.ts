@@ -18,6 +18,7 @@ import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckRespons
 import type { ValidUpdate } from "../src/domain/conversation.js";
 import { maskOf } from "../src/domain/marks.js";
 import type { CallOutcome } from "./load.js";
+import { encodeMessage } from "../src/codec/encode.js";
 
 export const PATHS = {
   healthCheck: "/grpc.health.v1.Health/Check",
@@ -108,7 +109,8 @@ function toProtoUpdate(u: UpdateSpec) {
 
 export function updateRequestBytes(specs: readonly UpdateSpec[], resultView = ResultView.UNSPECIFIED): Buffer {
   const msg = create(UpdateConversationsRequestSchema, { updates: specs.map(toProtoUpdate), resultView });
-  const bytes = toBinary(UpdateConversationsRequestSchema, msg);
+  // The generated encoders (toBinary's bytes): the load process's own encoding costs less of the CPU it shares with the server.
+  const bytes = encodeMessage(UpdateConversationsRequestSchema, msg);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
@@ -122,6 +124,17 @@ export function updateRequestJson(specs: readonly UpdateSpec[]): string {
       ...(u.addLabels?.length ? { addLabels: u.addLabels } : {}),
     })),
   });
+}
+
+/** autocannon's request for UpdateConversations(1) over Connect JSON: a new update of `pool` per request. */
+export function connectUpdateRequest(pool: SingleUpdatePool) {
+  return {
+    method: "POST",
+    path: PATHS.update,
+    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+    body: updateRequestJson([pool.next()]),
+    setupRequest: <R extends { body?: unknown }>(req: R): R => ({ ...req, body: updateRequestJson([pool.next()]) }),
+  } as const;
 }
 
 /** The same updates as the store takes them (what MarkService hands over after validation). */
