@@ -15,6 +15,7 @@ import {
   UpdateConversationsResponseSchema,
 } from "../gen/convmark/v1/mark_service_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { decodeMessage } from "../src/codec/decode.js";
 import type { ValidUpdate } from "../src/domain/conversation.js";
 import { maskOf } from "../src/domain/marks.js";
 import type { CallOutcome } from "./load.js";
@@ -151,7 +152,7 @@ export function toValidUpdates(specs: readonly UpdateSpec[]): ValidUpdate[] {
 
 /** Every result OK and changed: the units are the updates applied. */
 export function checkUpdateResponse(bytes: Buffer, expected: number): CallOutcome {
-  const res = fromBinary(UpdateConversationsResponseSchema, bytes);
+  const res = decodeMessage(UpdateConversationsResponseSchema, bytes);
   if (res.results.length !== expected) return { error: `${res.results.length} results for ${expected} updates` };
   let ok = 0;
   let firstError: string | undefined;
@@ -198,7 +199,7 @@ export function listResponseChecker(expected: number): (bytes: Buffer) => CallOu
   let verifiedSize: number | undefined;
   return (bytes) => {
     if (verifiedSize === undefined || calls++ % 25 === 0) {
-      const res = fromBinary(ListConversationsResponseSchema, bytes);
+      const res = decodeMessage(ListConversationsResponseSchema, bytes);
       if (res.conversations.length !== expected) return { error: `list returned ${res.conversations.length} conversations, expected ${expected}` };
       verifiedSize ??= bytes.length;
     }
