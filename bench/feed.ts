@@ -20,6 +20,7 @@ import {
   WatchConversationsResponseSchema,
   type WatchConversationsResponse,
 } from "../gen/convmark/v1/mark_service_pb.js";
+import { grpcCodec } from "../src/codec/grpc-codec.js";
 import type { MarkStore } from "../src/store/store.js";
 
 export interface WatchFigures {
@@ -322,7 +323,7 @@ export async function benchSync(opts: {
       client!.makeUnaryRequest(
         SYNC,
         (b: Buffer) => b,
-        (b: Buffer) => fromBinary(SyncConversationsResponseSchema, b),
+        grpcCodec(SyncConversationsResponseSchema).deserialize,
         req,
         (err, res) => (err || !res ? reject(err ?? new Error("no response")) : resolve(res.changes.length)),
       );

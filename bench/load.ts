@@ -8,6 +8,16 @@ import * as grpc from "@grpc/grpc-js";
 import autocannon from "autocannon";
 import { LatencyLog } from "./stats.js";
 
+/** `--name=value` (or `--name`, "true") arguments of the small bench scripts, by name. */
+export function flags(argv: readonly string[]): Map<string, string> {
+  return new Map(
+    argv.map((a) => {
+      const [k, v] = a.replace(/^--/, "").split("=", 2) as [string, string | undefined];
+      return [k, v ?? "true"];
+    }),
+  );
+}
+
 /** What one driver run measured (CPU is added by the caller, which knows the server). */
 export interface RawSlice {
   readonly requests: number;

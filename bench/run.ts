@@ -34,7 +34,7 @@ import {
   SingleUpdatePool,
   toValidUpdates,
   updateRequestBytes,
-  updateRequestJson,
+  connectUpdateRequest,
   type UpdateSpec,
 } from "./workloads.js";
 
@@ -301,13 +301,7 @@ async function main(): Promise<void> {
           url: connectUrl,
           connections: c,
           seconds: s,
-          request: {
-            method: "POST",
-            path: PATHS.update,
-            headers: connectHeaders,
-            body: updateRequestJson([update1.next()]),
-            setupRequest: (req) => ({ ...req, body: updateRequestJson([update1.next()]) }),
-          },
+          request: connectUpdateRequest(update1),
           verify: checkUpdateJson,
         }),
       update100_grpc: (s) =>

@@ -1,8 +1,9 @@
 /** Runs convmark as its own process, as `npm start` does (compiled JavaScript in dist/), for the bench. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, statSync, utimesSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync, utimesSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export interface ServerOptions {
   readonly repoRoot: string;
@@ -232,6 +233,38 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
   }
 
   const pid = child.pid!;
+  // A cluster answers health as soon as its first worker listens, and the primary deals every
+  // connection made before the others listen to that one worker: the gRPC rows' few long-lived
+  // connections would all land there. Wait until every worker has opened the store (it listens
+  // right after), then a little longer.
+  const workers = Number(env.CONVMARK_WORKERS ?? availableParallelism());
+  if (workers > 1) {
+    const dbPath = resolve(opts.dataDir, "convmark.db");
+    const opened = (p: number) => {
+      try {
+        return readdirSync(`/proc/${p}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${p}/fd/${fd}`) === dbPath;
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return false;
+      }
+    };
+    for (;;) {
+      const children = childPids(pid);
+      if (children.length >= workers && children.every(opened)) break;
+      if (child.exitCode !== null) throw new Error(`the convmark server exited (code ${child.exitCode}) while its workers started:\n${tail()}`);
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`the convmark server's ${workers} workers did not all start within 60 s:\n${tail()}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   // CPU of processes seen so far, so a worker's CPU is still counted after it exits.
   const lastCpu = new Map<number, number>();
   const servingPids = () => {

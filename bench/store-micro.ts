@@ -4,6 +4,7 @@
  *
  * - `apply100`: applyUpdates of UpdateConversations(100)'s batches (one owner's 100 conversations,
  *   200 owners in turn, every update a real write), one call at a time, as the bench's storage100 row;
+ * - `stmts100`: the store's own SQL for those batches without its JavaScript (storeStatements below);
  * - `raw100`: the raw upsert ceiling (bench/ceiling-server.ts) on the same batch shape;
  * - `changes1000`: store.changes of one owner's 1,000 changes (what SyncConversations reads), with
  *   `--stored` conversations in the file (default 100,000);
@@ -19,17 +20,15 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { performance } from "node:perf_hooks";
 import type { MarkStore, StoreLimits } from "../src/store/store.js";
+import Database from "better-sqlite3";
+import { maskOf } from "../src/domain/marks.js";
 import { openRawSqlite, rawUpserter } from "./ceiling-server.js";
+import { flags } from "./load.js";
 import { bulkSpecs, OwnerBatchPool, toValidUpdates } from "./workloads.js";
 
 type OpenStore = (opts: { path: string; limits: StoreLimits }) => MarkStore;
 
-const args = new Map(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, "").split("=", 2) as [string, string | undefined];
-    return [k, v ?? "true"];
-  }),
-);
+const args = flags(process.argv.slice(2));
 const seconds = Number(args.get("seconds") ?? 2);
 const rounds = Number(args.get("rounds") ?? 3);
 const stored = Number(args.get("stored") ?? 100_000);
@@ -108,6 +107,48 @@ async function subject(name: string, open: OpenStore, dir: string): Promise<Subj
   };
 }
 
+/**
+ * `stmts100`: the SQL the store runs for one UpdateConversations(100) batch of marks-only changes,
+ * without its JavaScript (planner, records, outcomes): in one IMMEDIATE transaction, the current
+ * rows read with one IN list, one marks-only UPDATE per row (the store's statement, its indexes),
+ * the owner's row and the feed counter. The store's file and schema (made by openSqliteStore).
+ */
+async function storeStatements(path: string, open: OpenStore): Promise<{ run: () => number; close(): void }> {
+  const pool = new OwnerBatchPool("t100", 200, 100);
+  const store = open({ path, limits });
+  for (let i = 0; i < 200; i++) await store.applyUpdates(toValidUpdates(pool.next()));
+  await store.close();
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  const STATE = "marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id";
+  // IN lists give rows in key order: the batch's ids are in key order too (c0000 .. c0099).
+  const read = db.prepare<unknown[], unknown[]>(`SELECT conv_id, ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${Array.from({ length: 128 }, () => "?").join(", ")})`).safeIntegers(true).raw(true);
+  const update = db.prepare("UPDATE conversations SET marks = ?, version = ?, update_time = ?, position = ?, marked = ?, seq = ? WHERE owner = ? AND type = ? AND conv_id = ?");
+  const owner = db.prepare<[string], { position: bigint }>("SELECT position, marked_count FROM owners WHERE owner = ?").safeIntegers(true);
+  const upsertOwner = db.prepare("INSERT INTO owners (owner, position, marked_count) VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET position = excluded.position, marked_count = excluded.marked_count");
+  const feed = db.prepare<[], { seq: bigint }>("SELECT seq FROM feed WHERE id = 1").safeIntegers(true);
+  const setFeed = db.prepare("UPDATE feed SET seq = ? WHERE id = 1");
+  const batch = db.transaction((specs: ReturnType<OwnerBatchPool["next"]>) => {
+    const o = specs[0]!.owner;
+    const ids = specs.map((u) => u.conversationId);
+    const rows = read.all(o, 1, ...ids, ...Array.from({ length: 128 - ids.length }, () => ids[ids.length - 1]));
+    if (rows.length !== specs.length) throw new Error(`stmts100: ${rows.length} rows read`);
+    let position = owner.get(o)!.position;
+    let seq = feed.get()!.seq;
+    const now = Date.now();
+    for (const [i, u] of specs.entries()) {
+      const r = rows[i]!;
+      const marks = ((r[1] as bigint) | BigInt.asIntN(64, maskOf(u.setMarks))) & ~BigInt.asIntN(64, maskOf(u.clearMarks));
+      update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, o, 1, u.conversationId);
+    }
+    upsertOwner.run(o, position, specs.length);
+    setFeed.run(seq);
+    return specs.length;
+  });
+  return { run: () => batch.immediate(pool.next()), close: () => db.close() };
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "convmark-store-micro-"));
   try {
@@ -118,12 +159,13 @@ async function main() {
       subjects.push(await subject("base", mod.openSqliteStore, dir));
     }
     subjects.push(await subject(base ? "this" : "store", here, dir));
+    const stmts = await storeStatements(join(dir, "stmts.db"), here);
     const rawDb = openRawSqlite(join(dir, "raw.db"));
     const raw = rawUpserter(rawDb);
     const rawPool = new OwnerBatchPool("r100", 200, 100);
     const rawRow = () => raw(rawPool.next());
 
-    const rowNames = (args.get("only") ?? "apply100,raw100,changes1000,list100").split(",");
+    const rowNames = (args.get("only") ?? "apply100,stmts100,raw100,changes1000,list100").split(",");
     const totals = new Map<string, Figures>();
     const runRow = async (label: string, fn: () => Promise<number> | number, s: number) => {
       const f = await slice(fn);
@@ -133,6 +175,7 @@ async function main() {
     for (let r = -1; r < rounds; r++) {
       for (const row of rowNames) {
         if (row === "raw100") await runRow("raw100", rawRow, r);
+        else if (row === "stmts100") await runRow("stmts100", stmts.run, r);
         else for (const s of subjects) await runRow(`${row} ${s.name}`, s.rows[row]!, r);
       }
     }
@@ -146,6 +189,7 @@ async function main() {
     }
     for (const s of subjects) await s.close();
     rawDb.close();
+    stmts.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -15,9 +15,11 @@ import {
   UpdateConversationsResponseSchema,
 } from "../gen/convmark/v1/mark_service_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { decodeMessage } from "../src/codec/decode.js";
 import type { ValidUpdate } from "../src/domain/conversation.js";
 import { maskOf } from "../src/domain/marks.js";
 import type { CallOutcome } from "./load.js";
+import { encodeMessage } from "../src/codec/encode.js";
 
 export const PATHS = {
   healthCheck: "/grpc.health.v1.Health/Check",
@@ -108,7 +110,8 @@ function toProtoUpdate(u: UpdateSpec) {
 
 export function updateRequestBytes(specs: readonly UpdateSpec[], resultView = ResultView.UNSPECIFIED): Buffer {
   const msg = create(UpdateConversationsRequestSchema, { updates: specs.map(toProtoUpdate), resultView });
-  const bytes = toBinary(UpdateConversationsRequestSchema, msg);
+  // The generated encoders (toBinary's bytes): the load process's own encoding costs less of the CPU it shares with the server.
+  const bytes = encodeMessage(UpdateConversationsRequestSchema, msg);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
@@ -122,6 +125,17 @@ export function updateRequestJson(specs: readonly UpdateSpec[]): string {
       ...(u.addLabels?.length ? { addLabels: u.addLabels } : {}),
     })),
   });
+}
+
+/** autocannon's request for UpdateConversations(1) over Connect JSON: a new update of `pool` per request. */
+export function connectUpdateRequest(pool: SingleUpdatePool) {
+  return {
+    method: "POST",
+    path: PATHS.update,
+    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+    body: updateRequestJson([pool.next()]),
+    setupRequest: <R extends { body?: unknown }>(req: R): R => ({ ...req, body: updateRequestJson([pool.next()]) }),
+  } as const;
 }
 
 /** The same updates as the store takes them (what MarkService hands over after validation). */
@@ -138,7 +152,7 @@ export function toValidUpdates(specs: readonly UpdateSpec[]): ValidUpdate[] {
 
 /** Every result OK and changed: the units are the updates applied. */
 export function checkUpdateResponse(bytes: Buffer, expected: number): CallOutcome {
-  const res = fromBinary(UpdateConversationsResponseSchema, bytes);
+  const res = decodeMessage(UpdateConversationsResponseSchema, bytes);
   if (res.results.length !== expected) return { error: `${res.results.length} results for ${expected} updates` };
   let ok = 0;
   let firstError: string | undefined;
@@ -185,7 +199,7 @@ export function listResponseChecker(expected: number): (bytes: Buffer) => CallOu
   let verifiedSize: number | undefined;
   return (bytes) => {
     if (verifiedSize === undefined || calls++ % 25 === 0) {
-      const res = fromBinary(ListConversationsResponseSchema, bytes);
+      const res = decodeMessage(ListConversationsResponseSchema, bytes);
       if (res.conversations.length !== expected) return { error: `list returned ${res.conversations.length} conversations, expected ${expected}` };
       verifiedSize ??= bytes.length;
     }

@@ -6,6 +6,7 @@ import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { clusterMetricsSource } from "./cluster/metrics.js";
 import { openSharedKickList, openSharedNonceStore, type SharedKickList, type SharedNonceStore } from "./cluster/nonce-store.js";
 import { NONCE_FILE } from "./cluster/primary.js";
@@ -19,7 +20,7 @@ import { createZegoDialect, zegoConfigFromEnv } from "./dialects/zego/index.js";
 import { DirectoryService, directoryConfigFromEnv, openDirectory, type Directory } from "./directory/index.js";
 import { buildApp, type App } from "./server/app.js";
 import { corsConfigFromEnv } from "./server/cors.js";
-import { ServingStatus } from "./server/health.js";
+import { createHealthService, ServingStatus } from "./server/health.js";
 import { createPublicEdge } from "./server/public-edge.js";
 import { createSite, defaultConsoleDir } from "./server/site.js";
 import { createProcessLogger, logStartSummary } from "./server/start-log.js";
@@ -193,7 +194,7 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       interceptors: [auth],
       // gRPC Watch calls on HTTP/2 take the lean route (watch-route.ts), well-formed unary calls of the
       // unified API the lean unary route (unary-route.ts); everything else goes on to connect-node.
-      edge: (next) => {
+      edge: (next, { health }) => {
         const record = createRpcRecorder(logger, metricsRegistry);
         const unary =
           opts.leanUnary === false
@@ -202,6 +203,8 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
                 services: [
                   { service: MarkService, impl: markService },
                   { service: DirectoryService, impl: directory.service },
+                  // Health/Check and List: load balancers and probes call them all the time.
+                  { service: Health, impl: createHealthService(health) },
                 ],
                 authorize,
                 record,

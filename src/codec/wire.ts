@@ -28,10 +28,15 @@ export function u32(v: number): number {
   return v;
 }
 
+/** An int32 as protobuf-es accepts it (an integer in -2^31..2^31-1), else FALLBACK. */
+export function i32(v: number): number {
+  if ((v | 0) !== v) throw FALLBACK;
+  return v;
+}
+
 /** Varint length of an int32 (negative values take 10 bytes, sign-extended to 64 bits). */
 export function i32Size(v: number): number {
-  if ((v | 0) !== v) throw FALLBACK;
-  return v < 0 ? 10 : u32Size(v);
+  return i32(v) < 0 ? 10 : u32Size(v);
 }
 
 /** Zigzag-encoded sint32, validated. */
@@ -127,25 +132,38 @@ export function bytesLen(v: Uint8Array): number {
   return v.byteLength;
 }
 
-/** The write pass: one buffer of exactly the computed size, the sizes of the size pass. */
-export class Writer {
-  readonly buf: Buffer;
+/** A position in a buffer, with the DataView the fixed-width types go through (Writer, and Reader of src/codec/reader.ts). */
+export abstract class Cursor {
+  abstract readonly buf: Uint8Array;
   pos = 0;
-  si = 0;
   private dv: DataView | undefined;
+
+  /** Made on first use (no fixed-width type in convmark.v1 today). */
+  get view(): DataView {
+    return (this.dv ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
+  }
+
+  /** The position of a fixed-width value of `width` bytes (read or written through `view`), moving past it. */
+  at(width: number): number {
+    const p = this.pos;
+    this.pos = p + width;
+    return p;
+  }
+}
+
+/** The write pass: one buffer of exactly the computed size, the sizes of the size pass. */
+export class Writer extends Cursor {
+  readonly buf: Buffer;
+  si = 0;
 
   constructor(
     size: number,
     readonly sizes: number[],
   ) {
+    super();
     // Not Buffer.allocUnsafe: its pooled slices share an 8 KiB ArrayBuffer, and callers cache
     // encoded messages (watch-route.ts), which would keep whole pools alive.
     this.buf = Buffer.allocUnsafeSlow(size);
-  }
-
-  /** For the fixed-width types only (none in convmark.v1 today), made on first use. */
-  private get view(): DataView {
-    return (this.dv ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
   }
 
   /** The next length kept by the size pass (a nested message or a packed field). */
@@ -245,32 +263,6 @@ export class Writer {
     this.u32(v.byteLength);
     this.buf.set(v, this.pos);
     this.pos += v.byteLength;
-  }
-
-  fixed32(v: number): void {
-    this.view.setUint32(this.pos, v, true);
-    this.pos += 4;
-  }
-
-  sfixed32(v: number): void {
-    this.view.setInt32(this.pos, v, true);
-    this.pos += 4;
-  }
-
-  float(v: number): void {
-    this.view.setFloat32(this.pos, v, true);
-    this.pos += 4;
-  }
-
-  double(v: number): void {
-    this.view.setFloat64(this.pos, v, true);
-    this.pos += 8;
-  }
-
-  /** fixed64/sfixed64 from the unsigned bigint of u64/i64. */
-  fixed64(v: bigint): void {
-    this.view.setBigUint64(this.pos, v, true);
-    this.pos += 8;
   }
 }
 

@@ -51,8 +51,9 @@ export interface BuildAppOptions {
   /**
    * The outermost layer (CORS, /openapi.json, the REST transcoder, guards): it sees every request
    * first and calls `next` (the vendor gateways, /metrics, Connect) for those it does not answer.
+   * `app.health` is the registry the Health service answers from.
    */
-  edge?: (next: NodeHandlerFn) => NodeHandlerFn;
+  edge?: (next: NodeHandlerFn, app: { readonly health: HealthRegistry }) => NodeHandlerFn;
   /** Runs on close() after health reports NOT_SERVING and before the listener closes (end long streams here). */
   beforeClose?: () => void | Promise<void>;
   /**
@@ -101,7 +102,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   });
   const metricsPath = opts.metricsPath ?? "/metrics";
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath, opts.metricsText);
-  const handler = opts.edge ? opts.edge(withMetrics) : withMetrics;
+  const handler = opts.edge ? opts.edge(withMetrics, { health }) : withMetrics;
   const server = createDualProtocolServer(handler, { onEvent: listenerEventReporter(opts.logger, opts.metricsRegistry), ...opts.listener });
 
   let closing: Promise<void> | undefined;

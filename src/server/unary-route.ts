@@ -23,7 +23,6 @@
  */
 import {
   create,
-  fromBinary,
   fromJsonString,
   toJsonString,
   type DescMessage,
@@ -44,6 +43,7 @@ import type { Readable } from "node:stream";
 import { callerKey } from "../auth/caller.js";
 import type { CallAuthorizer } from "../auth/interceptor.js";
 import { peerKey, peerOf } from "../auth/peer.js";
+import { decodeMessage } from "../codec/decode.js";
 import { encodeMessage } from "../codec/encode.js";
 import { clientAddressContextValues } from "./client-address.js";
 import type { NodeHandlerFn, NodeServerRequest, NodeServerResponse } from "./listener.js";
@@ -300,7 +300,7 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       }
       if (bytes.byteLength > readMaxBytes) return undefined;
       try {
-        return protocol === "connect-json" ? fromJsonString(route.method.input, decoder.decode(bytes), jsonRead) : fromBinary(route.method.input, bytes);
+        return protocol === "connect-json" ? fromJsonString(route.method.input, decoder.decode(bytes), jsonRead) : decodeMessage(route.method.input, bytes);
       } catch {
         return undefined;
       }

@@ -14,13 +14,13 @@
  * requests, malformed requests as INVALID_ARGUMENT, graceful shutdown (the hub ends the stream
  * with status OK). Connect, gRPC-Web and gRPC over HTTP/1.1 go on to connect-node unchanged.
  */
-import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type * as http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { ConversationChangeSchema, MarkService, WatchConversationsRequestSchema } from "../../gen/convmark/v1/mark_service_pb.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import { peerOf } from "../auth/peer.js";
+import { decodeMessage } from "../codec/decode.js";
 import { encodeMessage } from "../codec/encode.js";
 import type { Change } from "../store/store.js";
 import { feedCursorEncoder } from "../service/feed-cursor.js";
@@ -127,7 +127,7 @@ function decodeRequest(body: Buffer, encoding: string | undefined): { ownerUserI
     }
   }
   try {
-    return fromBinary(WatchConversationsRequestSchema, payload);
+    return decodeMessage(WatchConversationsRequestSchema, payload);
   } catch (e) {
     throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
   }

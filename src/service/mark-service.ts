@@ -15,8 +15,8 @@ import {
   ListConversationsResponseSchema,
   ResultView,
   RestoreConversationsResponseSchema,
-  UpdateConversationsResponseSchema,
   type ConversationFilter,
+  type UpdateConversationsResponse,
   type MarkService,
   type UpdateResult,
 } from "../../gen/convmark/v1/mark_service_pb.js";
@@ -213,7 +213,8 @@ export function createMarkService(deps: MarkServiceDeps): ServiceImpl<typeof Mar
         return isFailure(v) ? v : (ownerRefusal(caller, v.key.owner) ?? v);
       });
       const results = await writeChecked(checked, req.resultView !== ResultView.STATUS, (v) => store.applyUpdates(v));
-      return create(UpdateConversationsResponseSchema, { results });
+      // A literal: create() would walk the schema and every result again.
+      return { $typeName: "convmark.v1.UpdateConversationsResponse", results } satisfies UpdateConversationsResponse;
     },
 
     async restoreConversations(req, ctx) {

@@ -1,9 +1,9 @@
 import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
-import type { ConvKey, ConvType, ConversationRecord, ReceiveOpt, Settings } from "../domain/conversation.js";
+import { keyString, type ConvKey, type ConvType, type ConversationRecord, type ReceiveOpt, type Settings } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
 import { failure } from "../domain/validate.js";
-import { planWrites, tombstoneOf, type OwnerCounters, type WriteOp } from "./planner.js";
+import { opKey, planWrites, tombstoneOf, type OwnerCounters, type WriteOp } from "./planner.js";
 import type { FeedCommit, FeedPeers } from "./sqlite-feed.js";
 import {
   DEFAULT_TOMBSTONE_RETENTION_MS,
@@ -343,15 +343,59 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     if (run.changes !== 1) throw new Error(`conversation ${k.owner}/${k.type}/${k.conversationId} is not where the plan read it`);
   };
 
+  // The current rows of a chunk's conversations, read ahead of the plan: one statement per owner and
+  // type for up to READ_BATCH conversations (IN lists of 1, 2, 4 ... READ_BATCH keys, the last one
+  // repeated to fill the list, so a handful of statements serve every size) instead of one per key.
+  const READ_BATCH = 128;
+  const selectStates = new Map<number, Database.Statement<unknown[], RawRow>>();
+  const selectStatesOf = (n: number) => {
+    let stmt = selectStates.get(n);
+    if (!stmt) {
+      const list = Array.from({ length: n }, () => "?").join(", ");
+      stmt = db.prepare<unknown[], RawRow>(`SELECT conv_id, ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${list})`).safeIntegers(true).raw(true);
+      selectStates.set(n, stmt);
+    }
+    return stmt;
+  };
+  /** Rows (conv_id, then STATE) by keyString; a key that is absent has no live conversation. */
+  const readCurrent = (chunk: readonly WriteOp[]): Map<string, RawRow> => {
+    const groups = new Map<string, { owner: string; type: number; ids: Set<string> }>();
+    for (const op of chunk) {
+      const k = opKey(op);
+      const g = `${k.owner}\u0000${k.type}`;
+      let group = groups.get(g);
+      if (!group) groups.set(g, (group = { owner: k.owner, type: k.type, ids: new Set() }));
+      group.ids.add(k.conversationId);
+    }
+    const rows = new Map<string, RawRow>();
+    const params: unknown[] = [];
+    for (const [g, { owner, type, ids }] of groups) {
+      const all = [...ids];
+      for (let at = 0; at < all.length; at += READ_BATCH) {
+        const part = all.length - at;
+        const n = part >= READ_BATCH ? READ_BATCH : 2 ** Math.ceil(Math.log2(part));
+        params.length = 0;
+        params.push(owner, type);
+        for (let i = 0; i < n; i++) params.push(all[Math.min(at + i, all.length - 1)]);
+        for (const r of selectStatesOf(n).all(...params)) rows.set(`${g}\u0000${r[0] as string}`, r);
+      }
+    }
+    return rows;
+  };
+
   // Runs inside a write transaction that drain() opened with BEGIN IMMEDIATE (the write lock up
   // front, so concurrent processes serialize instead of failing).
   const applyChunk = (chunk: readonly WriteOp[]): (ApplyOutcome | DeleteOutcome)[] => {
     const owners = new Map<string, OwnerCounters>();
     const nowMs = now();
+    const stored = readCurrent(chunk);
     const plan = planWrites(
       chunk,
       {
-        current: currentOf,
+        current(k) {
+          const row = stored.get(keyString(k));
+          return row ? stateToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row, 1) : undefined;
+        },
         owner(owner) {
           let c = owners.get(owner);
           if (!c) {

@@ -19,9 +19,11 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryService } from "../../gen/convmark/v1/directory_service_pb.js";
 import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { createAuthenticator, createCallAuthorizer } from "../../src/auth/index.js";
 import { authConfigFromEnv } from "../../src/auth/config.js";
 import { coreConfigFromEnv } from "../../src/config.js";
+import { createHealthRegistry, createHealthService, ServingStatus } from "../../src/server/health.js";
 import { createRpcRecorder } from "../../src/server/interceptors.js";
 import type { NodeHandlerFn } from "../../src/server/listener.js";
 import { leanUnaryRoute } from "../../src/server/unary-route.js";
@@ -92,7 +94,7 @@ function h2(session: http2.ClientHttp2Session, r: Req): Promise<Wire> {
 }
 
 const OUTPUT = new Map<string, DescMessage>(
-  [MarkService, DirectoryService].flatMap((s) => s.methods.map((m) => [`/${s.typeName}/${m.name}`, m.output] as const)),
+  [MarkService, DirectoryService, Health].flatMap((s) => s.methods.map((m) => [`/${s.typeName}/${m.name}`, m.output] as const)),
 );
 
 /** A response as compared: the body decompressed and decoded, update times replaced (they differ between the two servers). */
@@ -139,6 +141,7 @@ const token = (sub: string, scope?: string) =>
 
 const U = MarkService.typeName;
 const D = DirectoryService.typeName;
+const H = Health.typeName;
 const json = { "content-type": "application/json" };
 const proto = { "content-type": "application/proto" };
 const grpcH = { "content-type": "application/grpc", te: "trailers" };
@@ -219,6 +222,21 @@ function cases(tokens: { alice: string; bob: string; service: string }): { name:
   g("invalid grpc-timeout", { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service, "grpc-timeout": "1x" }, body: env(getProto) });
   g("compressed response", { path: `/${U}/ListConversations`, headers: { ...grpcH, ...service, "grpc-accept-encoding": "gzip" }, body: env(Buffer.from([0x0a, 0x05, ...Buffer.from("alice")])) });
   g("directory, user token", { path: `/${D}/GetUsers`, headers: { ...grpcH, ...alice }, body: env(Buffer.from([0x0a, 0x01, 0x61])) });
+  // grpc.health.v1.Health: Check and List (unary, no auth), Watch (streaming, handed on).
+  both("health check", { path: `/${H}/Check`, headers: json, body: "{}" });
+  both("health check of a service", { path: `/${H}/Check`, headers: { ...json, ...alice }, body: JSON.stringify({ service: U }) });
+  both("health check, proto", { path: `/${H}/Check`, headers: proto, body: Buffer.alloc(0) });
+  both("health check of an unknown service", { path: `/${H}/Check`, headers: json, body: JSON.stringify({ service: "nope.v1.Nope" }) });
+  both("health check, invalid JSON", { path: `/${H}/Check`, headers: json, body: "{" });
+  both("health check, gzip response", { path: `/${H}/Check`, headers: { ...json, "accept-encoding": "gzip" }, body: "{}" });
+  both("health list", { path: `/${H}/List`, headers: json, body: "{}" });
+  both("health watch over Connect unary", { path: `/${H}/Watch`, headers: json, body: "{}" });
+  g("health check", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.alloc(0)) });
+  g("health check, grpc-js accept-encoding", { path: `/${H}/Check`, headers: { ...grpcH, "content-type": "application/grpc+proto", "grpc-accept-encoding": "identity,deflate,gzip" }, body: env(Buffer.alloc(0)) });
+  g("health check of a service", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.from([0x0a, U.length, ...Buffer.from(U)])) });
+  g("health check of an unknown service", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.from([0x0a, 0x04, ...Buffer.from("nope")])) });
+  g("health check, invalid protobuf", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.from([0x0a, 0xff])) });
+  g("health list", { path: `/${H}/List`, headers: grpcH, body: env(Buffer.alloc(0)) });
   g("gRPC-Web", { path: `/${U}/GetConversation`, headers: { "content-type": "application/grpc-web+proto", ...service }, body: env(getProto) });
   list.push({ name: "gRPC over HTTP/1.1", req: { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: env(getProto) } });
   return list;
@@ -346,6 +364,7 @@ describe("lean unary route: what it serves and what it hands on", () => {
   const core = coreConfigFromEnv({ CONVMARK_DATA_DIR: dir });
   const store = openSqliteStore({ path: join(dir, "m.db"), limits: { maxMarkedPerOwner: core.limits.maxMarkedPerOwner, maxLabelsPerConversation: core.limits.maxLabelsPerConversation } });
   const handedOn: { path: string; body: Buffer }[] = [];
+  const health = createHealthRegistry([U]);
   // connect-node's place: reads the body as connect-node does (the request's async iterator).
   const next: NodeHandlerFn = (req, res) => {
     void (async () => {
@@ -357,7 +376,10 @@ describe("lean unary route: what it serves and what it hands on", () => {
     })();
   };
   const route = leanUnaryRoute({
-    services: [{ service: MarkService, impl: createMarkService({ store, limits: core.limits }) }],
+    services: [
+      { service: MarkService, impl: createMarkService({ store, limits: core.limits }) },
+      { service: Health, impl: createHealthService(health) },
+    ],
     authorize: createCallAuthorizer(createAuthenticator(authConfigFromEnv({ CONVMARK_AUTH: "off" })), { perOwner: [U], serviceOnly: [D] }),
     record: createRpcRecorder(pino({ level: "silent" }), new Registry()),
     readMaxBytes: 4096,
@@ -385,6 +407,11 @@ describe("lean unary route: what it serves and what it hands on", () => {
     expect(b.status).toBe(200);
     const c = await h1(port, { path: `/${U}/GetConversation`, headers: json, body: JSON.stringify({ key: { ownerUserId: "o", type: 1, conversationId: "nope" } }) });
     expect([c.status, JSON.parse(c.body.toString()).code]).toEqual([404, "not_found"]);
+    const d = await h1(port, { path: `/${H}/Check`, headers: json, body: JSON.stringify({ service: U }) });
+    expect([d.status, d.body.toString()]).toEqual([200, '{"status":"SERVING"}']);
+    health.set(U, ServingStatus.NOT_SERVING);
+    const e = await h1(port, { path: `/${H}/Check`, headers: json, body: JSON.stringify({ service: U }) });
+    expect([e.status, e.body.toString()]).toEqual([200, '{"status":"NOT_SERVING"}']);
     expect(handedOn).toEqual([]);
   });
 
@@ -402,6 +429,7 @@ describe("lean unary route: what it serves and what it hands on", () => {
       [{ path: `/${U}/UpdateConversations`, headers: { "content-type": "application/connect+json" }, body: "{}" }, "streaming content type"],
       [{ path: `/${U}/UpdateConversations`, headers: grpcH, body: env(updateProto) }, "gRPC on HTTP/1.1"],
       [{ path: `/${U}/WatchConversations`, headers: json, body: "{}" }, "streaming method"],
+      [{ path: `/${H}/Watch`, headers: json, body: "{}" }, "streaming health method"],
       [{ path: `/${U}/Nope`, headers: json, body: "{}" }, "unknown path"],
       [{ path: `/${U}/ListConversations`, method: "PUT", headers: json, body: "{}" }, "other method"],
     ];

@@ -75,6 +75,58 @@ describe("sqlite store", () => {
     await again.close();
   });
 
+  it("reads a large batch's current rows ahead, by owner and type, with the same outcomes as one operation per transaction", async () => {
+    // The write path reads the current rows of a transaction's conversations with a few IN-list
+    // statements per owner and type (lists of 1, 2, 4 ... 128 keys). A store that writes each
+    // operation in its own transaction (chunkSize 1) reads one key at a time: both must agree on
+    // every outcome and on what is stored, for groups of every size, existing and new keys,
+    // one conversation ID under both types, keys repeated within the batch, and deletes.
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const t = 1_764_000_000_000;
+    const batched = openSqliteStore({ path: join(dir, "ahead-batched.db"), limits, now: () => t });
+    const single = openSqliteStore({ path: join(dir, "ahead-single.db"), limits, now: () => t, chunkSize: 1 });
+    const id = (i: number) => `c${String(i).padStart(4, "0")}`;
+    const seed = [
+      ...Array.from({ length: 300 }, (_, i) => upd(key("big", id(i)), { set: [1 + (i % 4)], ...(i % 7 === 0 ? { addLabels: ["l"], customMark: `m${i}` } : {}), ...(i % 11 === 0 ? { settings: { pinned: true } } : {}) })),
+      ...Array.from({ length: 40 }, (_, i) => upd(key("big", id(i * 3), ConvType.Group), { set: [5], vendorConversationId: `v${i}` })),
+      ...[1, 2, 3, 5, 130].flatMap((n) => Array.from({ length: n }, (_, i) => upd(key(`o${n}`, id(i)), { set: [2] }))),
+    ];
+    const ops = [
+      // 400 updates of "big": existing (0..299) and new (300..399) direct conversations, in shuffled order
+      ...Array.from({ length: 400 }, (_, i) => (i * 37) % 400).map((i) => upd(key("big", id(i)), { set: [6], clear: [1 + (i % 4)] })),
+      // the group conversations with the same IDs, some existing, some new
+      ...Array.from({ length: 60 }, (_, i) => upd(key("big", id(i * 3), ConvType.Group), { clear: [5], addLabels: ["g"] })),
+      // the same keys again within the batch (after the updates above), and unchanged ones
+      ...Array.from({ length: 20 }, (_, i) => upd(key("big", id(i * 13)), { set: [7] })),
+      upd(key("big", id(1)), { set: [6] }),
+      // every group size of other owners: 1, 2, 3, 5, 130 existing, plus one new each
+      ...[1, 2, 3, 5, 130].flatMap((n) => Array.from({ length: n + 1 }, (_, i) => upd(key(`o${n}`, id(i)), { set: [3] }))),
+    ];
+    const deletes = [key("big", id(2)), key("big", id(999)), key("o130", id(129)), key("big", id(3), ConvType.Group)];
+    const outcomes = [];
+    for (const s of [batched, single]) {
+      expect((await s.applyUpdates(seed)).every((o) => o.ok)).toBe(true);
+      const updated = await s.applyUpdates(ops);
+      const deleted = await s.deleteConversations(deletes);
+      const again = await s.applyUpdates([upd(key("big", id(2)), { set: [1] }), upd(key("big", id(4)), { set: [2] })]);
+      const stored = [];
+      for (const owner of ["big", "o1", "o2", "o3", "o5", "o130"]) stored.push(...(await s.list({ owner, filter: NO_FILTER_LIST, limit: 1000 })).records);
+      outcomes.push({ updated, deleted, again, stored, feed: (await s.changes({ after: 0n, limit: 10_000 })).changes });
+    }
+    const [a, b] = outcomes as [(typeof outcomes)[0], (typeof outcomes)[0]];
+    expect(a.updated.filter((o) => o.ok && o.changed).length).toBeGreaterThan(600);
+    expect(a.updated.filter((o) => o.ok && !o.changed).length).toBeGreaterThan(0);
+    expect(a.updated).toEqual(b.updated);
+    expect(a.deleted).toEqual(b.deleted);
+    expect(a.again).toEqual(b.again);
+    // big: 400 direct (c0002 deleted and written again), 60 group less the deleted one; 146 of the others less one
+    expect(a.stored.length).toBe(400 + 59 + 145);
+    expect(a.stored).toEqual(b.stored);
+    expect(a.feed).toEqual(b.feed);
+    await batched.close();
+    await single.close();
+  });
+
   it("fails exactly the items of a transaction that hits a database error, and applies none of them", async () => {
     const path = join(dir, "locked.db");
     const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };

@@ -14,10 +14,10 @@ import type { Status } from "../../google/rpc/status_pb.js";
 import { StatusSchema } from "../../google/rpc/status_pb.js";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
 
-/**
- * Encoded size of convmark.v1.AddGroupMembersRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_AddGroupMembersRequest(m: AddGroupMembersRequest, s: number[]): number {
+// Size functions push nested lengths onto `s` in write order; write functions fill the buffer (src/codec/wire.ts).
+
+/** convmark.v1.AddGroupMembersRequest, convmark.v1.RemoveGroupMembersRequest */
+function size_convmark_v1_AddGroupMembersRequest(m: AddGroupMembersRequest | RemoveGroupMembersRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
   let n = 0;
@@ -26,15 +26,14 @@ function size_convmark_v1_AddGroupMembersRequest(m: AddGroupMembersRequest, s: n
   return n;
 }
 
-function write_convmark_v1_AddGroupMembersRequest(m: AddGroupMembersRequest, w: Writer): void {
+/** convmark.v1.AddGroupMembersRequest, convmark.v1.RemoveGroupMembersRequest */
+function write_convmark_v1_AddGroupMembersRequest(m: AddGroupMembersRequest | RemoveGroupMembersRequest, w: Writer): void {
   if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
   for (const x of m.userIds) { w.byte(18); w.str(x); }
 }
 
-/**
- * Encoded size of convmark.v1.AddGroupMembersResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_AddGroupMembersResponse(m: AddGroupMembersResponse, s: number[]): number {
+/** convmark.v1.AddGroupMembersResponse, convmark.v1.RemoveGroupMembersResponse */
+function size_convmark_v1_AddGroupMembersResponse(m: AddGroupMembersResponse | RemoveGroupMembersResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_IdResult(x, s); s[i] = k; n += 1 + delimited(k); }
@@ -42,28 +41,26 @@ function size_convmark_v1_AddGroupMembersResponse(m: AddGroupMembersResponse, s:
   return n;
 }
 
-function write_convmark_v1_AddGroupMembersResponse(m: AddGroupMembersResponse, w: Writer): void {
+/** convmark.v1.AddGroupMembersResponse, convmark.v1.RemoveGroupMembersResponse */
+function write_convmark_v1_AddGroupMembersResponse(m: AddGroupMembersResponse | RemoveGroupMembersResponse, w: Writer): void {
   for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_IdResult(x, w); }
   if (m.memberCount !== 0) { w.byte(16); w.i32(m.memberCount); }
 }
 
-/**
- * Encoded size of convmark.v1.BatchGetConversationsRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_BatchGetConversationsRequest(m: BatchGetConversationsRequest, s: number[]): number {
+/** convmark.v1.BatchGetConversationsRequest, convmark.v1.DeleteConversationsRequest */
+function size_convmark_v1_BatchGetConversationsRequest(m: BatchGetConversationsRequest | DeleteConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   for (const x of m.keys) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(x, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
-function write_convmark_v1_BatchGetConversationsRequest(m: BatchGetConversationsRequest, w: Writer): void {
+/** convmark.v1.BatchGetConversationsRequest, convmark.v1.DeleteConversationsRequest */
+function write_convmark_v1_BatchGetConversationsRequest(m: BatchGetConversationsRequest | DeleteConversationsRequest, w: Writer): void {
   for (const x of m.keys) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationKey(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.BatchGetConversationsResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.BatchGetConversationsResponse */
 function size_convmark_v1_BatchGetConversationsResponse(m: BatchGetConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -71,28 +68,28 @@ function size_convmark_v1_BatchGetConversationsResponse(m: BatchGetConversations
   return n;
 }
 
+/** convmark.v1.BatchGetConversationsResponse */
 function write_convmark_v1_BatchGetConversationsResponse(m: BatchGetConversationsResponse, w: Writer): void {
   for (const x of m.conversations) { w.byte(10); w.u32(w.next()); write_convmark_v1_Conversation(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.Conversation; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.Conversation */
 function size_convmark_v1_Conversation(m: Conversation, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.key !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.key !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); }
   if (m.marks.length > 0) { const i = s.length; s.push(0); let k = 0; for (const x of m.marks) k += u32Size(u32(x)); s[i] = k; n += 1 + delimited(k); }
   if (m.customMark !== "") { n += 1 + delimited(strSize(m.customMark)); }
   for (const x of m.labels) n += 1 + delimited(strSize(x));
-  if (m.settings !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationSettings(m.settings, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.settings !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationSettings(m.settings, s); s[i] = k; n += 1 + delimited(k); }
   if ((m.version as unknown) != 0) { n += 1 + u64Size(u64(m.version)); }
-  if (m.updateTime !== undefined) { { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.updateTime, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.updateTime !== undefined) { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.updateTime, s); s[i] = k; n += 1 + delimited(k); }
   if ((m.markBits as unknown) != 0) { n += 1 + u64Size(u64(m.markBits)); }
   if (m.vendorConversationId !== "") { n += 1 + delimited(strSize(m.vendorConversationId)); }
   return n;
 }
 
+/** convmark.v1.Conversation */
 function write_convmark_v1_Conversation(m: Conversation, w: Writer): void {
   if (m.key !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationKey(m.key, w); }
   if (m.marks.length > 0) { w.byte(18); w.u32(w.next()); for (const x of m.marks) w.u32(x); }
@@ -105,25 +102,22 @@ function write_convmark_v1_Conversation(m: Conversation, w: Writer): void {
   if (m.vendorConversationId !== "") { w.byte(74); w.str(m.vendorConversationId); }
 }
 
-/**
- * Encoded size of convmark.v1.ConversationChange; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ConversationChange */
 function size_convmark_v1_ConversationChange(m: ConversationChange, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.conversation !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.conversation !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); }
   if (m.deleted !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.ConversationChange */
 function write_convmark_v1_ConversationChange(m: ConversationChange, w: Writer): void {
   if (m.conversation !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_Conversation(m.conversation, w); }
   if (m.deleted !== false) { w.byte(16); w.bool(m.deleted); }
 }
 
-/**
- * Encoded size of convmark.v1.ConversationFilter; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ConversationFilter */
 function size_convmark_v1_ConversationFilter(m: ConversationFilter, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -137,6 +131,7 @@ function size_convmark_v1_ConversationFilter(m: ConversationFilter, s: number[])
   return n;
 }
 
+/** convmark.v1.ConversationFilter */
 function write_convmark_v1_ConversationFilter(m: ConversationFilter, w: Writer): void {
   if (m.marksAll.length > 0) { w.byte(10); w.u32(w.next()); for (const x of m.marksAll) w.u32(x); }
   if (m.marksAny.length > 0) { w.byte(18); w.u32(w.next()); for (const x of m.marksAny) w.u32(x); }
@@ -147,9 +142,7 @@ function write_convmark_v1_ConversationFilter(m: ConversationFilter, w: Writer):
   for (const x of m.vendorConversationIds) { w.byte(58); w.str(x); }
 }
 
-/**
- * Encoded size of convmark.v1.ConversationKey; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ConversationKey */
 function size_convmark_v1_ConversationKey(m: ConversationKey, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -160,15 +153,14 @@ function size_convmark_v1_ConversationKey(m: ConversationKey, s: number[]): numb
   return n;
 }
 
+/** convmark.v1.ConversationKey */
 function write_convmark_v1_ConversationKey(m: ConversationKey, w: Writer): void {
   if (m.ownerUserId !== "") { w.byte(10); w.str(m.ownerUserId); }
   if (m.type !== 0) { w.byte(16); w.i32(m.type); }
   if (m.conversationId !== "") { w.byte(26); w.str(m.conversationId); }
 }
 
-/**
- * Encoded size of convmark.v1.ConversationSettings; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ConversationSettings */
 function size_convmark_v1_ConversationSettings(m: ConversationSettings, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -182,6 +174,7 @@ function size_convmark_v1_ConversationSettings(m: ConversationSettings, s: numbe
   return n;
 }
 
+/** convmark.v1.ConversationSettings */
 function write_convmark_v1_ConversationSettings(m: ConversationSettings, w: Writer): void {
   if (m.pinned !== undefined) { w.byte(8); w.bool(m.pinned); }
   if (m.receiveOption !== undefined) { w.byte(16); w.i32(m.receiveOption); }
@@ -191,23 +184,22 @@ function write_convmark_v1_ConversationSettings(m: ConversationSettings, w: Writ
   if (m.ex !== undefined) { w.byte(50); w.str(m.ex); }
 }
 
-/**
- * Encoded size of convmark.v1.ConversationUpdate; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ConversationUpdate */
 function size_convmark_v1_ConversationUpdate(m: ConversationUpdate, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.key !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.key !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); }
   if (m.setMarks.length > 0) { const i = s.length; s.push(0); let k = 0; for (const x of m.setMarks) k += u32Size(u32(x)); s[i] = k; n += 1 + delimited(k); }
   if (m.clearMarks.length > 0) { const i = s.length; s.push(0); let k = 0; for (const x of m.clearMarks) k += u32Size(u32(x)); s[i] = k; n += 1 + delimited(k); }
   if (m.customMark !== undefined) { n += 1 + delimited(strSize(m.customMark)); }
   for (const x of m.addLabels) n += 1 + delimited(strSize(x));
   for (const x of m.removeLabels) n += 1 + delimited(strSize(x));
-  if (m.settings !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationSettings(m.settings, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.settings !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationSettings(m.settings, s); s[i] = k; n += 1 + delimited(k); }
   if (m.vendorConversationId !== undefined) { n += 1 + delimited(strSize(m.vendorConversationId)); }
   return n;
 }
 
+/** convmark.v1.ConversationUpdate */
 function write_convmark_v1_ConversationUpdate(m: ConversationUpdate, w: Writer): void {
   if (m.key !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationKey(m.key, w); }
   if (m.setMarks.length > 0) { w.byte(18); w.u32(w.next()); for (const x of m.setMarks) w.u32(x); }
@@ -219,9 +211,7 @@ function write_convmark_v1_ConversationUpdate(m: ConversationUpdate, w: Writer):
   if (m.vendorConversationId !== undefined) { w.byte(66); w.str(m.vendorConversationId); }
 }
 
-/**
- * Encoded size of convmark.v1.CreateGroupRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.CreateGroupRequest */
 function size_convmark_v1_CreateGroupRequest(m: CreateGroupRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -231,44 +221,28 @@ function size_convmark_v1_CreateGroupRequest(m: CreateGroupRequest, s: number[])
   return n;
 }
 
+/** convmark.v1.CreateGroupRequest */
 function write_convmark_v1_CreateGroupRequest(m: CreateGroupRequest, w: Writer): void {
   if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
   for (const x of m.memberUserIds) { w.byte(18); w.str(x); }
 }
 
-/**
- * Encoded size of convmark.v1.CreateGroupResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.CreateGroupResponse */
 function size_convmark_v1_CreateGroupResponse(m: CreateGroupResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.group !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.group !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); }
   if (m.recreated !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.CreateGroupResponse */
 function write_convmark_v1_CreateGroupResponse(m: CreateGroupResponse, w: Writer): void {
   if (m.group !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_Group(m.group, w); }
   if (m.recreated !== false) { w.byte(16); w.bool(m.recreated); }
 }
 
-/**
- * Encoded size of convmark.v1.DeleteConversationsRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_DeleteConversationsRequest(m: DeleteConversationsRequest, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  let n = 0;
-  for (const x of m.keys) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(x, s); s[i] = k; n += 1 + delimited(k); }
-  return n;
-}
-
-function write_convmark_v1_DeleteConversationsRequest(m: DeleteConversationsRequest, w: Writer): void {
-  for (const x of m.keys) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationKey(x, w); }
-}
-
-/**
- * Encoded size of convmark.v1.DeleteConversationsResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.DeleteConversationsResponse */
 function size_convmark_v1_DeleteConversationsResponse(m: DeleteConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -276,30 +250,28 @@ function size_convmark_v1_DeleteConversationsResponse(m: DeleteConversationsResp
   return n;
 }
 
+/** convmark.v1.DeleteConversationsResponse */
 function write_convmark_v1_DeleteConversationsResponse(m: DeleteConversationsResponse, w: Writer): void {
   for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_DeleteResult(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.DeleteResult; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.DeleteResult */
 function size_convmark_v1_DeleteResult(m: DeleteResult, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.status !== undefined) { { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.status !== undefined) { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); }
   if (m.deleted !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.DeleteResult */
 function write_convmark_v1_DeleteResult(m: DeleteResult, w: Writer): void {
   if (m.status !== undefined) { w.byte(10); w.u32(w.next()); write_google_rpc_Status(m.status, w); }
   if (m.deleted !== false) { w.byte(16); w.bool(m.deleted); }
 }
 
-/**
- * Encoded size of convmark.v1.DismissGroupRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_DismissGroupRequest(m: DismissGroupRequest, s: number[]): number {
+/** convmark.v1.DismissGroupRequest, convmark.v1.GetGroupRequest */
+function size_convmark_v1_DismissGroupRequest(m: DismissGroupRequest | GetGroupRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
   let n = 0;
@@ -307,87 +279,67 @@ function size_convmark_v1_DismissGroupRequest(m: DismissGroupRequest, s: number[
   return n;
 }
 
-function write_convmark_v1_DismissGroupRequest(m: DismissGroupRequest, w: Writer): void {
+/** convmark.v1.DismissGroupRequest, convmark.v1.GetGroupRequest */
+function write_convmark_v1_DismissGroupRequest(m: DismissGroupRequest | GetGroupRequest, w: Writer): void {
   if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
 }
 
-/**
- * Encoded size of convmark.v1.DismissGroupResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.DismissGroupResponse */
 function size_convmark_v1_DismissGroupResponse(m: DismissGroupResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.group !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.group !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); }
   if (m.changed !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.DismissGroupResponse */
 function write_convmark_v1_DismissGroupResponse(m: DismissGroupResponse, w: Writer): void {
   if (m.group !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_Group(m.group, w); }
   if (m.changed !== false) { w.byte(16); w.bool(m.changed); }
 }
 
-/**
- * Encoded size of convmark.v1.GetConversationRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.GetConversationRequest */
 function size_convmark_v1_GetConversationRequest(m: GetConversationRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.key !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.key !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationKey(m.key, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
+/** convmark.v1.GetConversationRequest */
 function write_convmark_v1_GetConversationRequest(m: GetConversationRequest, w: Writer): void {
   if (m.key !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationKey(m.key, w); }
 }
 
-/**
- * Encoded size of convmark.v1.GetConversationResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.GetConversationResponse */
 function size_convmark_v1_GetConversationResponse(m: GetConversationResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.conversation !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.conversation !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
+/** convmark.v1.GetConversationResponse */
 function write_convmark_v1_GetConversationResponse(m: GetConversationResponse, w: Writer): void {
   if (m.conversation !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_Conversation(m.conversation, w); }
 }
 
-/**
- * Encoded size of convmark.v1.GetGroupRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_GetGroupRequest(m: GetGroupRequest, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  void s;
-  let n = 0;
-  if (m.groupId !== "") { n += 1 + delimited(strSize(m.groupId)); }
-  return n;
-}
-
-function write_convmark_v1_GetGroupRequest(m: GetGroupRequest, w: Writer): void {
-  if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
-}
-
-/**
- * Encoded size of convmark.v1.GetGroupResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.GetGroupResponse */
 function size_convmark_v1_GetGroupResponse(m: GetGroupResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.group !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.group !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Group(m.group, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
+/** convmark.v1.GetGroupResponse */
 function write_convmark_v1_GetGroupResponse(m: GetGroupResponse, w: Writer): void {
   if (m.group !== undefined) { w.byte(10); w.u32(w.next()); write_convmark_v1_Group(m.group, w); }
 }
 
-/**
- * Encoded size of convmark.v1.GetUsersRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_GetUsersRequest(m: GetUsersRequest, s: number[]): number {
+/** convmark.v1.GetUsersRequest, convmark.v1.RegisterUsersRequest, convmark.v1.UnregisterUsersRequest */
+function size_convmark_v1_GetUsersRequest(m: GetUsersRequest | RegisterUsersRequest | UnregisterUsersRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
   let n = 0;
@@ -395,13 +347,12 @@ function size_convmark_v1_GetUsersRequest(m: GetUsersRequest, s: number[]): numb
   return n;
 }
 
-function write_convmark_v1_GetUsersRequest(m: GetUsersRequest, w: Writer): void {
+/** convmark.v1.GetUsersRequest, convmark.v1.RegisterUsersRequest, convmark.v1.UnregisterUsersRequest */
+function write_convmark_v1_GetUsersRequest(m: GetUsersRequest | RegisterUsersRequest | UnregisterUsersRequest, w: Writer): void {
   for (const x of m.userIds) { w.byte(10); w.str(x); }
 }
 
-/**
- * Encoded size of convmark.v1.GetUsersResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.GetUsersResponse */
 function size_convmark_v1_GetUsersResponse(m: GetUsersResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -409,13 +360,12 @@ function size_convmark_v1_GetUsersResponse(m: GetUsersResponse, s: number[]): nu
   return n;
 }
 
+/** convmark.v1.GetUsersResponse */
 function write_convmark_v1_GetUsersResponse(m: GetUsersResponse, w: Writer): void {
   for (const x of m.users) { w.byte(10); w.u32(w.next()); write_convmark_v1_User(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.Group; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.Group */
 function size_convmark_v1_Group(m: Group, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -423,11 +373,12 @@ function size_convmark_v1_Group(m: Group, s: number[]): number {
   if (m.dismissed !== false) { n += 1 + 1; }
   for (const x of m.memberUserIds) n += 1 + delimited(strSize(x));
   if (m.memberCount !== 0) { n += 1 + i32Size(m.memberCount); }
-  if (m.createTime !== undefined) { { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.createTime, s); s[i] = k; n += 1 + delimited(k); } }
-  if (m.dismissTime !== undefined) { { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.dismissTime, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.createTime !== undefined) { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.createTime, s); s[i] = k; n += 1 + delimited(k); }
+  if (m.dismissTime !== undefined) { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.dismissTime, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
+/** convmark.v1.Group */
 function write_convmark_v1_Group(m: Group, w: Writer): void {
   if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
   if (m.dismissed !== false) { w.byte(16); w.bool(m.dismissed); }
@@ -437,37 +388,35 @@ function write_convmark_v1_Group(m: Group, w: Writer): void {
   if (m.dismissTime !== undefined) { w.byte(50); w.u32(w.next()); write_google_protobuf_Timestamp(m.dismissTime, w); }
 }
 
-/**
- * Encoded size of convmark.v1.IdResult; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.IdResult */
 function size_convmark_v1_IdResult(m: IdResult, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   if (m.id !== "") { n += 1 + delimited(strSize(m.id)); }
-  if (m.status !== undefined) { { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.status !== undefined) { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); }
   if (m.changed !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.IdResult */
 function write_convmark_v1_IdResult(m: IdResult, w: Writer): void {
   if (m.id !== "") { w.byte(10); w.str(m.id); }
   if (m.status !== undefined) { w.byte(18); w.u32(w.next()); write_google_rpc_Status(m.status, w); }
   if (m.changed !== false) { w.byte(24); w.bool(m.changed); }
 }
 
-/**
- * Encoded size of convmark.v1.ListConversationsRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ListConversationsRequest */
 function size_convmark_v1_ListConversationsRequest(m: ListConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   if (m.ownerUserId !== "") { n += 1 + delimited(strSize(m.ownerUserId)); }
-  if (m.filter !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationFilter(m.filter, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.filter !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_ConversationFilter(m.filter, s); s[i] = k; n += 1 + delimited(k); }
   if (m.pageSize !== 0) { n += 1 + i32Size(m.pageSize); }
   if (m.pageToken !== "") { n += 1 + delimited(strSize(m.pageToken)); }
   return n;
 }
 
+/** convmark.v1.ListConversationsRequest */
 function write_convmark_v1_ListConversationsRequest(m: ListConversationsRequest, w: Writer): void {
   if (m.ownerUserId !== "") { w.byte(10); w.str(m.ownerUserId); }
   if (m.filter !== undefined) { w.byte(18); w.u32(w.next()); write_convmark_v1_ConversationFilter(m.filter, w); }
@@ -475,9 +424,7 @@ function write_convmark_v1_ListConversationsRequest(m: ListConversationsRequest,
   if (m.pageToken !== "") { w.byte(34); w.str(m.pageToken); }
 }
 
-/**
- * Encoded size of convmark.v1.ListConversationsResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.ListConversationsResponse */
 function size_convmark_v1_ListConversationsResponse(m: ListConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -486,76 +433,26 @@ function size_convmark_v1_ListConversationsResponse(m: ListConversationsResponse
   return n;
 }
 
+/** convmark.v1.ListConversationsResponse */
 function write_convmark_v1_ListConversationsResponse(m: ListConversationsResponse, w: Writer): void {
   for (const x of m.conversations) { w.byte(10); w.u32(w.next()); write_convmark_v1_Conversation(x, w); }
   if (m.nextPageToken !== "") { w.byte(18); w.str(m.nextPageToken); }
 }
 
-/**
- * Encoded size of convmark.v1.RegisterUsersRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_RegisterUsersRequest(m: RegisterUsersRequest, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  void s;
-  let n = 0;
-  for (const x of m.userIds) n += 1 + delimited(strSize(x));
-  return n;
-}
-
-function write_convmark_v1_RegisterUsersRequest(m: RegisterUsersRequest, w: Writer): void {
-  for (const x of m.userIds) { w.byte(10); w.str(x); }
-}
-
-/**
- * Encoded size of convmark.v1.RegisterUsersResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_RegisterUsersResponse(m: RegisterUsersResponse, s: number[]): number {
+/** convmark.v1.RegisterUsersResponse, convmark.v1.UnregisterUsersResponse */
+function size_convmark_v1_RegisterUsersResponse(m: RegisterUsersResponse | UnregisterUsersResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_IdResult(x, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
-function write_convmark_v1_RegisterUsersResponse(m: RegisterUsersResponse, w: Writer): void {
+/** convmark.v1.RegisterUsersResponse, convmark.v1.UnregisterUsersResponse */
+function write_convmark_v1_RegisterUsersResponse(m: RegisterUsersResponse | UnregisterUsersResponse, w: Writer): void {
   for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_IdResult(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.RemoveGroupMembersRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_RemoveGroupMembersRequest(m: RemoveGroupMembersRequest, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  void s;
-  let n = 0;
-  if (m.groupId !== "") { n += 1 + delimited(strSize(m.groupId)); }
-  for (const x of m.userIds) n += 1 + delimited(strSize(x));
-  return n;
-}
-
-function write_convmark_v1_RemoveGroupMembersRequest(m: RemoveGroupMembersRequest, w: Writer): void {
-  if (m.groupId !== "") { w.byte(10); w.str(m.groupId); }
-  for (const x of m.userIds) { w.byte(18); w.str(x); }
-}
-
-/**
- * Encoded size of convmark.v1.RemoveGroupMembersResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_RemoveGroupMembersResponse(m: RemoveGroupMembersResponse, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  let n = 0;
-  for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_IdResult(x, s); s[i] = k; n += 1 + delimited(k); }
-  if (m.memberCount !== 0) { n += 1 + i32Size(m.memberCount); }
-  return n;
-}
-
-function write_convmark_v1_RemoveGroupMembersResponse(m: RemoveGroupMembersResponse, w: Writer): void {
-  for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_IdResult(x, w); }
-  if (m.memberCount !== 0) { w.byte(16); w.i32(m.memberCount); }
-}
-
-/**
- * Encoded size of convmark.v1.RestoreConversationsRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.RestoreConversationsRequest */
 function size_convmark_v1_RestoreConversationsRequest(m: RestoreConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -564,28 +461,26 @@ function size_convmark_v1_RestoreConversationsRequest(m: RestoreConversationsReq
   return n;
 }
 
+/** convmark.v1.RestoreConversationsRequest */
 function write_convmark_v1_RestoreConversationsRequest(m: RestoreConversationsRequest, w: Writer): void {
   for (const x of m.conversations) { w.byte(10); w.u32(w.next()); write_convmark_v1_Conversation(x, w); }
   if (m.resultView !== 0) { w.byte(16); w.i32(m.resultView); }
 }
 
-/**
- * Encoded size of convmark.v1.RestoreConversationsResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_RestoreConversationsResponse(m: RestoreConversationsResponse, s: number[]): number {
+/** convmark.v1.RestoreConversationsResponse, convmark.v1.UpdateConversationsResponse */
+function size_convmark_v1_RestoreConversationsResponse(m: RestoreConversationsResponse | UpdateConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_UpdateResult(x, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
-function write_convmark_v1_RestoreConversationsResponse(m: RestoreConversationsResponse, w: Writer): void {
+/** convmark.v1.RestoreConversationsResponse, convmark.v1.UpdateConversationsResponse */
+function write_convmark_v1_RestoreConversationsResponse(m: RestoreConversationsResponse | UpdateConversationsResponse, w: Writer): void {
   for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_UpdateResult(x, w); }
 }
 
-/**
- * Encoded size of convmark.v1.SyncConversationsRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.SyncConversationsRequest */
 function size_convmark_v1_SyncConversationsRequest(m: SyncConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -596,15 +491,14 @@ function size_convmark_v1_SyncConversationsRequest(m: SyncConversationsRequest, 
   return n;
 }
 
+/** convmark.v1.SyncConversationsRequest */
 function write_convmark_v1_SyncConversationsRequest(m: SyncConversationsRequest, w: Writer): void {
   if (m.ownerUserId !== "") { w.byte(10); w.str(m.ownerUserId); }
   if (m.cursor !== "") { w.byte(18); w.str(m.cursor); }
   if (m.pageSize !== 0) { w.byte(24); w.i32(m.pageSize); }
 }
 
-/**
- * Encoded size of convmark.v1.SyncConversationsResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.SyncConversationsResponse */
 function size_convmark_v1_SyncConversationsResponse(m: SyncConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -615,6 +509,7 @@ function size_convmark_v1_SyncConversationsResponse(m: SyncConversationsResponse
   return n;
 }
 
+/** convmark.v1.SyncConversationsResponse */
 function write_convmark_v1_SyncConversationsResponse(m: SyncConversationsResponse, w: Writer): void {
   for (const x of m.changes) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationChange(x, w); }
   if (m.nextCursor !== "") { w.byte(18); w.str(m.nextCursor); }
@@ -622,38 +517,7 @@ function write_convmark_v1_SyncConversationsResponse(m: SyncConversationsRespons
   if (m.reset !== false) { w.byte(32); w.bool(m.reset); }
 }
 
-/**
- * Encoded size of convmark.v1.UnregisterUsersRequest; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_UnregisterUsersRequest(m: UnregisterUsersRequest, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  void s;
-  let n = 0;
-  for (const x of m.userIds) n += 1 + delimited(strSize(x));
-  return n;
-}
-
-function write_convmark_v1_UnregisterUsersRequest(m: UnregisterUsersRequest, w: Writer): void {
-  for (const x of m.userIds) { w.byte(10); w.str(x); }
-}
-
-/**
- * Encoded size of convmark.v1.UnregisterUsersResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_UnregisterUsersResponse(m: UnregisterUsersResponse, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  let n = 0;
-  for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_IdResult(x, s); s[i] = k; n += 1 + delimited(k); }
-  return n;
-}
-
-function write_convmark_v1_UnregisterUsersResponse(m: UnregisterUsersResponse, w: Writer): void {
-  for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_IdResult(x, w); }
-}
-
-/**
- * Encoded size of convmark.v1.UpdateConversationsRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.UpdateConversationsRequest */
 function size_convmark_v1_UpdateConversationsRequest(m: UpdateConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -662,64 +526,47 @@ function size_convmark_v1_UpdateConversationsRequest(m: UpdateConversationsReque
   return n;
 }
 
+/** convmark.v1.UpdateConversationsRequest */
 function write_convmark_v1_UpdateConversationsRequest(m: UpdateConversationsRequest, w: Writer): void {
   for (const x of m.updates) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationUpdate(x, w); }
   if (m.resultView !== 0) { w.byte(16); w.i32(m.resultView); }
 }
 
-/**
- * Encoded size of convmark.v1.UpdateConversationsResponse; pushes nested lengths onto `s` in write order.
- */
-function size_convmark_v1_UpdateConversationsResponse(m: UpdateConversationsResponse, s: number[]): number {
-  if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
-  let n = 0;
-  for (const x of m.results) { const i = s.length; s.push(0); const k = size_convmark_v1_UpdateResult(x, s); s[i] = k; n += 1 + delimited(k); }
-  return n;
-}
-
-function write_convmark_v1_UpdateConversationsResponse(m: UpdateConversationsResponse, w: Writer): void {
-  for (const x of m.results) { w.byte(10); w.u32(w.next()); write_convmark_v1_UpdateResult(x, w); }
-}
-
-/**
- * Encoded size of convmark.v1.UpdateResult; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.UpdateResult */
 function size_convmark_v1_UpdateResult(m: UpdateResult, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
-  if (m.status !== undefined) { { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); } }
-  if (m.conversation !== undefined) { { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.status !== undefined) { const i = s.length; s.push(0); const k = size_google_rpc_Status(m.status, s); s[i] = k; n += 1 + delimited(k); }
+  if (m.conversation !== undefined) { const i = s.length; s.push(0); const k = size_convmark_v1_Conversation(m.conversation, s); s[i] = k; n += 1 + delimited(k); }
   if (m.changed !== false) { n += 1 + 1; }
   return n;
 }
 
+/** convmark.v1.UpdateResult */
 function write_convmark_v1_UpdateResult(m: UpdateResult, w: Writer): void {
   if (m.status !== undefined) { w.byte(10); w.u32(w.next()); write_google_rpc_Status(m.status, w); }
   if (m.conversation !== undefined) { w.byte(18); w.u32(w.next()); write_convmark_v1_Conversation(m.conversation, w); }
   if (m.changed !== false) { w.byte(24); w.bool(m.changed); }
 }
 
-/**
- * Encoded size of convmark.v1.User; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.User */
 function size_convmark_v1_User(m: User, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
   if (m.userId !== "") { n += 1 + delimited(strSize(m.userId)); }
   if (m.registered !== false) { n += 1 + 1; }
-  if (m.registerTime !== undefined) { { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.registerTime, s); s[i] = k; n += 1 + delimited(k); } }
+  if (m.registerTime !== undefined) { const i = s.length; s.push(0); const k = size_google_protobuf_Timestamp(m.registerTime, s); s[i] = k; n += 1 + delimited(k); }
   return n;
 }
 
+/** convmark.v1.User */
 function write_convmark_v1_User(m: User, w: Writer): void {
   if (m.userId !== "") { w.byte(10); w.str(m.userId); }
   if (m.registered !== false) { w.byte(16); w.bool(m.registered); }
   if (m.registerTime !== undefined) { w.byte(26); w.u32(w.next()); write_google_protobuf_Timestamp(m.registerTime, w); }
 }
 
-/**
- * Encoded size of convmark.v1.WatchConversationsRequest; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.WatchConversationsRequest */
 function size_convmark_v1_WatchConversationsRequest(m: WatchConversationsRequest, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -729,14 +576,13 @@ function size_convmark_v1_WatchConversationsRequest(m: WatchConversationsRequest
   return n;
 }
 
+/** convmark.v1.WatchConversationsRequest */
 function write_convmark_v1_WatchConversationsRequest(m: WatchConversationsRequest, w: Writer): void {
   if (m.ownerUserId !== "") { w.byte(10); w.str(m.ownerUserId); }
   if (m.cursor !== "") { w.byte(18); w.str(m.cursor); }
 }
 
-/**
- * Encoded size of convmark.v1.WatchConversationsResponse; pushes nested lengths onto `s` in write order.
- */
+/** convmark.v1.WatchConversationsResponse */
 function size_convmark_v1_WatchConversationsResponse(m: WatchConversationsResponse, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -745,14 +591,13 @@ function size_convmark_v1_WatchConversationsResponse(m: WatchConversationsRespon
   return n;
 }
 
+/** convmark.v1.WatchConversationsResponse */
 function write_convmark_v1_WatchConversationsResponse(m: WatchConversationsResponse, w: Writer): void {
   for (const x of m.changes) { w.byte(10); w.u32(w.next()); write_convmark_v1_ConversationChange(x, w); }
   if (m.cursor !== "") { w.byte(18); w.str(m.cursor); }
 }
 
-/**
- * Encoded size of google.protobuf.Any; pushes nested lengths onto `s` in write order.
- */
+/** google.protobuf.Any */
 function size_google_protobuf_Any(m: Any, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -762,14 +607,13 @@ function size_google_protobuf_Any(m: Any, s: number[]): number {
   return n;
 }
 
+/** google.protobuf.Any */
 function write_google_protobuf_Any(m: Any, w: Writer): void {
   if (m.typeUrl !== "") { w.byte(10); w.str(m.typeUrl); }
   if ((!(m.value instanceof Uint8Array) || m.value.byteLength > 0)) { w.byte(18); w.bytes(m.value); }
 }
 
-/**
- * Encoded size of google.protobuf.Timestamp; pushes nested lengths onto `s` in write order.
- */
+/** google.protobuf.Timestamp */
 function size_google_protobuf_Timestamp(m: Timestamp, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   void s;
@@ -779,14 +623,13 @@ function size_google_protobuf_Timestamp(m: Timestamp, s: number[]): number {
   return n;
 }
 
+/** google.protobuf.Timestamp */
 function write_google_protobuf_Timestamp(m: Timestamp, w: Writer): void {
   if ((m.seconds as unknown) != 0) { w.byte(8); w.u64(i64(m.seconds)); }
   if (m.nanos !== 0) { w.byte(16); w.i32(m.nanos); }
 }
 
-/**
- * Encoded size of google.rpc.Status; pushes nested lengths onto `s` in write order.
- */
+/** google.rpc.Status */
 function size_google_rpc_Status(m: Status, s: number[]): number {
   if (m.$unknown !== undefined && m.$unknown.length > 0) throw FALLBACK; // unknown fields: toBinary
   let n = 0;
@@ -796,6 +639,7 @@ function size_google_rpc_Status(m: Status, s: number[]): number {
   return n;
 }
 
+/** google.rpc.Status */
 function write_google_rpc_Status(m: Status, w: Writer): void {
   if (m.code !== 0) { w.byte(8); w.i32(m.code); }
   if (m.message !== "") { w.byte(18); w.str(m.message); }
@@ -818,14 +662,14 @@ export const binaryEncoders: ReadonlyMap<DescMessage, (m: Message) => Uint8Array
   [ConversationUpdateSchema, (m) => encodeWith(m as ConversationUpdate, size_convmark_v1_ConversationUpdate, write_convmark_v1_ConversationUpdate)],
   [CreateGroupRequestSchema, (m) => encodeWith(m as CreateGroupRequest, size_convmark_v1_CreateGroupRequest, write_convmark_v1_CreateGroupRequest)],
   [CreateGroupResponseSchema, (m) => encodeWith(m as CreateGroupResponse, size_convmark_v1_CreateGroupResponse, write_convmark_v1_CreateGroupResponse)],
-  [DeleteConversationsRequestSchema, (m) => encodeWith(m as DeleteConversationsRequest, size_convmark_v1_DeleteConversationsRequest, write_convmark_v1_DeleteConversationsRequest)],
+  [DeleteConversationsRequestSchema, (m) => encodeWith(m as DeleteConversationsRequest, size_convmark_v1_BatchGetConversationsRequest, write_convmark_v1_BatchGetConversationsRequest)],
   [DeleteConversationsResponseSchema, (m) => encodeWith(m as DeleteConversationsResponse, size_convmark_v1_DeleteConversationsResponse, write_convmark_v1_DeleteConversationsResponse)],
   [DeleteResultSchema, (m) => encodeWith(m as DeleteResult, size_convmark_v1_DeleteResult, write_convmark_v1_DeleteResult)],
   [DismissGroupRequestSchema, (m) => encodeWith(m as DismissGroupRequest, size_convmark_v1_DismissGroupRequest, write_convmark_v1_DismissGroupRequest)],
   [DismissGroupResponseSchema, (m) => encodeWith(m as DismissGroupResponse, size_convmark_v1_DismissGroupResponse, write_convmark_v1_DismissGroupResponse)],
   [GetConversationRequestSchema, (m) => encodeWith(m as GetConversationRequest, size_convmark_v1_GetConversationRequest, write_convmark_v1_GetConversationRequest)],
   [GetConversationResponseSchema, (m) => encodeWith(m as GetConversationResponse, size_convmark_v1_GetConversationResponse, write_convmark_v1_GetConversationResponse)],
-  [GetGroupRequestSchema, (m) => encodeWith(m as GetGroupRequest, size_convmark_v1_GetGroupRequest, write_convmark_v1_GetGroupRequest)],
+  [GetGroupRequestSchema, (m) => encodeWith(m as GetGroupRequest, size_convmark_v1_DismissGroupRequest, write_convmark_v1_DismissGroupRequest)],
   [GetGroupResponseSchema, (m) => encodeWith(m as GetGroupResponse, size_convmark_v1_GetGroupResponse, write_convmark_v1_GetGroupResponse)],
   [GetUsersRequestSchema, (m) => encodeWith(m as GetUsersRequest, size_convmark_v1_GetUsersRequest, write_convmark_v1_GetUsersRequest)],
   [GetUsersResponseSchema, (m) => encodeWith(m as GetUsersResponse, size_convmark_v1_GetUsersResponse, write_convmark_v1_GetUsersResponse)],
@@ -833,18 +677,18 @@ export const binaryEncoders: ReadonlyMap<DescMessage, (m: Message) => Uint8Array
   [IdResultSchema, (m) => encodeWith(m as IdResult, size_convmark_v1_IdResult, write_convmark_v1_IdResult)],
   [ListConversationsRequestSchema, (m) => encodeWith(m as ListConversationsRequest, size_convmark_v1_ListConversationsRequest, write_convmark_v1_ListConversationsRequest)],
   [ListConversationsResponseSchema, (m) => encodeWith(m as ListConversationsResponse, size_convmark_v1_ListConversationsResponse, write_convmark_v1_ListConversationsResponse)],
-  [RegisterUsersRequestSchema, (m) => encodeWith(m as RegisterUsersRequest, size_convmark_v1_RegisterUsersRequest, write_convmark_v1_RegisterUsersRequest)],
+  [RegisterUsersRequestSchema, (m) => encodeWith(m as RegisterUsersRequest, size_convmark_v1_GetUsersRequest, write_convmark_v1_GetUsersRequest)],
   [RegisterUsersResponseSchema, (m) => encodeWith(m as RegisterUsersResponse, size_convmark_v1_RegisterUsersResponse, write_convmark_v1_RegisterUsersResponse)],
-  [RemoveGroupMembersRequestSchema, (m) => encodeWith(m as RemoveGroupMembersRequest, size_convmark_v1_RemoveGroupMembersRequest, write_convmark_v1_RemoveGroupMembersRequest)],
-  [RemoveGroupMembersResponseSchema, (m) => encodeWith(m as RemoveGroupMembersResponse, size_convmark_v1_RemoveGroupMembersResponse, write_convmark_v1_RemoveGroupMembersResponse)],
+  [RemoveGroupMembersRequestSchema, (m) => encodeWith(m as RemoveGroupMembersRequest, size_convmark_v1_AddGroupMembersRequest, write_convmark_v1_AddGroupMembersRequest)],
+  [RemoveGroupMembersResponseSchema, (m) => encodeWith(m as RemoveGroupMembersResponse, size_convmark_v1_AddGroupMembersResponse, write_convmark_v1_AddGroupMembersResponse)],
   [RestoreConversationsRequestSchema, (m) => encodeWith(m as RestoreConversationsRequest, size_convmark_v1_RestoreConversationsRequest, write_convmark_v1_RestoreConversationsRequest)],
   [RestoreConversationsResponseSchema, (m) => encodeWith(m as RestoreConversationsResponse, size_convmark_v1_RestoreConversationsResponse, write_convmark_v1_RestoreConversationsResponse)],
   [SyncConversationsRequestSchema, (m) => encodeWith(m as SyncConversationsRequest, size_convmark_v1_SyncConversationsRequest, write_convmark_v1_SyncConversationsRequest)],
   [SyncConversationsResponseSchema, (m) => encodeWith(m as SyncConversationsResponse, size_convmark_v1_SyncConversationsResponse, write_convmark_v1_SyncConversationsResponse)],
-  [UnregisterUsersRequestSchema, (m) => encodeWith(m as UnregisterUsersRequest, size_convmark_v1_UnregisterUsersRequest, write_convmark_v1_UnregisterUsersRequest)],
-  [UnregisterUsersResponseSchema, (m) => encodeWith(m as UnregisterUsersResponse, size_convmark_v1_UnregisterUsersResponse, write_convmark_v1_UnregisterUsersResponse)],
+  [UnregisterUsersRequestSchema, (m) => encodeWith(m as UnregisterUsersRequest, size_convmark_v1_GetUsersRequest, write_convmark_v1_GetUsersRequest)],
+  [UnregisterUsersResponseSchema, (m) => encodeWith(m as UnregisterUsersResponse, size_convmark_v1_RegisterUsersResponse, write_convmark_v1_RegisterUsersResponse)],
   [UpdateConversationsRequestSchema, (m) => encodeWith(m as UpdateConversationsRequest, size_convmark_v1_UpdateConversationsRequest, write_convmark_v1_UpdateConversationsRequest)],
-  [UpdateConversationsResponseSchema, (m) => encodeWith(m as UpdateConversationsResponse, size_convmark_v1_UpdateConversationsResponse, write_convmark_v1_UpdateConversationsResponse)],
+  [UpdateConversationsResponseSchema, (m) => encodeWith(m as UpdateConversationsResponse, size_convmark_v1_RestoreConversationsResponse, write_convmark_v1_RestoreConversationsResponse)],
   [UpdateResultSchema, (m) => encodeWith(m as UpdateResult, size_convmark_v1_UpdateResult, write_convmark_v1_UpdateResult)],
   [UserSchema, (m) => encodeWith(m as User, size_convmark_v1_User, write_convmark_v1_User)],
   [WatchConversationsRequestSchema, (m) => encodeWith(m as WatchConversationsRequest, size_convmark_v1_WatchConversationsRequest, write_convmark_v1_WatchConversationsRequest)],
