@@ -5,6 +5,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Gauge, type Registry } from "prom-client";
 import { guardSession, type GuardedSession } from "./http2-session-guard.js";
 
 /** What connectNodeAdapter returns: a request listener for both http and http2 (connect-node does not export the type). */
@@ -60,6 +61,39 @@ export interface DualProtocolServer {
   close(graceMs?: number): Promise<void>;
   /** Requests currently being served, both protocols. */
   readonly inFlight: number;
+  /** What the listener holds open right now (the convmark_listener_open gauge). */
+  open(): ListenerOpen;
+}
+
+/**
+ * Open TCP connections (sniffed or not), HTTP/2 sessions, HTTP/2 streams (answered or not, until
+ * closed) and requests being served (both protocols, until the response finishes or closes).
+ */
+export interface ListenerOpen {
+  readonly connection: number;
+  readonly session: number;
+  readonly stream: number;
+  readonly request: number;
+}
+
+/**
+ * Registers `convmark_listener_open{kind}` in `registry`, read from `server` at every scrape. A
+ * cluster's /metrics sums it over the workers (prom-client's default aggregation for gauges), so
+ * it tells whether anything is left open after a burst.
+ */
+export function registerListenerOpenGauge(server: Pick<DualProtocolServer, "open">, registry: Registry): void {
+  const name = "convmark_listener_open";
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  new Gauge({
+    name,
+    help: "What the listener holds open: TCP connections, HTTP/2 sessions, HTTP/2 streams, requests being served.",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const o = server.open();
+      for (const kind of ["connection", "session", "stream", "request"] as const) this.set({ kind }, o[kind]);
+    },
+  });
 }
 
 export function createDualProtocolServer(
@@ -290,6 +324,12 @@ export function createDualProtocolServer(
   return {
     get inFlight() {
       return inFlight;
+    },
+
+    open(): ListenerOpen {
+      let stream = 0;
+      for (const g of sessions.values()) stream += g.openStreams;
+      return { connection: sockets.size, session: sessions.size, stream, request: inFlight };
     },
 
     listen(port: number, host?: string): Promise<AddressInfo> {
