@@ -182,18 +182,33 @@ export function parseInto<D extends DescMessage>(schema: D, json: unknown, opts:
   }
 }
 
+interface NameTable {
+  readonly byLower: ReadonlyMap<string, { readonly jsonName: string; readonly message?: DescMessage; readonly list: boolean }>;
+  readonly exact: ReadonlySet<string>;
+}
+/** Each schema's name table, built once (schemas are the generated, immutable descriptors). */
+const nameTables = new WeakMap<DescMessage, NameTable>();
+
+function nameTable(schema: DescMessage): NameTable {
+  let t = nameTables.get(schema);
+  if (t) return t;
+  const byLower = new Map<string, { jsonName: string; message?: DescMessage; list: boolean }>();
+  for (const f of schema.fields) {
+    const message = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : undefined;
+    byLower.set(f.jsonName.toLowerCase(), { jsonName: f.jsonName, ...(message ? { message } : {}), list: f.fieldKind === "list" });
+  }
+  t = { byLower, exact: new Set(schema.fields.map((f) => f.jsonName)) };
+  nameTables.set(schema, t);
+  return t;
+}
+
 /**
  * Go's encoding/json matches object keys to struct fields case-insensitively (exact match first).
  * Rewrites the keys of `json` (recursively, through `schema`'s message fields) to the schema's JSON
  * names when they match one case-insensitively, so `userId` works like `userID`.
  */
 export function foldJsonNames(schema: DescMessage, json: JsonObject): JsonObject {
-  const byLower = new Map<string, { jsonName: string; message?: DescMessage; list: boolean }>();
-  for (const f of schema.fields) {
-    const message = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : undefined;
-    byLower.set(f.jsonName.toLowerCase(), { jsonName: f.jsonName, ...(message ? { message } : {}), list: f.fieldKind === "list" });
-  }
-  const exact = new Set(schema.fields.map((f) => f.jsonName));
+  const { byLower, exact } = nameTable(schema);
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(json)) {
     const hit = byLower.get(k.toLowerCase());
