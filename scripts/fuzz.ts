@@ -65,6 +65,8 @@ console.log(
       byTransport: report.byTransport,
       failures: report.failureCount,
       hangs: report.hangs,
+      h2Hangs: report.h2Hangs,
+      clientLagMaxMs: report.clientLagMaxMs,
       maxLatencyMs: Math.round(report.maxLatencyMs),
       seconds: Math.round(report.elapsedMs / 100) / 10,
       serverCpuUsPerRequest: Math.round((serverCpuMs * 1000) / report.requests),

@@ -125,6 +125,14 @@ export interface FuzzReport {
   failureCount: number;
   failures: { target: string; reason: string; body: string }[];
   hangs: number;
+  /**
+   * Of the h2c hangs, how many sessions went on answering other streams that started after the hung
+   * one (a stall of that stream: a server bug) and how many answered nothing meanwhile (the whole
+   * session or process stalled: load, or a stuck event loop).
+   */
+  h2Hangs: { streamStalled: number; sessionStalled: number };
+  /** The longest the fuzzer's own event loop was late (the sweeper's lag): time it was not running does not count towards a hang. */
+  clientLagMaxMs: number;
   maxLatencyMs: number;
   elapsedMs: number;
 }
@@ -624,11 +632,18 @@ interface Answer {
 }
 
 interface Pending {
-  readonly deadline: number;
+  deadline: number;
   cancel(): void;
 }
 
+/** Per HTTP/2 session: streams answered so far, to tell a stalled stream from a stalled session. */
+interface SessionProgress {
+  answered: number;
+}
+
 /** node:http keep-alive sockets and a few HTTP/2 sessions; one sweeper cancels what takes longer than hangMs. */
+const SWEEP_MS = 100;
+
 class Transports {
   private readonly agent: http.Agent;
   private readonly sessions: (http2.ClientHttp2Session | undefined)[];
@@ -649,11 +664,30 @@ class Transports {
     this.port = Number(u.port);
     this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
     this.sessions = Array.from({ length: sessions }, () => undefined);
+    // A sweep that comes late means this process was not running (2 cores shared under load): the
+    // time it lost is added to every deadline, and a request past its deadline is cancelled only
+    // after the I/O already waiting has been read (setImmediate runs after the poll phase), so an
+    // answer sitting in a socket buffer is not taken for a hang.
+    let lastSweep = performance.now();
     this.sweeper = setInterval(() => {
       const now = performance.now();
-      for (const p of this.pending) if (now > p.deadline) p.cancel();
-    }, 100);
+      const lag = now - lastSweep - SWEEP_MS;
+      lastSweep = now;
+      if (lag > 0) this.lagMaxMs = Math.max(this.lagMaxMs, lag);
+      const late: Pending[] = [];
+      for (const p of this.pending) {
+        if (lag > 20) p.deadline += lag;
+        if (now > p.deadline) late.push(p);
+      }
+      if (late.length > 0) setImmediate(() => late.forEach((p) => this.pending.has(p) && p.cancel()));
+    }, SWEEP_MS);
   }
+
+  /** See FuzzReport.clientLagMaxMs. */
+  lagMaxMs = 0;
+  /** See FuzzReport.h2Hangs. */
+  readonly h2Hangs = { streamStalled: 0, sessionStalled: 0 };
+  private readonly progress = new WeakMap<http2.ClientHttp2Session, SessionProgress>();
 
   private session(): http2.ClientHttp2Session {
     const i = this.nextSession++ % this.sessions.length;
@@ -721,6 +755,8 @@ class Transports {
       const p: Pending = {
         deadline: performance.now() + this.hangMs,
         cancel: () => {
+          // Did the session answer streams meanwhile (more than were in flight when this one started)?
+          if (progress) this.h2Hangs[progress.answered - answeredBefore > 32 ? "streamStalled" : "sessionStalled"]++;
           done({ status: 0, headers: {}, body: Buffer.alloc(0), hang: true });
           st?.close(http2.constants.NGHTTP2_CANCEL);
         },
@@ -729,10 +765,17 @@ class Transports {
         if (settled) return;
         settled = true;
         this.pending.delete(p);
+        if (!a.hang && progress) progress.answered++;
         resolve(a);
       };
+      let progress: SessionProgress | undefined;
+      let answeredBefore = 0;
       try {
-        st = this.session().request({ ":method": req.method ?? "POST", ":path": req.path, ...req.headers });
+        const session = this.session();
+        progress = this.progress.get(session);
+        if (!progress) this.progress.set(session, (progress = { answered: 0 }));
+        answeredBefore = progress.answered;
+        st = session.request({ ":method": req.method ?? "POST", ":path": req.path, ...req.headers });
       } catch (e) {
         done({ status: 0, headers: {}, body: Buffer.alloc(0), error: (e as Error).message });
         return;
@@ -770,7 +813,7 @@ class Transports {
 /** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
   const list = (await targets(cfg)).filter((t) => !cfg.only || cfg.only.test(t.name));
-  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, maxLatencyMs: 0, elapsedMs: 0 };
+  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, h2Hangs: { streamStalled: 0, sessionStalled: 0 }, clientLagMaxMs: 0, maxLatencyMs: 0, elapsedMs: 0 };
   const concurrency = cfg.concurrency ?? 32;
   const net = new Transports(cfg.url, Math.ceil(concurrency / 2), cfg.h2Sessions ?? 4, cfg.hangMs ?? 5000);
   const shared = cfg.perSharedRoute ?? Math.ceil(cfg.perRoute / 10);
@@ -860,6 +903,8 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
   };
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i % 2 === 1)));
   net.close();
+  report.h2Hangs = { ...net.h2Hangs };
+  report.clientLagMaxMs = Math.round(net.lagMaxMs);
   report.elapsedMs = performance.now() - started;
   return report;
 }
