@@ -373,6 +373,37 @@ function pathSegment(v: string): string {
   }
 }
 
+/**
+ * One request on a connection of its own, closed after the answer (`connection: close`): nothing
+ * the fuzzer sends outside its bursts leaves an idle keep-alive socket that the server counts.
+ */
+export function once(url: string, method: string, path: string, headers: Record<string, string> = {}, body = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(`${url}${path}`, { method, agent: false, headers: { ...headers, connection: "close", ...(body ? { "content-length": String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end(body);
+  });
+}
+
+/**
+ * convmark_listener_open by kind, as /metrics reports it (absent on servers without the gauge),
+ * less what this very scrape holds: its connection and its request.
+ */
+export async function listenerOpen(url: string): Promise<Record<string, number> | undefined> {
+  const text = await once(url, "GET", "/metrics");
+  const open: Record<string, number> = {};
+  for (const m of text.matchAll(/^convmark_listener_open\{kind="(\w+)"\} (\d+)$/gm)) open[m[1]!] = Number(m[2]);
+  if (Object.keys(open).length === 0) return undefined;
+  open.connection = (open.connection ?? 1) - 1;
+  open.request = (open.request ?? 1) - 1;
+  return open;
+}
+
 interface RestOperation {
   readonly method: string;
   readonly path: string;
@@ -403,8 +434,8 @@ export async function targets(cfg: FuzzConfig): Promise<Target[]> {
   const require = createRequire(import.meta.url);
   const TLS = require("tls-sig-api-v2") as { Api: new (id: number, key: string) => { genUserSig(id: string, exp: number): string } };
   const usersig = new TLS.Api(cfg.tencent.sdkAppId, cfg.tencent.key).genUserSig(cfg.tencent.admin, 86400);
-  const tokenRes = await fetch(`${cfg.url}${OPENIM_ADMIN_TOKEN_PATH}`, { method: "POST", headers: { "content-type": "application/json", operationID: "fuzz" }, body: JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }) });
-  const token = ((await tokenRes.json()) as { data: { token: string } }).data.token;
+  const tokenRes = await once(cfg.url, "POST", OPENIM_ADMIN_TOKEN_PATH, { "content-type": "application/json", operationID: "fuzz" }, JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }));
+  const token = (JSON.parse(tokenRes) as { data: { token: string } }).data.token;
   const list: Target[] = [];
 
   // The unified API: every unary method, four ways.
