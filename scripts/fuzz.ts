@@ -1,7 +1,8 @@
 /**
- * `npm run fuzz [-- --per-route N --per-shared-route N --per-vendor-rpc N --seed S --concurrency N --statuses]`:
- * the fuzz suite of test/hardening/fuzz.e2e.test.ts at full length (default 4,000 bodies per route
- * with a parser of its own, 1,000 per shared route, 500 per vendor RPC method: about 110,000) against
+ * `npm run fuzz [-- --per-route N --per-shared-route N --per-vendor-rpc N --per-rest-route N --seed S --concurrency N --statuses]`:
+ * the fuzz suite of test/hardening/fuzz.e2e.test.ts at full length (default 2,000 bodies per route
+ * with a request message of its own, 200 per shared route and per REST operation, 100 per vendor
+ * RPC method: about 105,000; routes as in test/support/fuzzer.ts) against
  * the real server in its own process (src/main.ts, embedded store in a temporary directory,
  * --expose-gc). Prints the figures that docs/reliability.md records, with the server's memory after
  * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
@@ -15,9 +16,10 @@ import { startServerProcess } from "../test/support/server-process.js";
 
 const { values } = parseArgs({
   options: {
-    "per-route": { type: "string", default: "4000" },
-    "per-shared-route": { type: "string", default: "1000" },
-    "per-vendor-rpc": { type: "string", default: "500" },
+    "per-route": { type: "string", default: "2000" },
+    "per-shared-route": { type: "string", default: "200" },
+    "per-vendor-rpc": { type: "string", default: "100" },
+    "per-rest-route": { type: "string", default: "200" },
     seed: { type: "string", default: "1" },
     concurrency: { type: "string", default: "32" },
     statuses: { type: "boolean", default: false },
@@ -37,11 +39,11 @@ const m = (r: typeof before) => ({ rss: mb(r.usage.rss), heapUsed: mb(r.usage.he
 const metricsLines = async () => (await (await fetch(`${server.url}/metrics`)).text()).split("\n").length;
 const afterRuns: object[] = [];
 for (let run = 1; run < Number(values.runs); run++) {
-  const r = await fuzz({ url: server.url, seed: Number(values.seed) + run, perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS });
+  const r = await fuzz({ url: server.url, seed: Number(values.seed) + run, perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), perRestRoute: Number(values["per-rest-route"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS });
   afterRuns.push({ run, requests: r.requests, failures: r.failureCount, ...m(await server.memory()), metricsLines: await metricsLines() });
 }
 const report = await fuzz(
-  { url: server.url, seed: Number(values.seed), perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS },
+  { url: server.url, seed: Number(values.seed), perRoute: Number(values["per-route"]), perSharedRoute: Number(values["per-shared-route"]), perVendorRpc: Number(values["per-vendor-rpc"]), perRestRoute: Number(values["per-rest-route"]), concurrency: Number(values.concurrency), ...only, ...FUZZ_CREDENTIALS },
   (done, total) => {
     if (done % 10_000 === 0) process.stderr.write(`${done}/${total}\n`);
   },
@@ -63,6 +65,8 @@ console.log(
       byTransport: report.byTransport,
       failures: report.failureCount,
       hangs: report.hangs,
+      h2Hangs: report.h2Hangs,
+      clientLagMaxMs: report.clientLagMaxMs,
       maxLatencyMs: Math.round(report.maxLatencyMs),
       seconds: Math.round(report.elapsedMs / 100) / 10,
       serverCpuUsPerRequest: Math.round((serverCpuMs * 1000) / report.requests),

@@ -1,6 +1,6 @@
 /**
  * Unary calls of the unified API (MarkService, DirectoryService) over Connect (POST, JSON or
- * protobuf, HTTP/1.1 and HTTP/2) and gRPC (HTTP/2), served without connect-node's per-call
+ * protobuf, HTTP/1.1 and HTTP/2), gRPC (HTTP/2) and binary gRPC-Web (both), served without connect-node's per-call
  * machinery: no web Headers objects, URL, AbortController, async-iterable pipeline or interceptor
  * chain per call. The request body is read with 'data' events, parsed once, the service
  * implementation is called directly and the answer written with one writeHead.
@@ -13,8 +13,8 @@
  *   compressed without a grpc-encoding) is answered here too, as withRequestParseErrors
  *   (request-errors.ts) has connect-node answer it: INVALID_ARGUMENT with the same message
  *   (parseError there, the one rule), counted and logged through `record`, before auth. Anything
- *   else (GET, gRPC-Web, gRPC on HTTP/1.1, other encodings, streaming methods, unknown paths, bad
- *   or several envelopes, oversize or undecompressable bodies) goes to `next`, with the bytes
+ *   else (GET, gRPC-Web text and JSON, gRPC on HTTP/1.1, other encodings, streaming methods,
+ *   unknown paths, bad or several envelopes, oversize or undecompressable bodies) goes to `next`, with the bytes
  *   already read replayed in front of the rest of the body, so connect-node produces its own answer;
  * - for what is served: the auth rule of the auth interceptor (createCallAuthorizer), the log line
  *   and grpc_server_* metrics of the logging and metrics interceptors (createRpcRecorder), the same
@@ -41,6 +41,7 @@ import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { compressionNegotiate, createDeadlineSignal, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Readable } from "node:stream";
@@ -76,7 +77,7 @@ interface Route {
   readonly impl: Impl;
 }
 
-type Protocol = "connect-json" | "connect-proto" | "grpc";
+type Protocol = "connect-json" | "connect-proto" | "grpc" | "grpc-web";
 
 // connect-node's content types (protocol-connect / protocol-grpc content-type.ts), lower-cased.
 const CONNECT_TYPES = new Map<string, Protocol>([
@@ -88,6 +89,8 @@ const CONNECT_TYPES = new Map<string, Protocol>([
   ["application/proto", "connect-proto"],
 ]);
 const GRPC_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
+// gRPC-Web (protocol-grpc-web content-type.ts), binary only: HTTP/1.1 and HTTP/2.
+const GRPC_WEB_TYPES = new Set(["application/grpc-web", "application/grpc-web+proto"]);
 
 /** The unary procedures of `services` that have an implementation, by request path. */
 function routesOf(services: UnaryRouteOptions["services"]): Map<string, Route> {
@@ -205,8 +208,11 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
     const contentType = (req.headers["content-type"] ?? "").toLowerCase();
     let protocol = CONNECT_TYPES.get(contentType);
     if (protocol === undefined && req.httpVersionMajor === 2 && GRPC_TYPES.has(contentType)) protocol = "grpc";
+    if (protocol === undefined && GRPC_WEB_TYPES.has(contentType)) protocol = "grpc-web";
     if (protocol === undefined) return next(req, res);
-    const grpc = protocol === "grpc";
+    // gRPC and gRPC-Web: enveloped, grpc-* headers; they differ only in how the answer ends (trailers or a trailer frame).
+    const grpc = protocol === "grpc" || protocol === "grpc-web";
+    const web = protocol === "grpc-web";
 
     const negotiate = (encoding: string | null) =>
       grpc
@@ -269,13 +275,13 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
         opts.record(route.method)(parsed.malformed);
         // connect-node answers it from a second run of the call without the request's encoding header.
         compression = negotiate(null);
-        return grpc ? grpcError(res, undefined, parsed.malformed) : connectError(res, undefined, parsed.malformed);
+        return web ? grpcWebError(res, undefined, parsed.malformed) : grpc ? grpcError(res, undefined, parsed.malformed) : connectError(res, undefined, parsed.malformed);
       }
       const input = parsed.input;
       const done = opts.record(route.method);
       const peer = peerOf(req);
       const values = clientAddressContextValues(req).set(peerKey, peer);
-      const ctx = new LeanContext(route.method, grpc ? "grpc" : "connect", values, req, timeout.timeoutMs);
+      const ctx = new LeanContext(route.method, web ? "grpc-web" : grpc ? "grpc" : "connect", values, req, timeout.timeoutMs);
       let output: MessageShape<DescMessage>;
       try {
         const caller = await opts.authorize(route.method.parent.typeName, header(req, "authorization"), peer);
@@ -286,10 +292,11 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
         done(e);
         ctx.end(e);
         const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-        return grpc ? grpcError(res, ctx, error) : connectError(res, ctx, error);
+        return web ? grpcWebError(res, ctx, error) : grpc ? grpcError(res, ctx, error) : connectError(res, ctx, error);
       }
       ctx.end();
-      return grpc ? grpcAnswer(res, ctx, encodeMessage(route.method.output, output)) : connectAnswer(res, ctx, output);
+      if (grpc) return (web ? grpcWebAnswer : grpcAnswer)(res, ctx, encodeMessage(route.method.output, output));
+      return connectAnswer(res, ctx, output);
     };
 
     /**
@@ -362,8 +369,42 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       r.end(body);
     };
 
+    const grpcType = web ? "application/grpc-web+proto" : "application/grpc+proto";
     const grpcHeaders = (): Record<string, string> =>
-      compression.response ? { "content-type": "application/grpc+proto", "grpc-encoding": compression.response.name } : { "content-type": "application/grpc+proto" };
+      compression.response ? { "content-type": grpcType, "grpc-encoding": compression.response.name } : { "content-type": grpcType };
+
+    /** An envelope as connect-node's transformCompressEnvelope leaves it: compressed (flag 1) from compressMinBytes on. */
+    const envelope = async (flags: number, bytes: Uint8Array): Promise<Buffer> => {
+      const packed = await compressed(bytes);
+      const payload = packed ?? bytes;
+      const frame = Buffer.allocUnsafe(5 + payload.byteLength);
+      frame[0] = packed ? flags | 1 : flags;
+      frame.writeUInt32BE(payload.byteLength, 1);
+      frame.set(payload, 5);
+      return frame;
+    };
+
+    // gRPC-Web: the status goes in a trailer frame at the end of the body (connect-node's trailerSerialize).
+    const grpcWebTrailer = (ctx: LeanContext | undefined, error?: ConnectError): Promise<Buffer> => {
+      const trailer = new Headers({ "grpc-status": "0" });
+      if (ctx?.setTrailer) withHeaders(trailer, ctx.setTrailer);
+      if (error) setTrailerStatus(trailer, error);
+      return envelope(trailerFlag, trailerSerialize(trailer));
+    };
+
+    const grpcWebAnswer = async (r: NodeServerResponse, ctx: LeanContext, bytes: Uint8Array): Promise<void> => {
+      const message = await envelope(0, bytes);
+      const trailer = await grpcWebTrailer(ctx);
+      r.writeHead(200, ctx.setHeader ? nodeHeaders(withHeaders(new Headers(grpcHeaders()), ctx.setHeader)) : grpcHeaders());
+      r.write(message);
+      r.end(trailer);
+    };
+
+    const grpcWebError = async (r: NodeServerResponse, ctx: LeanContext | undefined, error: ConnectError): Promise<void> => {
+      const trailer = await grpcWebTrailer(ctx, error);
+      r.writeHead(200, ctx?.setHeader ? nodeHeaders(withHeaders(new Headers(grpcHeaders()), ctx.setHeader)) : grpcHeaders());
+      r.end(trailer);
+    };
 
     const grpcAnswer = async (r: NodeServerResponse, ctx: LeanContext, bytes: Uint8Array): Promise<void> => {
       const packed = await compressed(bytes);

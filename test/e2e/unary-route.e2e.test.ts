@@ -285,7 +285,30 @@ function cases(tokens: { alice: string; bob: string; service: string }): { name:
   g("health check of an unknown service", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.from([0x0a, 0x04, ...Buffer.from("nope")])) });
   g("health check, invalid protobuf", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.from([0x0a, 0xff])) });
   g("health list", { path: `/${H}/List`, headers: grpcH, body: env(Buffer.alloc(0)) });
-  g("gRPC-Web", { path: `/${U}/GetConversation`, headers: { "content-type": "application/grpc-web+proto", ...service }, body: env(getProto) });
+  // gRPC-Web (HTTP/1.1 and HTTP/2): served by the route, the status in a trailer frame.
+  const web = { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" };
+  both("gRPC-Web get", { path: G, headers: { ...web, ...service }, body: env(getProto) });
+  both("gRPC-Web, plain content type", { path: G, headers: { "content-type": "application/grpc-web", ...service }, body: env(getProto) });
+  both("gRPC-Web update", { path: `/${U}/UpdateConversations`, headers: { ...web, ...service }, body: env(updateProto) });
+  both("gRPC-Web not found", { path: G, headers: { ...web, ...service }, body: env(Buffer.from([0x0a, 0x08, 0x0a, 0x01, 0x70, 0x10, 0x01, 0x1a, 0x01, 0x7a])) });
+  both("gRPC-Web missing token", { path: G, headers: { ...web }, body: env(getProto) });
+  both("gRPC-Web invalid protobuf", { path: G, headers: { ...web, ...service }, body: env(Buffer.from([0x0a, 0xff])) });
+  both("gRPC-Web truncated varint", { path: L, headers: { ...web, ...service }, body: env(Buffer.from([0x10, 0x80])) });
+  both("gRPC-Web compressed flag without encoding", { path: G, headers: { ...web, ...service }, body: env(getProto, 1) });
+  both("gRPC-Web gzip request", { path: G, headers: { ...web, "grpc-encoding": "gzip", ...service }, body: env(gzipSync(getProto), 1) });
+  both("gRPC-Web gzip request, invalid protobuf", { path: G, headers: { ...web, "grpc-encoding": "gzip", ...service }, body: env(gzipSync(Buffer.from([0x0a, 0xff])), 1) });
+  both("gRPC-Web compressed response", { path: L, headers: { ...web, ...service, "grpc-accept-encoding": "gzip" }, body: env(Buffer.from([0x0a, 0x05, ...Buffer.from("alice")])) });
+  both("gRPC-Web long error, compressed trailer", { path: L, headers: { ...web, ...service, "grpc-accept-encoding": "gzip" }, body: env(Buffer.from([0x0a, 0x90, 0x03, ...Buffer.alloc(400, 0x78)])) });
+  both("gRPC-Web invalid grpc-timeout", { path: G, headers: { ...web, ...service, "grpc-timeout": "1x" }, body: env(getProto) });
+  both("gRPC-Web grpc-timeout", { path: G, headers: { ...web, ...service, "grpc-timeout": "5S" }, body: env(getProto) });
+  both("gRPC-Web unknown encoding", { path: G, headers: { ...web, ...service, "grpc-encoding": "zstd" }, body: env(getProto) });
+  both("gRPC-Web incomplete envelope", { path: G, headers: { ...web, ...service }, body: env(getProto).subarray(0, 8) });
+  both("gRPC-Web two messages", { path: G, headers: { ...web, ...service }, body: Buffer.concat([env(getProto), env(getProto)]) });
+  both("gRPC-Web oversize message", { path: `/${U}/UpdateConversations`, headers: { ...web, ...service }, body: env(Buffer.alloc(5000, 0)) });
+  both("gRPC-Web text (handed on)", { path: G, headers: { "content-type": "application/grpc-web-text", ...service }, body: env(getProto).toString("base64") });
+  both("gRPC-Web JSON (handed on)", { path: G, headers: { "content-type": "application/grpc-web+json", ...service }, body: env(Buffer.from("{}")) });
+  both("gRPC-Web health check", { path: `/${H}/Check`, headers: web, body: env(Buffer.alloc(0)) });
+  both("gRPC-Web directory, user token", { path: `/${D}/GetUsers`, headers: { ...web, ...alice }, body: env(Buffer.from([0x0a, 0x01, 0x61])) });
   list.push({ name: "gRPC over HTTP/1.1", req: { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: env(getProto) } });
   return list;
 }
@@ -460,6 +483,9 @@ describe("lean unary route: what it serves and what it hands on", () => {
     health.set(U, ServingStatus.NOT_SERVING);
     const e = await h1(port, { path: `/${H}/Check`, headers: json, body: JSON.stringify({ service: U }) });
     expect([e.status, e.body.toString()]).toEqual([200, '{"status":"NOT_SERVING"}']);
+    // gRPC-Web, on HTTP/1.1 too: the message, then the status in a trailer frame.
+    const w = await h1(port, { path: `/${H}/Check`, headers: { "content-type": "application/grpc-web+proto" }, body: env(Buffer.alloc(0)) });
+    expect([w.status, w.headers["content-type"], w.body.toString("latin1")]).toEqual([200, "application/grpc-web+proto", "\x00\x00\x00\x00\x02\x08\x01\x80\x00\x00\x00\x10grpc-status: 0\r\n"]);
     // Malformed messages in well-formed requests are answered here too.
     const f = await h1(port, { path: `/${U}/UpdateConversations`, headers: json, body: "{" });
     expect([f.status, JSON.parse(f.body.toString()).code]).toEqual([400, "invalid_argument"]);

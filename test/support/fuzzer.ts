@@ -2,18 +2,25 @@
  * A seeded HTTP fuzzer for a running convmark on loopback. Used by test/hardening/fuzz.e2e.test.ts
  * (bounded, in `npm test`) and `npm run fuzz` (scripts/fuzz.ts, ≥ 100,000 bodies).
  *
- * Routes (one URL path or RPC method each), every one with its own seed body taken from the
- * request message of its proto (or the vendor document's example where there is one):
- * - every unary method of convmark.v1.MarkService and DirectoryService, as Connect JSON and Connect
- *   binary (HTTP/1.1 and h2c), gRPC frames over h2c (also frames whose length lies) and gRPC-Web;
+ * Routes: a route is a distinct parsing path of the server, one request message behind one
+ * framing: (protocol, method) for the unified API, the URL path for REST, the vendor route for the
+ * dialects. Every route has its own seed body, taken from the request message of its proto (or the
+ * vendor document's example where there is one):
+ * - every unary method of convmark.v1.MarkService and DirectoryService as four routes: Connect JSON
+ *   and Connect binary (HTTP/1.1 and h2c), gRPC frames over h2c (also frames whose length lies) and
+ *   gRPC-Web (HTTP/1.1 and h2c);
+ * - WatchConversations (server streaming) as gRPC (h2c), Connect streaming JSON and binary, and
+ *   gRPC-Web (HTTP/1.1 and h2c): an answer is its end or its first bytes, then the fuzzer cancels;
+ * - every REST operation of gen/openapi/openapi.json (/v1: path and query parameters, JSON bodies;
+ *   the :watch ones streamed as above), so new ones are fuzzed without touching this file;
  * - every vendor REST route (ZEGO `?Action=` × 5, Tencent recentcontact × 7, OpenIM auth and
  *   conversation × 14, plus an unknown Action and an unknown OpenIM path), correctly signed and
  *   with broken or missing auth, mostly on HTTP/1.1 and partly on h2c;
  * - every vendor RPC method (the dialects' gRPC/Connect services) as Connect JSON with the
  *   vendor's auth in metadata, valid and broken (fewer bodies: they share the parsers above).
  *
- * A response counts as a failure when its HTTP status is ≥ 500, its gRPC status is UNKNOWN,
- * INTERNAL or DATA_LOSS (or missing), a vendor REST route answers outside its vendor's envelope,
+ * A response counts as a failure when its HTTP status is ≥ 500, its gRPC status (or Connect
+ * end-stream error) is UNKNOWN, INTERNAL or DATA_LOSS (or missing where the call ended), a vendor REST route answers outside its vendor's envelope,
  * or no answer came within 5 s (a hang). Every random choice comes from the seed (mulberry32),
  * so a failing body can be found again with the same seed; only ZEGO timestamps are the clock's.
  *
@@ -60,6 +67,8 @@ export const FUZZ_SERVER_ENV: Record<string, string> = {
   OPENIM_SECRET: FUZZ_CREDENTIALS.openim.secret,
   OPENIM_ADMIN_USER_IDS: FUZZ_CREDENTIALS.openim.admin,
   OPENIM_SECRET_FAILURES_PER_MINUTE: "1000000",
+  // A valid WatchConversations answers (a heartbeat) within 100 ms, so the fuzzer can cancel it soon.
+  CONVMARK_WATCH_HEARTBEAT_MS: "100",
 };
 
 /** mulberry32: small, fast, seeded. */
@@ -78,17 +87,21 @@ export interface FuzzConfig {
   readonly url: string;
   readonly seed: number;
   /**
-   * Bodies per route (URL path or RPC method) with a parser of its own: every MarkService method,
-   * every ZEGO Action and Tencent route, OpenIM's writes, token and incremental routes.
+   * Bodies per route with a request message of its own: every MarkService method in each protocol,
+   * WatchConversations in each protocol, every ZEGO Action and Tencent route, OpenIM's writes,
+   * token and incremental routes.
    */
   readonly perRoute: number;
   /**
    * Bodies per route whose request shape another route already covers: DirectoryService (string
-   * lists and IDs), the other OpenIM reads, unknown Actions and paths. Default perRoute / 10.
+   * lists and IDs, in each protocol), the other OpenIM reads, unknown Actions and paths. Default
+   * perRoute / 10.
    */
   readonly perSharedRoute?: number;
   /** Bodies per vendor RPC method (the REST routes' cores behind Connect's parser). Default perRoute / 20. */
   readonly perVendorRpc?: number;
+  /** Bodies per REST operation (/v1, from gen/openapi/openapi.json). Default perSharedRoute. */
+  readonly perRestRoute?: number;
   /** Requests in flight at once (half on HTTP/1.1 sockets, half on HTTP/2 streams). Default 32. */
   readonly concurrency?: number;
   /** HTTP/2 sessions the h2c requests are spread over. Default 4. */
@@ -112,28 +125,43 @@ export interface FuzzReport {
   failureCount: number;
   failures: { target: string; reason: string; body: string }[];
   hangs: number;
+  /**
+   * Of the h2c hangs, how many sessions went on answering other streams that started after the hung
+   * one (a stall of that stream: a server bug) and how many answered nothing meanwhile (the whole
+   * session or process stalled: load, or a stuck event loop).
+   */
+  h2Hangs: { streamStalled: number; sessionStalled: number };
+  /** The longest the fuzzer's own event loop was late (the sweeper's lag): time it was not running does not count towards a hang. */
+  clientLagMaxMs: number;
   maxLatencyMs: number;
   elapsedMs: number;
 }
 
 type Rand = () => number;
-type Kind = "connect" | "grpc" | "grpc-web" | "zego" | "tencent" | "openim";
+type Kind = "connect" | "connect-stream" | "grpc" | "grpc-web" | "rest" | "zego" | "tencent" | "openim";
 
 interface Req {
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly body: Buffer | string;
+  /** Default POST. */
+  readonly method?: string;
 }
 
 interface Target {
   /** The route it counts for (a URL path or RPC method). */
   readonly route: string;
   /** Which share of bodies the route gets (FuzzConfig perRoute, perSharedRoute, perVendorRpc). */
-  readonly tier: "own" | "shared" | "rpc";
+  readonly tier: "own" | "shared" | "rpc" | "rest";
   readonly name: string;
   readonly kind: Kind;
   /** Share of requests sent over h2c (gRPC: always). */
   readonly h2Share: number;
+  /**
+   * A server-streaming call (WatchConversations, REST :watch): the answer is taken at its end or at
+   * its first response bytes, after which the fuzzer cancels the stream (a watch never ends itself).
+   */
+  readonly stream?: boolean;
   request(r: Rand): Req;
 }
 
@@ -336,28 +364,147 @@ function grpcFrame(r: Rand, payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
+/** A path segment: percent-encoded; a lone surrogate becomes its (invalid UTF-8) CESU-8 bytes. */
+function pathSegment(v: string): string {
+  try {
+    return encodeURIComponent(v);
+  } catch {
+    return v.replace(/[\ud800-\udfff]/g, "%ED%A0%80").replace(/[^%\w.-]/g, (c) => encodeURIComponent(c));
+  }
+}
+
+/**
+ * One request on a connection of its own, closed after the answer (`connection: close`): nothing
+ * the fuzzer sends outside its bursts leaves an idle keep-alive socket that the server counts.
+ */
+export function once(url: string, method: string, path: string, headers: Record<string, string> = {}, body = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(`${url}${path}`, { method, agent: false, headers: { ...headers, connection: "close", ...(body ? { "content-length": String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+      res.on("error", reject);
+    });
+    r.on("error", reject);
+    r.end(body);
+  });
+}
+
+/**
+ * convmark_listener_open by kind, as /metrics reports it (absent on servers without the gauge),
+ * less what this very scrape holds: its connection and its request.
+ */
+export async function listenerOpen(url: string): Promise<Record<string, number> | undefined> {
+  const text = await once(url, "GET", "/metrics");
+  const open: Record<string, number> = {};
+  for (const m of text.matchAll(/^convmark_listener_open\{kind="(\w+)"\} (\d+)$/gm)) open[m[1]!] = Number(m[2]);
+  if (Object.keys(open).length === 0) return undefined;
+  open.connection = (open.connection ?? 1) - 1;
+  open.request = (open.request ?? 1) - 1;
+  return open;
+}
+
+interface RestOperation {
+  readonly method: string;
+  readonly path: string;
+  readonly rpc: DescMethod;
+  readonly query: readonly string[];
+  readonly body: boolean;
+}
+
+/** The REST operations of gen/openapi/openapi.json, with the RPC each one transcodes to. */
+function restOperations(): RestOperation[] {
+  const require = createRequire(import.meta.url);
+  const doc = require("../../gen/openapi/openapi.json") as { paths: Record<string, Record<string, { operationId: string; requestBody?: unknown; parameters?: { name: string; in: string }[] }>> };
+  const services = new Map<string, DescService>([MarkService, DirectoryService].map((s) => [s.name, s]));
+  const ops: RestOperation[] = [];
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const [service, name] = op.operationId.replace(/_\d+$/, "").split("_") as [string, string];
+      const s = services.get(service);
+      if (!s) throw new Error(`openapi.json: ${op.operationId} names no service the fuzzer knows`);
+      ops.push({ method: method.toUpperCase(), path, rpc: methodOf(s, name), query: (op.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name), body: op.requestBody !== undefined });
+    }
+  }
+  return ops;
+}
+
 /** Every target: a route and the way its body is sent (protocol, auth variant). */
 export async function targets(cfg: FuzzConfig): Promise<Target[]> {
   const require = createRequire(import.meta.url);
   const TLS = require("tls-sig-api-v2") as { Api: new (id: number, key: string) => { genUserSig(id: string, exp: number): string } };
   const usersig = new TLS.Api(cfg.tencent.sdkAppId, cfg.tencent.key).genUserSig(cfg.tencent.admin, 86400);
-  const tokenRes = await fetch(`${cfg.url}${OPENIM_ADMIN_TOKEN_PATH}`, { method: "POST", headers: { "content-type": "application/json", operationID: "fuzz" }, body: JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }) });
-  const token = ((await tokenRes.json()) as { data: { token: string } }).data.token;
+  const tokenRes = await once(cfg.url, "POST", OPENIM_ADMIN_TOKEN_PATH, { "content-type": "application/json", operationID: "fuzz" }, JSON.stringify({ secret: cfg.openim.secret, userID: cfg.openim.admin }));
+  const token = (JSON.parse(tokenRes) as { data: { token: string } }).data.token;
   const list: Target[] = [];
 
   // The unified API: every unary method, four ways.
   for (const service of [MarkService, DirectoryService]) {
     for (const m of unary(service)) {
-      const route = `${service.typeName}/${m.name}`;
-      const path = `/${route}`;
-      const json = DOC_SEEDS[route] ?? sampleJson(m.input);
+      const procedure = `${service.typeName}/${m.name}`;
+      const path = `/${procedure}`;
+      const json = DOC_SEEDS[procedure] ?? sampleJson(m.input);
       const bin = binarySeed(m.input, json);
       const tier = service === MarkService ? "own" : "shared";
-      list.push({ route, tier, name: `connect-json ${route}`, kind: "connect", h2Share: 0.3, request: (r) => ({ path, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }) });
-      list.push({ route, tier, name: `connect-proto ${route}`, kind: "connect", h2Share: 0.3, request: (r) => ({ path, headers: { "content-type": "application/proto" }, body: mutateBinary(r, bin) }) });
-      list.push({ route, tier, name: `grpc ${route}`, kind: "grpc", h2Share: 1, request: (r) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: grpcFrame(r, mutateBinary(r, bin)) }) });
-      list.push({ route, tier, name: `grpc-web ${route}`, kind: "grpc-web", h2Share: 0, request: (r) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: grpcFrame(r, mutateBinary(r, bin)) }) });
+      // One route per protocol: each is a parsing path of its own (lean route JSON, protobuf, gRPC envelopes; connect-node's gRPC-Web).
+      for (const t of [
+        { protocol: "connect-json", kind: "connect", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }) },
+        { protocol: "connect-proto", kind: "connect", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/proto" }, body: mutateBinary(r, bin) }) },
+        { protocol: "grpc", kind: "grpc", h2Share: 1, request: (r: Rand) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: grpcFrame(r, mutateBinary(r, bin)) }) },
+        { protocol: "grpc-web", kind: "grpc-web", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: grpcFrame(r, mutateBinary(r, bin)) }) },
+      ] as const) {
+        list.push({ route: `${t.protocol} ${procedure}`, tier, name: `${t.protocol} ${procedure}`, kind: t.kind, h2Share: t.h2Share, request: t.request });
+      }
     }
+  }
+
+  // WatchConversations (server streaming): gRPC (h2c), Connect streaming JSON and binary, gRPC-Web
+  // (HTTP/1.1 and h2c). Mostly owners with a cursor-less or garbled request; the server's heartbeat
+  // (FUZZ_SERVER_ENV) makes a valid watch answer within 100 ms, then the fuzzer cancels it.
+  {
+    const m = MarkService.method.watchConversations;
+    const procedure = `${MarkService.typeName}/${m.name}`;
+    const path = `/${procedure}`;
+    const json = { ownerUserId: "u1", cursor: "" };
+    const bin = binarySeed(m.input, json);
+    const tier = "own";
+    const envelope = (r: Rand, payload: Buffer) => grpcFrame(r, payload);
+    list.push({ route: `connect-stream-json ${procedure}`, tier, name: `connect-stream-json ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+json" }, body: envelope(r, Buffer.from(mutateJson(r, json))) }) });
+    list.push({ route: `connect-stream-proto ${procedure}`, tier, name: `connect-stream-proto ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+proto" }, body: envelope(r, mutateBinary(r, bin)) }) });
+    list.push({ route: `grpc ${procedure}`, tier, name: `grpc ${procedure}`, kind: "grpc", h2Share: 1, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: envelope(r, mutateBinary(r, bin)) }) });
+    list.push({ route: `grpc-web ${procedure}`, tier, name: `grpc-web ${procedure}`, kind: "grpc-web", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: envelope(r, mutateBinary(r, bin)) }) });
+  }
+
+  // The REST API (/v1, google.api.http), every operation of gen/openapi/openapi.json: path
+  // parameters, query parameters and JSON bodies, each sometimes replaced by odd values.
+  for (const op of restOperations()) {
+    const route = `rest ${op.method} ${op.path}`;
+    const input = op.rpc.input;
+    const json = DOC_SEEDS[`${op.rpc.parent.typeName}/${op.rpc.name}`] ?? sampleJson(input);
+    const value = (r: Rand, name: string): string => {
+      if (r() < 0.25) return pick(r, ODD_STRINGS);
+      if (/type$/.test(name)) return pick(r, ["1", "2", "CONVERSATION_TYPE_GROUP", "0"]);
+      if (/page_size/.test(name)) return pick(r, ["1", "10", "1000"]);
+      if (/marks_|labels/.test(name)) return pick(r, ["1", "2", "x"]);
+      if (/pinned/.test(name)) return pick(r, ["true", "false", "1"]);
+      return /group/.test(name) ? "g1" : /conversation_id/.test(name) ? "si_u1_u2" : "u1";
+    };
+    list.push({
+      route,
+      tier: "rest",
+      name: route,
+      kind: "rest",
+      h2Share: 0.3,
+      stream: op.rpc.methodKind === "server_streaming",
+      request: (r) => {
+        const path = op.path.replace(/\{([^}]+)\}/g, (_, name: string) => (r() < 0.05 ? pick(r, ["%zz", "..", "%2F", ""]) : pathSegment(value(r, name))));
+        const query = new URLSearchParams();
+        for (const q of op.query) if (r() < 0.5) query.append(q, value(r, q));
+        if (r() < 0.1) query.append(pick(r, ODD_HEADER_VALUES) || "x", pick(r, ODD_HEADER_VALUES));
+        const qs = query.toString();
+        return { method: op.method, path: qs ? `${path}?${qs}` : path, headers: op.body ? { "content-type": "application/json" } : ({} as Record<string, string>), body: op.body ? mutateJson(r, json) : "" };
+      },
+    });
   }
 
   // ZEGO: one path, the Action in the query, md5(AppId + SignatureNonce + ServerSecret + Timestamp).
@@ -474,6 +621,24 @@ function inEnvelope(kind: Kind, text: string): boolean {
 }
 
 const BAD_GRPC = new Set(["2", "13", "15"]); // UNKNOWN, INTERNAL, DATA_LOSS
+const BAD_CONNECT = new Set(["unknown", "internal", "data_loss", "unparsable end-stream message"]);
+
+/** The error code of a Connect streaming answer's end-stream message ("ok" without error), if it came. */
+function connectEndStreamCode(body: Buffer): string | undefined {
+  for (let i = 0; i + 5 <= body.length; ) {
+    const len = body.readUInt32BE(i + 1);
+    if (body[i]! & 0x02) {
+      try {
+        const end = JSON.parse(body.subarray(i + 5, i + 5 + len).toString("utf8")) as { error?: { code?: string } };
+        return end.error ? String(end.error.code) : "ok";
+      } catch {
+        return "unparsable end-stream message";
+      }
+    }
+    i += 5 + len;
+  }
+  return undefined;
+}
 
 /** grpc-status of a gRPC-Web answer: in the headers (trailers-only) or in the trailer frame of the body. */
 function grpcWebStatus(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders, body: Buffer): string | undefined {
@@ -493,14 +658,23 @@ interface Answer {
   body: Buffer;
   hang?: boolean;
   error?: string;
+  /** A stream the fuzzer cancelled after its first response bytes (no status to judge yet). */
+  cut?: boolean;
 }
 
 interface Pending {
-  readonly deadline: number;
+  deadline: number;
   cancel(): void;
 }
 
+/** Per HTTP/2 session: streams answered so far, to tell a stalled stream from a stalled session. */
+interface SessionProgress {
+  answered: number;
+}
+
 /** node:http keep-alive sockets and a few HTTP/2 sessions; one sweeper cancels what takes longer than hangMs. */
+const SWEEP_MS = 100;
+
 class Transports {
   private readonly agent: http.Agent;
   private readonly sessions: (http2.ClientHttp2Session | undefined)[];
@@ -521,11 +695,30 @@ class Transports {
     this.port = Number(u.port);
     this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
     this.sessions = Array.from({ length: sessions }, () => undefined);
+    // A sweep that comes late means this process was not running (2 cores shared under load): the
+    // time it lost is added to every deadline, and a request past its deadline is cancelled only
+    // after the I/O already waiting has been read (setImmediate runs after the poll phase), so an
+    // answer sitting in a socket buffer is not taken for a hang.
+    let lastSweep = performance.now();
     this.sweeper = setInterval(() => {
       const now = performance.now();
-      for (const p of this.pending) if (now > p.deadline) p.cancel();
-    }, 100);
+      const lag = now - lastSweep - SWEEP_MS;
+      lastSweep = now;
+      if (lag > 0) this.lagMaxMs = Math.max(this.lagMaxMs, lag);
+      const late: Pending[] = [];
+      for (const p of this.pending) {
+        if (lag > 20) p.deadline += lag;
+        if (now > p.deadline) late.push(p);
+      }
+      if (late.length > 0) setImmediate(() => late.forEach((p) => this.pending.has(p) && p.cancel()));
+    }, SWEEP_MS);
   }
+
+  /** See FuzzReport.clientLagMaxMs. */
+  lagMaxMs = 0;
+  /** See FuzzReport.h2Hangs. */
+  readonly h2Hangs = { streamStalled: 0, sessionStalled: 0 };
+  private readonly progress = new WeakMap<http2.ClientHttp2Session, SessionProgress>();
 
   private session(): http2.ClientHttp2Session {
     const i = this.nextSession++ % this.sessions.length;
@@ -538,11 +731,11 @@ class Transports {
     return s;
   }
 
-  send(req: Req, h2: boolean): Promise<Answer> {
-    return h2 ? this.h2(req) : this.h1(req);
+  send(req: Req, h2: boolean, stream = false): Promise<Answer> {
+    return h2 ? this.h2(req, stream) : this.h1(req, stream);
   }
 
-  private h1(req: Req): Promise<Answer> {
+  private h1(req: Req, stream: boolean): Promise<Answer> {
     return new Promise((resolve) => {
       const body = typeof req.body === "string" ? Buffer.from(req.body) : req.body;
       let settled = false;
@@ -561,9 +754,18 @@ class Transports {
       };
       let r: http.ClientRequest;
       try {
-        r = http.request({ host: this.host, port: this.port, method: "POST", path: req.path, agent: this.agent, headers: { ...req.headers, "content-length": String(body.length) } }, (res) => {
+        const method = req.method ?? "POST";
+        const headers = method === "GET" && body.length === 0 ? req.headers : { ...req.headers, "content-length": String(body.length) };
+        r = http.request({ host: this.host, port: this.port, method, path: req.path, agent: this.agent, headers }, (res) => {
         const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("data", (c: Buffer) => {
+          chunks.push(c);
+          if (stream && !settled) {
+            // A short read: the stream answered; cancel it (its socket is not reused).
+            done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), cut: true });
+            r.destroy();
+          }
+        });
         res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
         res.on("error", (e) => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0), error: e.message }));
       });
@@ -577,13 +779,15 @@ class Transports {
     });
   }
 
-  private h2(req: Req): Promise<Answer> {
+  private h2(req: Req, stream: boolean): Promise<Answer> {
     return new Promise((resolve) => {
       let settled = false;
       let st: http2.ClientHttp2Stream;
       const p: Pending = {
         deadline: performance.now() + this.hangMs,
         cancel: () => {
+          // Did the session answer streams meanwhile (more than were in flight when this one started)?
+          if (progress) this.h2Hangs[progress.answered - answeredBefore > 32 ? "streamStalled" : "sessionStalled"]++;
           done({ status: 0, headers: {}, body: Buffer.alloc(0), hang: true });
           st?.close(http2.constants.NGHTTP2_CANCEL);
         },
@@ -592,10 +796,17 @@ class Transports {
         if (settled) return;
         settled = true;
         this.pending.delete(p);
+        if (!a.hang && progress) progress.answered++;
         resolve(a);
       };
+      let progress: SessionProgress | undefined;
+      let answeredBefore = 0;
       try {
-        st = this.session().request({ ":method": "POST", ":path": req.path, ...req.headers });
+        const session = this.session();
+        progress = this.progress.get(session);
+        if (!progress) this.progress.set(session, (progress = { answered: 0 }));
+        answeredBefore = progress.answered;
+        st = session.request({ ":method": req.method ?? "POST", ":path": req.path, ...req.headers });
       } catch (e) {
         done({ status: 0, headers: {}, body: Buffer.alloc(0), error: (e as Error).message });
         return;
@@ -605,14 +816,21 @@ class Transports {
       const chunks: Buffer[] = [];
       st.on("response", (h) => (headers = h));
       st.on("trailers", (h) => (trailers = h));
-      st.on("data", (c: Buffer) => chunks.push(c));
+      st.on("data", (c: Buffer) => {
+        chunks.push(c);
+        if (stream && !settled) {
+          done({ status: Number(headers[":status"] ?? 0), headers, body: Buffer.concat(chunks), cut: true });
+          st.close(http2.constants.NGHTTP2_CANCEL);
+        }
+      });
       st.on("error", () => {});
       st.on("close", () => {
         const status = Number(headers[":status"] ?? 0);
         done({ status, headers, ...(trailers ? { trailers } : {}), body: Buffer.concat(chunks), ...(status === 0 ? { error: `stream closed without a response (RST ${st.rstCode})` } : {}) });
       });
       this.pending.add(p);
-      st.end(req.body);
+      if ((req.method ?? "POST") === "GET" && req.body.length === 0) st.end();
+      else st.end(req.body);
     });
   }
 
@@ -626,10 +844,11 @@ class Transports {
 /** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
   const list = (await targets(cfg)).filter((t) => !cfg.only || cfg.only.test(t.name));
-  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, maxLatencyMs: 0, elapsedMs: 0 };
+  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, h2Hangs: { streamStalled: 0, sessionStalled: 0 }, clientLagMaxMs: 0, maxLatencyMs: 0, elapsedMs: 0 };
   const concurrency = cfg.concurrency ?? 32;
   const net = new Transports(cfg.url, Math.ceil(concurrency / 2), cfg.h2Sessions ?? 4, cfg.hangMs ?? 5000);
-  const per = { own: cfg.perRoute, shared: cfg.perSharedRoute ?? Math.ceil(cfg.perRoute / 10), rpc: cfg.perVendorRpc ?? Math.ceil(cfg.perRoute / 20) };
+  const shared = cfg.perSharedRoute ?? Math.ceil(cfg.perRoute / 10);
+  const per = { own: cfg.perRoute, shared, rpc: cfg.perVendorRpc ?? Math.ceil(cfg.perRoute / 20), rest: cfg.perRestRoute ?? shared };
 
   // A route's bodies are dealt round-robin over its targets; each target has its own generator.
   const byRoute = new Map<string, number[]>();
@@ -674,7 +893,7 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
       // Half the lanes speak h2c; a target goes there with its h2 share, gRPC always.
       const h2 = target.h2Share === 1 || (target.h2Share > 0 && h2Lane && lanes() < target.h2Share * 2);
       const t0 = performance.now();
-      const a = await net.send(req, h2);
+      const a = await net.send(req, h2, target.stream === true);
       const latency = performance.now() - t0;
       const transport = h2 ? "h2" : "h1";
       if (a.hang) {
@@ -689,8 +908,23 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
       if (target.kind === "grpc" || target.kind === "grpc-web") {
         const g = target.kind === "grpc" ? (a.trailers?.["grpc-status"] ?? a.headers["grpc-status"]) : grpcWebStatus(a.headers, a.body);
         const grpc = g === undefined ? undefined : String(g);
-        const bad = a.status >= 500 ? `HTTP ${a.status}` : grpc === undefined ? `no grpc-status (HTTP ${a.status})` : BAD_GRPC.has(grpc) ? `grpc-status ${grpc}: ${String(a.trailers?.["grpc-message"] ?? a.headers["grpc-message"] ?? "")}` : undefined;
-        record(target, transport, `grpc ${grpc ?? a.status}`, latency, bad, req.body);
+        const bad =
+          a.status >= 500
+            ? `HTTP ${a.status}`
+            : grpc === undefined
+              ? a.cut
+                ? undefined
+                : `no grpc-status (HTTP ${a.status})`
+              : BAD_GRPC.has(grpc)
+                ? `grpc-status ${grpc}: ${String(a.trailers?.["grpc-message"] ?? a.headers["grpc-message"] ?? "")}`
+                : undefined;
+        record(target, transport, grpc !== undefined ? `grpc ${grpc}` : a.cut ? "stream" : `grpc ${a.status}`, latency, bad, req.body);
+        continue;
+      }
+      if (target.kind === "connect-stream") {
+        const code = a.status === 200 ? connectEndStreamCode(a.body) : undefined;
+        const bad = a.status >= 500 ? `HTTP ${a.status}` : code !== undefined && BAD_CONNECT.has(code) ? `end-stream error ${code}` : a.status === 200 && code === undefined && !a.cut ? "no end-stream message" : undefined;
+        record(target, transport, a.status !== 200 ? String(a.status) : (code ?? (a.cut ? "stream" : "end")), latency, bad, req.body);
         continue;
       }
       const text = a.body.toString("utf8");
@@ -700,6 +934,8 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
   };
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i % 2 === 1)));
   net.close();
+  report.h2Hangs = { ...net.h2Hangs };
+  report.clientLagMaxMs = Math.round(net.lagMaxMs);
   report.elapsedMs = performance.now() - started;
   return report;
 }
