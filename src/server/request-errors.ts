@@ -124,7 +124,7 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
       if (flags & 0x80 || flags & 0x02) continue; // trailers / end-stream frames carry no message
       if (flags & 0x01) {
         const name = (encoding ?? "identity").toLowerCase();
-        if (name === "identity") return new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+        if (name === "identity") return flaggedWithoutEncoding();
         try {
           out.push(decompress(payload, encoding, maxBytes));
         } catch (e) {
@@ -139,8 +139,14 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
   }
 }
 
-/** Parses the message as Connect would; returns the error a client deserves, or undefined if it parses. */
-function parseError(method: DescMethod, message: Uint8Array, binary: boolean, jsonOptions: Partial<JsonReadOptions>): ConnectError | undefined {
+/** A message flagged compressed in a request without an encoding (the lean unary route answers it too). */
+export const flaggedWithoutEncoding = (): ConnectError => new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+
+/**
+ * Parses the message as Connect would; returns the error a client deserves, or undefined if it
+ * parses. The lean unary route (unary-route.ts) answers its malformed requests with it too.
+ */
+export function parseError(method: DescMethod, message: Uint8Array, binary: boolean, jsonOptions: Partial<JsonReadOptions>): ConnectError | undefined {
   try {
     if (binary) fromBinary(method.input, message);
     else fromJsonString(method.input, new TextDecoder("utf-8", { fatal: true }).decode(message), { ignoreUnknownFields: true, ...jsonOptions });
