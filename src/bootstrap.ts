@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type ConnectRouter } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { Registry, collectDefaultMetrics } from "prom-client";
+import { Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { MarkService } from "../gen/convmark/v1/mark_service_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { clusterMetricsSource } from "./cluster/metrics.js";
@@ -143,6 +143,14 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
 
     // One hub per process: every Watch shares the store's one reader of new changes.
     const feed = createFeedHub(store, { maxBacklog: core.feed.maxBacklog });
+    new Gauge({
+      name: "convmark_watch_sessions",
+      help: "WatchConversations sessions open (registered with the change feed), every protocol.",
+      registers: [metricsRegistry],
+      collect() {
+        this.set(feed.watchers);
+      },
+    });
     const markService = createMarkService({ store, limits: core.limits, guard: directory.guard, feed, heartbeatMs: core.feed.heartbeatMs });
     const markRoutes = (r: ConnectRouter) => r.service(MarkService, markService);
     // In-process client for the dialects: same interceptors, so logging and metrics apply once per

@@ -44,24 +44,42 @@ function observingInterceptor(observe: RpcObserver): Interceptor {
       done();
       return res;
     }
-    return { ...res, message: observeStream(res, done) } satisfies StreamResponse;
+    return { ...res, message: observeStream(res, done, req.signal) } satisfies StreamResponse;
   };
 }
 
-async function* observeStream<T>(res: { message: AsyncIterable<T> }, done: (error?: unknown) => void): AsyncIterable<T> {
+const abandoned = () => new ConnectError("stream abandoned", Code.Canceled);
+
+/**
+ * The response stream, calling `done` once when it ends: finished, failed, or abandoned by its
+ * client. Abandoned is told by the call's signal (the client went away), not only by the consumer
+ * stopping early: connect-node may never resume or return a response stream whose client left
+ * during a write (Node neither completes nor fails a write to an HTTP/1.1 socket already destroyed
+ * but not yet closed), and a generator that is never resumed never runs its `finally`.
+ */
+function observeStream<T>(res: { message: AsyncIterable<T> }, done: (error?: unknown) => void, signal: AbortSignal): AsyncIterable<T> {
   let finished = false;
-  try {
-    yield* res.message;
+  const finish = (error?: unknown): void => {
+    if (finished) return;
     finished = true;
-    done();
-  } catch (e) {
-    finished = true;
-    done(e);
-    throw e;
-  } finally {
-    // The consumer stopped early (client went away).
-    if (!finished) done(new ConnectError("stream abandoned", Code.Canceled));
-  }
+    signal.removeEventListener("abort", onAbort);
+    done(error);
+  };
+  const onAbort = (): void => finish(abandoned());
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return (async function* () {
+    try {
+      yield* res.message;
+      finish();
+    } catch (e) {
+      finish(e);
+      throw e;
+    } finally {
+      // The consumer stopped early (client went away).
+      finish(abandoned());
+    }
+  })();
 }
 
 /** gRPC-style code name: "OK", "NotFound", "Internal", ... */
