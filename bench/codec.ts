@@ -1,18 +1,21 @@
 /**
- * Microbench of the binary response encoding (src/codec): protobuf-es toBinary against the generated
+ * Microbench of the generated binary codecs (src/codec): protobuf-es toBinary against the generated
  * encoders (encodeMessage) on the two hot responses, a SyncConversations page of 1,000 changes and
- * an UpdateConversations(100) response with full results, plus protobuf-es fromBinary of the Sync
- * page (what the Sync bench's client spends decoding). Rows alternate in short rounds so background
+ * an UpdateConversations(100) response with full results; protobuf-es fromBinary against the
+ * generated decoders (decodeMessage) on the Sync page (what a Sync client decodes) and on an
+ * UpdateConversations(100) request (what the server decodes per x100 call). Rows alternate in short rounds so background
  * load hits both sides alike; the figure is the median round. Standalone: `npx tsx bench/codec.ts
  * [rounds]`. `npx tsx bench/codec.ts --steps [stored]` instead times one SyncConversations call's
  * steps in process on the sync row's data (bench/feed.ts loadSyncOwners, default 1,000,000 stored).
  */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { SyncConversationsResponseSchema, UpdateConversationsResponseSchema, type SyncConversationsResponse, type UpdateConversationsResponse } from "../gen/convmark/v1/mark_service_pb.js";
+import { SyncConversationsResponseSchema, UpdateConversationsRequestSchema, UpdateConversationsResponseSchema, type SyncConversationsResponse, type UpdateConversationsResponse } from "../gen/convmark/v1/mark_service_pb.js";
+import { decodeMessage } from "../src/codec/decode.js";
 import { encodeMessage } from "../src/codec/encode.js";
 import type { ConversationRecord } from "../src/domain/conversation.js";
 import { recordToProto } from "../src/service/convert.js";
 import { changeToProto } from "../src/service/mark-service.js";
+import { bulkSpecs, updateRequestBytes } from "./workloads.js";
 
 /** One owner's conversations as the sync bench loads them (bench/feed.ts --sync). */
 function record(j: number): ConversationRecord {
@@ -56,6 +59,9 @@ function timeIt(fn: () => void, iterations: number): number {
   return Number(process.hrtime.bigint() - t0) / 1e3 / iterations; // µs per call
 }
 
+/** JSON.stringify replacer that keeps bigints (the decoders' int64 fields) comparable. */
+const big = (_: string, v: unknown) => (typeof v === "bigint" ? `${v}n` : v);
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Row {
@@ -74,12 +80,21 @@ export function benchCodec(rounds = 15): { name: string; us_per_call: number; us
   };
   same(SyncConversationsResponseSchema, sync);
   same(UpdateConversationsResponseSchema, update);
+  const updateBytes = updateRequestBytes(bulkSpecs("codec-owner", 0, 100));
+  const decodes = <D extends DescMessage>(schema: D, bytes: Uint8Array) => {
+    if (JSON.stringify(decodeMessage(schema, bytes), big) !== JSON.stringify(fromBinary(schema, bytes), big)) throw new Error(`${schema.typeName}: decodeMessage differs from fromBinary`);
+  };
+  decodes(SyncConversationsResponseSchema, syncBytes);
+  decodes(UpdateConversationsRequestSchema, updateBytes);
   const rows: Row[] = [
     { name: "toBinary Sync(1000 changes)", fn: () => toBinary(SyncConversationsResponseSchema, sync), items: 1000, times: [] },
     { name: "encodeMessage Sync(1000 changes)", fn: () => encodeMessage(SyncConversationsResponseSchema, sync), items: 1000, times: [] },
     { name: "toBinary Update(100 results)", fn: () => toBinary(UpdateConversationsResponseSchema, update), items: 100, times: [] },
     { name: "encodeMessage Update(100 results)", fn: () => encodeMessage(UpdateConversationsResponseSchema, update), items: 100, times: [] },
     { name: "fromBinary Sync(1000 changes) (client)", fn: () => fromBinary(SyncConversationsResponseSchema, syncBytes), items: 1000, times: [] },
+    { name: "decodeMessage Sync(1000 changes) (client)", fn: () => decodeMessage(SyncConversationsResponseSchema, syncBytes), items: 1000, times: [] },
+    { name: "fromBinary Update request(100 updates)", fn: () => fromBinary(UpdateConversationsRequestSchema, updateBytes), items: 100, times: [] },
+    { name: "decodeMessage Update request(100 updates)", fn: () => decodeMessage(UpdateConversationsRequestSchema, updateBytes), items: 100, times: [] },
   ];
   for (const r of rows) timeIt(r.fn, 20); // warm-up
   for (let round = 0; round < rounds; round++) {
@@ -141,6 +156,7 @@ if (import.meta.url === `file://${process.argv[1]}` && process.argv[2] === "--st
   const out = benchCodec(rounds);
   for (const r of out) console.log(`${r.name.padEnd(40)} ${r.us_per_call.toFixed(1).padStart(9)} µs/call ${r.us_per_item.toFixed(2).padStart(7)} µs/item`);
   const by = (n: string) => out.find((r) => r.name.startsWith(n))!.us_per_call;
-  console.log(`speed-up: Sync ${(by("toBinary Sync") / by("encodeMessage Sync")).toFixed(1)}x, Update ${(by("toBinary Update") / by("encodeMessage Update")).toFixed(1)}x`);
+  console.log(`encode speed-up: Sync ${(by("toBinary Sync") / by("encodeMessage Sync")).toFixed(1)}x, Update ${(by("toBinary Update") / by("encodeMessage Update")).toFixed(1)}x`);
+  console.log(`decode speed-up: Sync ${(by("fromBinary Sync") / by("decodeMessage Sync")).toFixed(1)}x, Update request ${(by("fromBinary Update request") / by("decodeMessage Update request")).toFixed(1)}x`);
   console.log(`load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 }

@@ -12,7 +12,9 @@
  * itself. If that parse fails, the call is run again with an empty message and the parse error in
  * a context value; `rejectMalformedRequests` (an interceptor inside logging and metrics) throws it as
  * INVALID_ARGUMENT, so Connect writes it in the caller's protocol (HTTP 400, grpc-status 3) and the
- * logging and metrics interceptors see it. Requests that parse cost nothing extra.
+ * logging and metrics interceptors see it. Requests that parse cost nothing extra. A unary or
+ * server-streaming request in an enveloped protocol with no message or more than one is the same
+ * kind of client fault (connect-es says UNIMPLEMENTED): INVALID_ARGUMENT as well.
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { fromBinary, fromJsonString, type DescMethod, type JsonReadOptions } from "@bufbuild/protobuf";
@@ -39,9 +41,25 @@ export const rejectMalformedRequests: Interceptor = (next) => async (req) => {
     state.ran = true;
     if (state.malformed) throw state.malformed;
   }
-  if (req.stream) return next({ ...req, message: clientFaultOnReadError(req.message) });
-  return next(req);
+  if (!req.stream) return next(req);
+  try {
+    return await next({ ...req, message: clientFaultOnReadError(req.message) });
+  } catch (e) {
+    throw clientFaultOnMessageCount(e);
+  }
 };
+
+/**
+ * connect-es checks that a unary or server-streaming request holds exactly one message and reports
+ * a missing or extra one as UNIMPLEMENTED; for a server-streaming call the check runs inside the
+ * interceptor chain (before the implementation). It is the client's malformed request.
+ */
+const WRONG_COUNT = /^protocol error: (missing|received extra) input message for (unary|server-streaming) method$/;
+
+function clientFaultOnMessageCount(e: unknown): unknown {
+  if (!(e instanceof ConnectError) || e.code !== Code.Unimplemented || !WRONG_COUNT.test(e.rawMessage)) return e;
+  return new ConnectError(e.rawMessage, Code.InvalidArgument, e.metadata, undefined, e.cause);
+}
 
 async function* clientFaultOnReadError<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
   try {
@@ -106,7 +124,7 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
       if (flags & 0x80 || flags & 0x02) continue; // trailers / end-stream frames carry no message
       if (flags & 0x01) {
         const name = (encoding ?? "identity").toLowerCase();
-        if (name === "identity") return new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+        if (name === "identity") return flaggedWithoutEncoding();
         try {
           out.push(decompress(payload, encoding, maxBytes));
         } catch (e) {
@@ -121,8 +139,14 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
   }
 }
 
-/** Parses the message as Connect would; returns the error a client deserves, or undefined if it parses. */
-function parseError(method: DescMethod, message: Uint8Array, binary: boolean, jsonOptions: Partial<JsonReadOptions>): ConnectError | undefined {
+/** A message flagged compressed in a request without an encoding (the lean unary route answers it too). */
+export const flaggedWithoutEncoding = (): ConnectError => new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+
+/**
+ * Parses the message as Connect would; returns the error a client deserves, or undefined if it
+ * parses. The lean unary route (unary-route.ts) answers its malformed requests with it too.
+ */
+export function parseError(method: DescMethod, message: Uint8Array, binary: boolean, jsonOptions: Partial<JsonReadOptions>): ConnectError | undefined {
   try {
     if (binary) fromBinary(method.input, message);
     else fromJsonString(method.input, new TextDecoder("utf-8", { fatal: true }).decode(message), { ignoreUnknownFields: true, ...jsonOptions });
@@ -191,10 +215,19 @@ export function withRequestParseErrors(handler: UniversalHandler, opts: RequestP
     const first = await handler({ ...req, contextValues, body: recording(body as AsyncIterable<Uint8Array>, kept, opts.readMaxBytes) });
     // Unary Connect reads the whole body before parsing; enveloped protocols may stop at the first message.
     if (state.ran || kept.size > opts.readMaxBytes || (!format.enveloped && !kept.complete)) return first;
-    const messages = messagesOf(Buffer.concat(kept.chunks), format, req.header.get(format.encodingHeader), opts.readMaxBytes);
+    const bytes = Buffer.concat(kept.chunks);
+    const messages = messagesOf(bytes, format, req.header.get(format.encodingHeader), opts.readMaxBytes);
     kept.chunks = [];
-    if (messages === undefined || (Array.isArray(messages) && (messages.length === 0 || (!format.enveloped && messages.length !== 1)))) return first;
-    const malformed = Array.isArray(messages) ? parseError(handler.method, messages[0]!, format.binary, opts.jsonOptions ?? {}) : messages;
+    if (messages === undefined || (Array.isArray(messages) && !format.enveloped && messages.length !== 1)) return first;
+    let malformed: ConnectError | undefined;
+    if (!Array.isArray(messages)) malformed = messages;
+    else if (messages.length === 0) {
+      // An empty body has no message; a truncated envelope keeps Connect's own (INVALID_ARGUMENT) answer.
+      if (bytes.length > 0) return first;
+      malformed = new ConnectError(`protocol error: missing input message for ${kind.replace("_", "-")} method`, Code.InvalidArgument);
+    } else if (messages.length > 1) {
+      malformed = new ConnectError(`protocol error: received extra input message for ${kind.replace("_", "-")} method`, Code.InvalidArgument);
+    } else malformed = parseError(handler.method, messages[0]!, format.binary, opts.jsonOptions ?? {});
     if (!malformed) return first;
     discard(first);
     state.malformed = malformed;

@@ -6,12 +6,16 @@
  * implementation is called directly and the answer written with one writeHead.
  *
  * It answers exactly as connect-node does, by construction rather than by imitation:
- * - only well-formed requests are served here: a known unary procedure, POST, a content type,
- *   compression and timeout header connect-node would accept, a body within readMaxBytes (and
- *   within its content-length), that decompresses and parses. Anything else (GET, gRPC-Web, gRPC on
- *   HTTP/1.1, other encodings, streaming methods, unknown paths, and every malformed request) goes
- *   to `next`, with the bytes already read replayed in front of the rest of the body, so
- *   connect-node (and withRequestParseErrors) produce their own status, error and log line;
+ * - served here: a known unary procedure, POST, a content type, compression and timeout header
+ *   connect-node would accept, a body within readMaxBytes (and within its content-length), in one
+ *   gRPC envelope that fills the body, that decompresses. Such a request whose message does not
+ *   parse (JSON syntax or shape, bad UTF-8, truncated or ill-typed protobuf, a message flagged
+ *   compressed without a grpc-encoding) is answered here too, as withRequestParseErrors
+ *   (request-errors.ts) has connect-node answer it: INVALID_ARGUMENT with the same message
+ *   (parseError there, the one rule), counted and logged through `record`, before auth. Anything
+ *   else (GET, gRPC-Web, gRPC on HTTP/1.1, other encodings, streaming methods, unknown paths, bad
+ *   or several envelopes, oversize or undecompressable bodies) goes to `next`, with the bytes
+ *   already read replayed in front of the rest of the body, so connect-node produces its own answer;
  * - for what is served: the auth rule of the auth interceptor (createCallAuthorizer), the log line
  *   and grpc_server_* metrics of the logging and metrics interceptors (createRpcRecorder), the same
  *   context values (peer, client address, caller), the same JSON options, compression negotiation
@@ -46,6 +50,7 @@ import { peerKey, peerOf } from "../auth/peer.js";
 import { decodeMessage } from "../codec/decode.js";
 import { encodeMessage } from "../codec/encode.js";
 import { clientAddressContextValues } from "./client-address.js";
+import { flaggedWithoutEncoding, parseError } from "./request-errors.js";
 import type { NodeHandlerFn, NodeServerRequest, NodeServerResponse } from "./listener.js";
 
 export interface UnaryRouteOptions {
@@ -203,9 +208,11 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
     if (protocol === undefined) return next(req, res);
     const grpc = protocol === "grpc";
 
-    const compression = grpc
-      ? compressionNegotiate(accept, header(req, "grpc-encoding"), header(req, "grpc-accept-encoding"), "grpc-accept-encoding")
-      : compressionNegotiate(accept, header(req, "content-encoding"), header(req, "accept-encoding"), "accept-encoding");
+    const negotiate = (encoding: string | null) =>
+      grpc
+        ? compressionNegotiate(accept, encoding, header(req, "grpc-accept-encoding"), "grpc-accept-encoding")
+        : compressionNegotiate(accept, encoding, header(req, "accept-encoding"), "accept-encoding");
+    let compression = negotiate(header(req, grpc ? "grpc-encoding" : "content-encoding"));
     if (compression.error) return next(req, res);
     const timeout = grpc ? parseGrpcTimeout(header(req, "grpc-timeout"), Number.MAX_SAFE_INTEGER) : parseConnectTimeout(header(req, "connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
     if (timeout.error) return next(req, res);
@@ -255,8 +262,16 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
     stream.on("end", onEnd);
 
     const serve = async (body: Buffer): Promise<void> => {
-      const input = await parse(body);
-      if (input === undefined) return handOff(false);
+      const parsed = await parse(body);
+      if (parsed === undefined) return handOff(false);
+      if ("malformed" in parsed) {
+        // As rejectMalformedRequests: inside logging and metrics, before auth and the implementation.
+        opts.record(route.method)(parsed.malformed);
+        // connect-node answers it from a second run of the call without the request's encoding header.
+        compression = negotiate(null);
+        return grpc ? grpcError(res, undefined, parsed.malformed) : connectError(res, undefined, parsed.malformed);
+      }
+      const input = parsed.input;
       const done = opts.record(route.method);
       const peer = peerOf(req);
       const values = clientAddressContextValues(req).set(peerKey, peer);
@@ -277,14 +292,17 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       return grpc ? grpcAnswer(res, ctx, encodeMessage(route.method.output, output)) : connectAnswer(res, ctx, output);
     };
 
-    /** The request message, or undefined when connect-node should have the request (it will refuse it). */
-    const parse = async (body: Buffer): Promise<unknown> => {
+    /**
+     * The request message, the INVALID_ARGUMENT a malformed one gets, or undefined when
+     * connect-node should have the request (it will refuse it, in its own way).
+     */
+    const parse = async (body: Buffer): Promise<{ input: unknown } | { malformed: ConnectError } | undefined> => {
       let bytes: Uint8Array = body;
       if (grpc) {
         if (body.length < 5 || (body[0]! & ~1) !== 0 || body.readUInt32BE(1) !== body.length - 5) return undefined;
         bytes = body.subarray(5);
         if (body[0]! & 1) {
-          if (!compression.request) return undefined;
+          if (!compression.request) return { malformed: flaggedWithoutEncoding() };
           try {
             bytes = await compression.request.decompress(bytes, readMaxBytes);
           } catch {
@@ -299,10 +317,13 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
         }
       }
       if (bytes.byteLength > readMaxBytes) return undefined;
+      const binary = protocol !== "connect-json";
       try {
-        return protocol === "connect-json" ? fromJsonString(route.method.input, decoder.decode(bytes), jsonRead) : decodeMessage(route.method.input, bytes);
+        return { input: binary ? decodeMessage(route.method.input, bytes) : fromJsonString(route.method.input, decoder.decode(bytes), jsonRead) };
       } catch {
-        return undefined;
+        // What connect-node answers: withRequestParseErrors' parse of the same message (protobuf-es's own).
+        const malformed = parseError(route.method, bytes, binary, opts.jsonOptions ?? {});
+        return malformed === undefined ? undefined : { malformed };
       }
     };
 
@@ -325,7 +346,7 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       r.end(body);
     };
 
-    const connectError = (r: NodeServerResponse, ctx: LeanContext, error: ConnectError): Promise<void> => {
+    const connectError = (r: NodeServerResponse, ctx: LeanContext | undefined, error: ConnectError): Promise<void> => {
       const h = withContext(new Headers(), ctx);
       h.set("content-type", "application/json");
       error.metadata.forEach((value, key) => h.set(key, value));
@@ -359,10 +380,10 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       r.end();
     };
 
-    const grpcError = async (r: NodeServerResponse, ctx: LeanContext, error: ConnectError): Promise<void> => {
-      const h = ctx.setHeader ? nodeHeaders(withHeaders(new Headers(grpcHeaders()), ctx.setHeader)) : grpcHeaders();
+    const grpcError = async (r: NodeServerResponse, ctx: LeanContext | undefined, error: ConnectError): Promise<void> => {
+      const h = ctx?.setHeader ? nodeHeaders(withHeaders(new Headers(grpcHeaders()), ctx.setHeader)) : grpcHeaders();
       const trailer = new Headers({ "grpc-status": "0" });
-      if (ctx.setTrailer) withHeaders(trailer, ctx.setTrailer);
+      if (ctx?.setTrailer) withHeaders(trailer, ctx.setTrailer);
       setTrailerStatus(trailer, error);
       r.writeHead(200, h);
       (r as ServerResponse).addTrailers(nodeHeaders(trailer));
@@ -377,9 +398,9 @@ function withHeaders(target: Headers, from: Headers): Headers {
   return target;
 }
 
-function withContext(target: Headers, ctx: LeanContext): Headers {
-  if (ctx.setHeader) withHeaders(target, ctx.setHeader);
-  ctx.setTrailer?.forEach((value, key) => target.append(`trailer-${key}`, value));
+function withContext(target: Headers, ctx: LeanContext | undefined): Headers {
+  if (ctx?.setHeader) withHeaders(target, ctx.setHeader);
+  ctx?.setTrailer?.forEach((value, key) => target.append(`trailer-${key}`, value));
   return target;
 }
 

@@ -353,7 +353,9 @@ describe.skipIf(!hasFirefox)("the console in headless Firefox", () => {
     server = await startTestServer({ CONVMARK_MAX_MARKED_PER_OWNER: "3" });
     g = grpcClient(server.url);
     // Debian's Firefox ESR over WebDriver BiDi; puppeteer-core never downloads a browser.
-    browser = await puppeteer.launch({ browser: "firefox", protocol: "webDriverBiDi", executablePath: FIREFOX, headless: true });
+    // The viewport is set at launch: page.setViewport() also sends emulation.setScreenOrientationOverride,
+    // which Firefox 140 ESR does not know (puppeteer-core 24.43 then fails the call).
+    browser = await puppeteer.launch({ browser: "firefox", protocol: "webDriverBiDi", executablePath: FIREFOX, headless: true, defaultViewport: { width: 1280, height: 720 } });
   }, 120_000);
   afterAll(async () => {
     await browser?.close();
@@ -363,7 +365,6 @@ describe.skipIf(!hasFirefox)("the console in headless Firefox", () => {
 
   async function open(path: string): Promise<BidiPage> {
     const page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 720 });
     page.on("pageerror", (e) => pageErrors.push(String(e)));
     await page.goto(`${server.url}${path}`);
     return page;

@@ -176,6 +176,38 @@ function cases(tokens: { alice: string; bob: string; service: string }): { name:
   both("invalid JSON", { path: `/${U}/UpdateConversations`, headers: { ...json, ...alice }, body: "{" });
   both("JSON of the wrong shape", { path: `/${U}/UpdateConversations`, headers: { ...json, ...alice }, body: '{"updates":5}' });
   both("invalid protobuf", { path: `/${U}/UpdateConversations`, headers: { ...proto, ...alice }, body: Buffer.from([0x0a, 0xff, 0xff]) });
+  // Malformed messages: answered by the route itself (INVALID_ARGUMENT, counted), exactly as connect-node.
+  const L = `/${U}/ListConversations`;
+  const G = `/${U}/GetConversation`;
+  both("empty JSON body", { path: L, headers: { ...json, ...alice }, body: "" });
+  both("JSON null", { path: L, headers: { ...json, ...alice }, body: "null" });
+  both("JSON array", { path: L, headers: { ...json, ...alice }, body: "[]" });
+  both("truncated JSON", { path: L, headers: { ...json, ...alice }, body: '{"ownerUserId":"al' });
+  both("JSON string for a number", { path: L, headers: { ...json, ...alice }, body: '{"ownerUserId":"alice","pageSize":"x"}' });
+  both("JSON number for a string", { path: L, headers: { ...json, ...alice }, body: '{"ownerUserId":5}' });
+  both("JSON string in a repeated int", { path: `/${U}/UpdateConversations`, headers: { ...json, ...alice }, body: '{"updates":[{"setMarks":["a"]}]}' });
+  both("JSON unknown enum name", { path: G, headers: { ...json, ...alice }, body: '{"key":{"ownerUserId":"alice","type":"NOPE","conversationId":"a"}}' });
+  both("JSON unknown field with a bad value", { path: L, headers: { ...json, ...alice }, body: '{"ownerUserId":"alice","nope":{"x":[}}' });
+  both("JSON duplicate oneof", { path: L, headers: { ...json, ...alice }, body: '{"ownerUserId":"alice","filter":{"marksAny":[1],"marksAny":[2]}}' });
+  both("JSON deep nesting", { path: L, headers: { ...json, ...alice }, body: `{"a":${"[".repeat(200)}${"]".repeat(200)}}` });
+  both("bad UTF-8 in JSON (decoded with U+FFFD)", { path: L, headers: { ...json, ...alice }, body: Buffer.concat([Buffer.from('{"ownerUserId":"al'), Buffer.from([0xff]), Buffer.from('"}')]) });
+  both("bad UTF-8 in invalid JSON", { path: L, headers: { ...json, ...alice }, body: Buffer.concat([Buffer.from('{"ownerUserId":'), Buffer.from([0xff])]) });
+  both("gzip JSON that does not parse", { path: L, headers: { ...json, ...alice, "content-encoding": "gzip" }, body: gzipSync("{") });
+  both("invalid JSON, gzip error response", { path: L, headers: { ...json, ...alice, "accept-encoding": "gzip" }, body: `{"${"x".repeat(300)}` });
+  both("invalid JSON without a token", { path: L, headers: { ...json }, body: "{" });
+  both("truncated varint", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x10, 0x80]) });
+  both("truncated length-delimited field", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x0a, 0x05, 0x61]) });
+  both("wrong wire type for a string", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x08, 0x01]) });
+  both("wrong wire type for a message", { path: G, headers: { ...proto, ...alice }, body: Buffer.from([0x08, 0x01]) });
+  both("fixed64 cut short", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x09, 0x01, 0x02]) });
+  both("invalid wire type 7", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x0f, 0x01]) });
+  both("field number 0", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x00, 0x01]) });
+  both("unterminated group", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0xfb, 0xff, 0xff, 0xff, 0x0f]) });
+  both("varint of 11 bytes", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]) });
+  both("bad UTF-8 in a protobuf string", { path: G, headers: { ...proto, ...alice }, body: Buffer.from([0x0a, 0x07, 0x0a, 0x01, 0xff, 0x10, 0x01, 0x1a, 0x00]) });
+  both("unknown protobuf fields", { path: L, headers: { ...proto, ...alice }, body: Buffer.from([0x0a, 0x05, ...Buffer.from("alice"), 0xa0, 0x06, 0x01]) });
+  both("invalid protobuf without a token", { path: L, headers: { ...proto }, body: Buffer.from([0x0a, 0xff]) });
+  both("invalid health check, proto", { path: `/${H}/Check`, headers: proto, body: Buffer.from([0x0a, 0x05]) });
   both("wrong content type", { path: `/${U}/UpdateConversations`, headers: { "content-type": "text/plain", ...alice }, body: "{}" });
   both("no content type", { path: `/${U}/UpdateConversations`, headers: { ...alice }, body: "{}" });
   both("oversize body", { path: `/${U}/UpdateConversations`, headers: { ...json, ...alice }, body: update("alice", "big", [1]).replace("c".repeat(250), "c".repeat(5000)) });
@@ -215,6 +247,22 @@ function cases(tokens: { alice: string; bob: string; service: string }): { name:
   g("empty body", { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: Buffer.alloc(0) });
   g("two messages", { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: Buffer.concat([env(getProto), env(getProto)]) });
   g("incomplete envelope", { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: env(getProto).subarray(0, 8) });
+  g("truncated varint", { path: L, headers: { ...grpcH, ...service }, body: env(Buffer.from([0x10, 0x80])) });
+  g("wrong wire type", { path: G, headers: { ...grpcH, ...service }, body: env(Buffer.from([0x08, 0x01])) });
+  g("bad UTF-8 in a string", { path: G, headers: { ...grpcH, ...service }, body: env(Buffer.from([0x0a, 0x07, 0x0a, 0x01, 0xff, 0x10, 0x01, 0x1a, 0x00])) });
+  g("invalid protobuf without a token", { path: G, headers: { ...grpcH }, body: env(Buffer.from([0x0a, 0xff])) });
+  g("invalid protobuf, gzip-compressed", { path: G, headers: { ...grpcH, "grpc-encoding": "gzip", ...service }, body: env(gzipSync(Buffer.from([0x0a, 0xff])), 1) });
+  g("invalid protobuf, compressed response offered", { path: G, headers: { ...grpcH, "grpc-accept-encoding": "gzip", ...service }, body: env(Buffer.from([0x0a, 0xff])) });
+  g("compressed flag without encoding, invalid protobuf", { path: G, headers: { ...grpcH, ...service }, body: env(Buffer.from([0x0a, 0xff]), 1) });
+  g("envelope length too long", { path: G, headers: { ...grpcH, ...service }, body: Buffer.concat([env(getProto).subarray(0, 1), Buffer.from([0, 0, 0, 40]), getProto]) });
+  g("envelope length too short", { path: G, headers: { ...grpcH, ...service }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), getProto]) });
+  g("end-stream flag", { path: G, headers: { ...grpcH, ...service }, body: env(getProto, 0x02) });
+  g("trailer flag", { path: G, headers: { ...grpcH, ...service }, body: env(getProto, 0x80) });
+  g("unknown flag bits", { path: G, headers: { ...grpcH, ...service }, body: env(getProto, 0x04) });
+  g("four-byte body", { path: G, headers: { ...grpcH, ...service }, body: Buffer.from([0, 0, 0, 0]) });
+  g("empty envelope", { path: `/${H}/Check`, headers: grpcH, body: env(Buffer.alloc(0)) });
+  g("invalid message, then a second envelope", { path: G, headers: { ...grpcH, ...service }, body: Buffer.concat([env(Buffer.from([0x0a, 0xff])), env(getProto)]) });
+  g("oversize envelope length", { path: G, headers: { ...grpcH, ...service }, body: Buffer.concat([Buffer.from([0, 0xff, 0xff, 0xff, 0xff]), getProto]) });
   g("oversize message", { path: `/${U}/UpdateConversations`, headers: { ...grpcH, ...service }, body: env(Buffer.alloc(5000, 0)) });
   g("not found (error with grpc-message)", { path: `/${U}/GetConversation`, headers: { ...grpcH, ...service }, body: env(Buffer.from([0x0a, 0x08, 0x0a, 0x01, 0x70, 0x10, 0x01, 0x1a, 0x01, 0x7a])) });
   g("missing token", { path: `/${U}/GetConversation`, headers: { ...grpcH }, body: env(getProto) });
@@ -398,7 +446,7 @@ describe("lean unary route: what it serves and what it hands on", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("serves well-formed unary calls itself", async () => {
+  it("serves well-formed unary calls itself, and answers the malformed messages in them", async () => {
     handedOn.length = 0;
     const a = await h1(port, { path: `/${U}/UpdateConversations`, headers: json, body: update("o", "c", [1]) });
     expect(a.status, a.body.toString()).toBe(200);
@@ -412,6 +460,11 @@ describe("lean unary route: what it serves and what it hands on", () => {
     health.set(U, ServingStatus.NOT_SERVING);
     const e = await h1(port, { path: `/${H}/Check`, headers: json, body: JSON.stringify({ service: U }) });
     expect([e.status, e.body.toString()]).toEqual([200, '{"status":"NOT_SERVING"}']);
+    // Malformed messages in well-formed requests are answered here too.
+    const f = await h1(port, { path: `/${U}/UpdateConversations`, headers: json, body: "{" });
+    expect([f.status, JSON.parse(f.body.toString()).code]).toEqual([400, "invalid_argument"]);
+    const g = await h1(port, { path: `/${U}/UpdateConversations`, headers: proto, body: Buffer.from([0x0a, 0xff]), chunked: true });
+    expect([g.status, JSON.parse(g.body.toString())]).toEqual([400, { code: "invalid_argument", message: "parse binary: premature EOF" }]);
     expect(handedOn).toEqual([]);
   });
 
@@ -419,8 +472,6 @@ describe("lean unary route: what it serves and what it hands on", () => {
     handedOn.length = 0;
     const big = update("o", "c", [1]).replace("c".repeat(250), "c".repeat(9000));
     const sent: [Req, string][] = [
-      [{ path: `/${U}/UpdateConversations`, headers: json, body: "{" }, "invalid JSON"],
-      [{ path: `/${U}/UpdateConversations`, headers: proto, body: Buffer.from([0x0a, 0xff]) }, "invalid protobuf"],
       [{ path: `/${U}/UpdateConversations`, headers: json, body: big, chunked: true }, "oversize, chunked"],
       [{ path: `/${U}/UpdateConversations`, headers: json, body: big }, "oversize content-length"],
       [{ path: `/${U}/UpdateConversations`, headers: { ...json, "content-encoding": "gzip" }, body: "{}" }, "not gzip"],
