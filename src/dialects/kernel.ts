@@ -8,7 +8,7 @@
  * A vendor supplies its auth, its error constructors (body problems, parse errors, rate limit,
  * internal error) and its operations; the kernel owns the order and the failure handling.
  */
-import { ScalarType, fromJson, toJson, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { ScalarType, fromJson, toJson, type DescField, type DescMessage, type JsonObject, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
@@ -231,21 +231,40 @@ const INT64_TYPES = new Set([ScalarType.INT64, ScalarType.UINT64, ScalarType.SIN
 /**
  * A vendor response as the vendors print JSON: every field, zeros included, 64-bit integers as JSON
  * numbers (the vendors' servers are Go/C++ JSON encoders, not proto3 JSON). Lists named in
- * `omitEmpty` are left out when empty (Tencent omits an empty ContactGroupId).
+ * `omitEmpty` are left out when empty (Tencent omits an empty ContactGroupId). One toJson of the
+ * whole message, then one walk of its JSON through the schema.
  */
-export function printJson(schema: DescMessage, message: MessageShape<DescMessage>, omitEmpty: ReadonlySet<string> = new Set()): JsonObject {
+export function printJson(schema: DescMessage, message: MessageShape<DescMessage>, omitEmpty: ReadonlySet<string> = NO_NAMES): JsonObject {
   const json = toJson(schema, message, { alwaysEmitImplicit: true }) as JsonObject;
-  const msg = message as unknown as Record<string, unknown>;
-  for (const f of schema.fields) {
+  goNumbers(schema, json, omitEmpty);
+  return json;
+}
+
+const NO_NAMES: ReadonlySet<string> = new Set();
+/** google.protobuf types print as their own JSON (a Struct's keys are not field names). */
+const isWellKnown = (m: DescMessage) => m.typeName.startsWith("google.protobuf.");
+
+/** The fields printJson rewrites (64-bit integers, messages, lists), per schema, found once. */
+const rewrittenFields = new WeakMap<DescMessage, readonly DescField[]>();
+
+function goNumbers(schema: DescMessage, json: JsonObject, omitEmpty: ReadonlySet<string>): void {
+  let fields = rewrittenFields.get(schema);
+  if (!fields) {
+    fields = schema.fields.filter((f) => f.fieldKind === "message" || f.fieldKind === "list" || (f.fieldKind === "scalar" && INT64_TYPES.has(f.scalar)));
+    rewrittenFields.set(schema, fields);
+  }
+  for (const f of fields) {
     const v = json[f.jsonName];
     if (v === undefined || v === null) continue;
-    if (f.fieldKind === "scalar" && INT64_TYPES.has(f.scalar) && typeof v === "string") json[f.jsonName] = Number(v);
-    else if (f.fieldKind === "message" && typeof v === "object") json[f.jsonName] = printJson(f.message, msg[f.localName] as MessageShape<DescMessage>, omitEmpty);
-    else if (f.fieldKind === "list" && Array.isArray(v)) {
+    if (f.fieldKind === "scalar") {
+      if (typeof v === "string") json[f.jsonName] = Number(v);
+    } else if (f.fieldKind === "message") {
+      if (typeof v === "object" && !Array.isArray(v) && !isWellKnown(f.message)) goNumbers(f.message, v, omitEmpty);
+    } else if (f.fieldKind === "list" && Array.isArray(v)) {
       if (v.length === 0 && omitEmpty.has(f.jsonName)) delete json[f.jsonName];
-      else if (f.listKind === "message") json[f.jsonName] = (msg[f.localName] as MessageShape<DescMessage>[]).map((m) => printJson(f.message, m, omitEmpty));
-      else if (f.listKind === "scalar" && INT64_TYPES.has(f.scalar)) json[f.jsonName] = v.map((x) => (typeof x === "string" ? Number(x) : x));
+      else if (f.listKind === "message") {
+        if (!isWellKnown(f.message)) for (const m of v) if (m !== null && typeof m === "object" && !Array.isArray(m)) goNumbers(f.message, m, omitEmpty);
+      } else if (f.listKind === "scalar" && INT64_TYPES.has(f.scalar)) json[f.jsonName] = v.map((x) => (typeof x === "string" ? Number(x) : x));
     }
   }
-  return json;
 }
