@@ -9,7 +9,9 @@
  *
  * Rows (the same workloads as bench/run.ts): update100 (UpdateConversations x100 over gRPC),
  * update1c (x1 over Connect JSON, HTTP/1.1), update1g (x1 over gRPC), echo_grpc and echo_connect
- * (grpc.health.v1.Health/Check).
+ * (grpc.health.v1.Health/Check), echo_connect_paced (the same at ZEGO_BENCH_RATE), and every vendor
+ * route of bench/vendors.ts by its name (zego, tencent, openim, openim_get_full_conversation_ids, ...;
+ * `--rows=vendors` for all of them; the ZEGO ones paced at ZEGO_BENCH_RATE as in bench/run.ts).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -17,6 +19,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closedLoop, flags, GrpcPool, httpLoad, type RawSlice } from "./load.js";
 import { procCpuSeconds, startServer, type BenchServer } from "./server.js";
+import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName } from "./vendors.js";
 import {
   checkHealthResponse,
   checkUpdateJson,
@@ -34,7 +37,7 @@ const seconds = Number(args.get("seconds") ?? 3);
 const rounds = Number(args.get("rounds") ?? 3);
 const warmup = Number(args.get("warmup") ?? 2);
 const workerCounts = (args.get("workers") ?? "2").split(",").map(Number);
-const rows = (args.get("rows") ?? "update100").split(",");
+const rows = (args.get("rows") ?? "update100").split(",").flatMap((r) => (r === "vendors" ? [...VENDORS] : [r]));
 const base = args.get("base");
 /** --profile=DIR: every server process runs under node --cpu-prof, its profiles in DIR/<subject>. */
 const profileDir = args.get("profile");
@@ -52,7 +55,7 @@ async function subject(name: string, root: string, workers: number, dir: string)
   const server = await startServer({
     repoRoot: root,
     dataDir: join(dir, name),
-    env: { CONVMARK_WORKERS: String(workers), CONVMARK_MAX_MARKED_PER_OWNER: "10000000", CONVMARK_MAX_UPDATES_PER_REQUEST: "20000" },
+    env: { ...VENDOR_SERVER_ENV, CONVMARK_WORKERS: String(workers), CONVMARK_MAX_MARKED_PER_OWNER: "10000000", CONVMARK_MAX_UPDATES_PER_REQUEST: "20000" },
     ...(profileDir ? { cpuProfileDir: join(resolve(profileDir), name.replace("/", "-")) } : {}),
   });
   const pool = new GrpcPool(`127.0.0.1:${server.port}`, 4);
@@ -61,11 +64,28 @@ async function subject(name: string, root: string, workers: number, dir: string)
   const u1 = new SingleUpdatePool("u1", 100, 100);
   const connectHeaders = { "content-type": "application/json", "connect-protocol-version": "1" };
   const call = (path: string, bytes: Buffer, check: (b: Buffer) => ReturnType<typeof checkHealthResponse>) => pool.unary(path, bytes).then(check);
+  const vendorRuns: Record<string, (s: number) => Promise<RawSlice>> = {};
+  for (const v of VENDORS.filter((x) => rows.includes(x))) {
+    const p = await prepareVendor(v as VendorName, server.url);
+    if (!p.ok) throw new Error(`${name}: ${v} is not available: ${p.reason}`);
+    const rate = ZEGO_ROUTES.includes(v) ? { overallRate: ZEGO_BENCH_RATE } : {};
+    vendorRuns[v] = (s) => httpLoad({ url: server.url, connections: IN_FLIGHT, seconds: s, request: p.route.request, verify: p.route.verify, ...rate });
+  }
   return {
     name,
     server,
     pool,
     run: {
+      ...vendorRuns,
+      echo_connect_paced: (s) =>
+        httpLoad({
+          url: server.url,
+          connections: IN_FLIGHT,
+          seconds: s,
+          request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
+          verify: (b) => b.includes('"SERVING"'),
+          overallRate: ZEGO_BENCH_RATE,
+        }),
       update100: (s) =>
         closedLoop(IN_FLIGHT, s, () => {
           const specs = u100.next();

@@ -27,7 +27,7 @@ import { createProcessLogger, logStartSummary } from "./server/start-log.js";
 import { createLoggingInterceptor, createMetricsInterceptor, createRpcRecorder } from "./server/interceptors.js";
 import { leanUnaryRoute } from "./server/unary-route.js";
 import { leanWatchRoute } from "./server/watch-route.js";
-import type { NodeServerRequest, NodeServerResponse } from "./server/listener.js";
+import type { DualProtocolServerOptions, NodeServerRequest, NodeServerResponse } from "./server/listener.js";
 import { createInProcessTransport } from "./service/in-process-transport.js";
 import { anyTypeRegistry } from "./service/json-registry.js";
 import { createFeedHub } from "./service/feed-hub.js";
@@ -189,7 +189,10 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
       jsonRegistry: anyTypeRegistry,
       shutdownGraceMs: core.shutdownGraceMs,
       // A limit for the whole server: connections are dealt round-robin, so each worker takes its share.
-      listener: { maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections },
+      listener: {
+        maxConnections: opts.cluster ? Math.max(1, Math.ceil(core.maxConnections / opts.cluster.workers)) : core.maxConnections,
+        ...listenerOptions(core.listener),
+      },
       gateway: (req, res) => routeToDialects(site, dialects, req, res),
       interceptors: [auth],
       // gRPC Watch calls on HTTP/2 take the lean route (watch-route.ts), well-formed unary calls of the
@@ -264,6 +267,12 @@ export async function startConvmark(env: NodeJS.ProcessEnv, opts: StartOptions =
     await closeStores();
     throw e;
   }
+}
+
+/** The configured per-connection bounds as listener options (one idle timeout for both protocols). */
+function listenerOptions(l: CoreConfig["listener"]): DualProtocolServerOptions {
+  const { idleTimeoutMs, ...rest } = l;
+  return { ...rest, socketIdleTimeoutMs: idleTimeoutMs, http2IdleTimeoutMs: idleTimeoutMs };
 }
 
 /** The auth mode in a few words, for the start-up summary. */

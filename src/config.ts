@@ -1,6 +1,7 @@
 /** Core configuration from the environment, validated at start so a bad value stops the server with a clear message. */
 import { z } from "zod";
 import { DEFAULT_LIMITS, type Limits } from "./domain/limits.js";
+import { LISTENER_DEFAULTS as L } from "./server/listener.js";
 import { ConfigError, integer, oneOf, optional, parseEnv, text, withDefault, zodProblems } from "./env.js";
 
 export { ConfigError, zodProblems };
@@ -18,7 +19,16 @@ const CoreEnv = {
   CONVMARK_COMPRESS_MIN_BYTES: withDefault(integer(0, 1 << 30), 1 << 20),
   CONVMARK_GATEWAY_MAX_BODY_BYTES: withDefault(integer(1024, 1 << 30), 4 << 20),
   CONVMARK_SHUTDOWN_GRACE_MS: withDefault(integer(0, 600_000), 10_000),
-  CONVMARK_MAX_CONNECTIONS: withDefault(integer(1, 1_000_000), 10_000),
+  CONVMARK_MAX_CONNECTIONS: withDefault(integer(1, 1_000_000), L.maxConnections),
+  CONVMARK_SNIFF_TIMEOUT_MS: withDefault(integer(100, 600_000), L.sniffTimeoutMs),
+  CONVMARK_IDLE_TIMEOUT_MS: withDefault(integer(1000, 86_400_000), L.socketIdleTimeoutMs),
+  CONVMARK_HTTP2_MAX_CONCURRENT_STREAMS: withDefault(integer(1, 1_000_000), L.http2MaxConcurrentStreams),
+  CONVMARK_HTTP2_MAX_BUFFERED_BYTES: withDefault(integer(64 << 10, 1 << 30), L.http2MaxBufferedBytes),
+  CONVMARK_HTTP2_PAUSE_BUFFERED_BYTES: withDefault(integer(0, 1 << 30), L.http2PauseBufferedBytes),
+  CONVMARK_HTTP2_STALL_MS: withDefault(integer(100, 3_600_000), L.http2StallMs),
+  CONVMARK_HTTP2_MAX_RESETS_PER_SECOND: withDefault(integer(1, 1_000_000), L.http2MaxResetsPerSecond),
+  CONVMARK_HTTP2_PING_INTERVAL_MS: withDefault(integer(100, 3_600_000), L.http2PingIntervalMs),
+  CONVMARK_HTTP2_PING_TIMEOUT_MS: withDefault(integer(100, 600_000), L.http2PingTimeoutMs),
   CONVMARK_MAX_UPDATES_PER_REQUEST: withDefault(integer(1, 1_000_000), DEFAULT_LIMITS.maxUpdatesPerRequest),
   CONVMARK_MAX_MARKED_PER_OWNER: withDefault(integer(1, 10_000_000), DEFAULT_LIMITS.maxMarkedPerOwner),
   CONVMARK_MAX_LABELS_PER_CONVERSATION: withDefault(integer(1, 10_000), DEFAULT_LIMITS.maxLabelsPerConversation),
@@ -49,6 +59,19 @@ export interface CoreConfig {
   readonly shutdownGraceMs: number;
   /** Concurrent TCP connections the listener accepts; more are closed at once. */
   readonly maxConnections: number;
+  /** The listener's per-connection bounds (src/server/listener.ts, LISTENER_DEFAULTS). */
+  readonly listener: {
+    readonly sniffTimeoutMs: number;
+    /** HTTP/1.1 sockets without traffic, and HTTP/2 sessions without streams, are closed after this. */
+    readonly idleTimeoutMs: number;
+    readonly http2MaxConcurrentStreams: number;
+    readonly http2MaxBufferedBytes: number;
+    readonly http2PauseBufferedBytes: number;
+    readonly http2StallMs: number;
+    readonly http2MaxResetsPerSecond: number;
+    readonly http2PingIntervalMs: number;
+    readonly http2PingTimeoutMs: number;
+  };
   readonly limits: Limits;
   /** The change feed: Watch heartbeats, a watcher's backlog limit, how long tombstones stay. */
   readonly feed: { readonly heartbeatMs: number; readonly maxBacklog: number; readonly tombstoneRetentionMs: number };
@@ -68,6 +91,17 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
     compressMinBytes: e.CONVMARK_COMPRESS_MIN_BYTES,
     shutdownGraceMs: e.CONVMARK_SHUTDOWN_GRACE_MS,
     maxConnections: e.CONVMARK_MAX_CONNECTIONS,
+    listener: {
+      sniffTimeoutMs: e.CONVMARK_SNIFF_TIMEOUT_MS,
+      idleTimeoutMs: e.CONVMARK_IDLE_TIMEOUT_MS,
+      http2MaxConcurrentStreams: e.CONVMARK_HTTP2_MAX_CONCURRENT_STREAMS,
+      http2MaxBufferedBytes: e.CONVMARK_HTTP2_MAX_BUFFERED_BYTES,
+      http2PauseBufferedBytes: e.CONVMARK_HTTP2_PAUSE_BUFFERED_BYTES,
+      http2StallMs: e.CONVMARK_HTTP2_STALL_MS,
+      http2MaxResetsPerSecond: e.CONVMARK_HTTP2_MAX_RESETS_PER_SECOND,
+      http2PingIntervalMs: e.CONVMARK_HTTP2_PING_INTERVAL_MS,
+      http2PingTimeoutMs: e.CONVMARK_HTTP2_PING_TIMEOUT_MS,
+    },
     limits: {
       ...DEFAULT_LIMITS,
       maxUpdatesPerRequest: e.CONVMARK_MAX_UPDATES_PER_REQUEST,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, coreConfigFromEnv } from "../src/config.js";
 import { startConvmark } from "../src/bootstrap.js";
+import { LISTENER_DEFAULTS } from "../src/server/listener.js";
 
 describe("core configuration", () => {
   it("accepts the connection strings MongoDB deployments use, host lists included", () => {
@@ -26,6 +27,37 @@ describe("core configuration", () => {
     expect(() => coreConfigFromEnv({ MONGODB_URI: "http://db:27017" })).toThrow(/MONGODB_URI/);
     expect(() => coreConfigFromEnv({ PORT: "70000" })).toThrow(ConfigError);
     expect(() => coreConfigFromEnv({ CONVMARK_MAX_MARKED_PER_OWNER: "0" })).toThrow(/CONVMARK_MAX_MARKED_PER_OWNER/);
+  });
+
+  it("reads the listener's bounds, defaulting to LISTENER_DEFAULTS, and names a bad one", () => {
+    expect(coreConfigFromEnv({}).listener).toEqual({
+      sniffTimeoutMs: LISTENER_DEFAULTS.sniffTimeoutMs,
+      idleTimeoutMs: LISTENER_DEFAULTS.socketIdleTimeoutMs,
+      http2MaxConcurrentStreams: LISTENER_DEFAULTS.http2MaxConcurrentStreams,
+      http2MaxBufferedBytes: LISTENER_DEFAULTS.http2MaxBufferedBytes,
+      http2PauseBufferedBytes: LISTENER_DEFAULTS.http2PauseBufferedBytes,
+      http2StallMs: LISTENER_DEFAULTS.http2StallMs,
+      http2MaxResetsPerSecond: LISTENER_DEFAULTS.http2MaxResetsPerSecond,
+      http2PingIntervalMs: LISTENER_DEFAULTS.http2PingIntervalMs,
+      http2PingTimeoutMs: LISTENER_DEFAULTS.http2PingTimeoutMs,
+    });
+    const vars = {
+      CONVMARK_SNIFF_TIMEOUT_MS: "sniffTimeoutMs",
+      CONVMARK_IDLE_TIMEOUT_MS: "idleTimeoutMs",
+      CONVMARK_HTTP2_MAX_CONCURRENT_STREAMS: "http2MaxConcurrentStreams",
+      CONVMARK_HTTP2_MAX_BUFFERED_BYTES: "http2MaxBufferedBytes",
+      CONVMARK_HTTP2_PAUSE_BUFFERED_BYTES: "http2PauseBufferedBytes",
+      CONVMARK_HTTP2_STALL_MS: "http2StallMs",
+      CONVMARK_HTTP2_MAX_RESETS_PER_SECOND: "http2MaxResetsPerSecond",
+      CONVMARK_HTTP2_PING_INTERVAL_MS: "http2PingIntervalMs",
+      CONVMARK_HTTP2_PING_TIMEOUT_MS: "http2PingTimeoutMs",
+    } as const;
+    for (const [name, field] of Object.entries(vars)) {
+      expect(coreConfigFromEnv({ [name]: "123456" }).listener[field]).toBe(123456);
+      expect(coreConfigFromEnv({ [name]: " " }).listener[field]).toBe(coreConfigFromEnv({}).listener[field]);
+      expect(() => coreConfigFromEnv({ [name]: "10s" })).toThrow(new RegExp(`${name}: must be a decimal integer`));
+      expect(() => coreConfigFromEnv({ [name]: "-1" })).toThrow(new RegExp(`${name}: must be at least`));
+    }
   });
 
   it("turns a connection string the driver cannot parse into a ConfigError before connecting", async () => {

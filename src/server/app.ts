@@ -14,6 +14,7 @@ import { createHealthRegistry, createHealthService, type HealthRegistry } from "
 import { createLoggingInterceptor, createMetricsInterceptor, withMetricsEndpoint } from "./interceptors.js";
 import {
   createDualProtocolServer,
+  registerListenerOpenGauge,
   type DualProtocolServerOptions,
   type NodeHandlerFn,
   type NodeServerRequest,
@@ -104,6 +105,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<App> {
   const withMetrics = metricsPath === false ? connectHandler : withMetricsEndpoint(connectHandler, opts.metricsRegistry, metricsPath, opts.metricsText);
   const handler = opts.edge ? opts.edge(withMetrics, { health }) : withMetrics;
   const server = createDualProtocolServer(handler, { onEvent: listenerEventReporter(opts.logger, opts.metricsRegistry), ...opts.listener });
+  registerListenerOpenGauge(server, opts.metricsRegistry);
 
   let closing: Promise<void> | undefined;
   return {

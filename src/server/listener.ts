@@ -5,6 +5,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Gauge, type Registry } from "prom-client";
 import { guardSession, type GuardedSession } from "./http2-session-guard.js";
 
 /** What connectNodeAdapter returns: a request listener for both http and http2 (connect-node does not export the type). */
@@ -15,11 +16,38 @@ export type NodeServerResponse = Parameters<NodeHandlerFn>[1];
 /** The client connection preface every HTTP/2 prior-knowledge connection starts with (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
+/**
+ * The listener's bounds when not configured (README: CONVMARK_HTTP2_*, CONVMARK_SNIFF_TIMEOUT_MS,
+ * CONVMARK_IDLE_TIMEOUT_MS, CONVMARK_MAX_CONNECTIONS), written here once for the listener and the
+ * configuration schema.
+ */
+export const LISTENER_DEFAULTS = {
+  sniffTimeoutMs: 10_000,
+  maxConnections: 10_000,
+  // 100 is RFC 9113's recommended minimum and what grpc-go, Envoy and nginx use.
+  http2MaxConcurrentStreams: 100,
+  http2PingIntervalMs: 10_000,
+  http2PingTimeoutMs: 10_000,
+  http2MaxResetsPerSecond: 200,
+  http2MaxBufferedBytes: 32 << 20,
+  http2PauseBufferedBytes: 1 << 20,
+  http2StartsPerTurn: 4,
+  http2StallMs: 10_000,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 65_000,
+  socketIdleTimeoutMs: 300_000,
+  http2IdleTimeoutMs: 300_000,
+  drainMaxBytes: 64 << 20,
+} as const;
+
 export interface DualProtocolServerOptions {
   /** A new connection must send enough bytes to tell the protocol apart within this time (a deadline). Default 10 s. */
   sniffTimeoutMs?: number;
   /** Concurrent TCP connections; more are closed as soon as they are accepted. Default 10,000. */
   maxConnections?: number;
+  /** HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS, streams one session may have open; more are refused. Default 100. */
+  http2MaxConcurrentStreams?: number;
   /** HTTP/2: PING every this often; a session that does not answer within http2PingTimeoutMs is destroyed. Default 10 s / 10 s. */
   http2PingIntervalMs?: number;
   http2PingTimeoutMs?: number;
@@ -60,15 +88,49 @@ export interface DualProtocolServer {
   close(graceMs?: number): Promise<void>;
   /** Requests currently being served, both protocols. */
   readonly inFlight: number;
+  /** What the listener holds open right now (the convmark_listener_open gauge). */
+  open(): ListenerOpen;
+}
+
+/**
+ * Open TCP connections (sniffed or not), HTTP/2 sessions, HTTP/2 streams (answered or not, until
+ * closed) and requests being served (both protocols, until the response finishes or closes).
+ */
+export interface ListenerOpen {
+  readonly connection: number;
+  readonly session: number;
+  readonly stream: number;
+  readonly request: number;
+}
+
+/**
+ * Registers `convmark_listener_open{kind}` in `registry`, read from `server` at every scrape. A
+ * cluster's /metrics sums it over the workers (prom-client's default aggregation for gauges), so
+ * it tells whether anything is left open after a burst.
+ */
+export function registerListenerOpenGauge(server: Pick<DualProtocolServer, "open">, registry: Registry): void {
+  const name = "convmark_listener_open";
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  new Gauge({
+    name,
+    help: "What the listener holds open: TCP connections, HTTP/2 sessions, HTTP/2 streams, requests being served.",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const o = server.open();
+      for (const kind of ["connection", "session", "stream", "request"] as const) this.set({ kind }, o[kind]);
+    },
+  });
 }
 
 export function createDualProtocolServer(
   handler: NodeHandlerFn,
   opts: DualProtocolServerOptions = {},
 ): DualProtocolServer {
-  const sniffTimeoutMs = opts.sniffTimeoutMs ?? 10_000;
-  const http2IdleTimeoutMs = opts.http2IdleTimeoutMs ?? 300_000;
-  const drainMaxBytes = opts.drainMaxBytes ?? 64 << 20;
+  const d = LISTENER_DEFAULTS;
+  const sniffTimeoutMs = opts.sniffTimeoutMs ?? d.sniffTimeoutMs;
+  const http2IdleTimeoutMs = opts.http2IdleTimeoutMs ?? d.http2IdleTimeoutMs;
+  const drainMaxBytes = opts.drainMaxBytes ?? d.drainMaxBytes;
 
   const sockets = new Set<net.Socket>();
   const sniffing = new Set<net.Socket>();
@@ -80,15 +142,15 @@ export function createDualProtocolServer(
 
   const h1 = http.createServer(
     {
-      headersTimeout: opts.headersTimeoutMs ?? 15_000,
-      requestTimeout: opts.requestTimeoutMs ?? 120_000,
-      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
+      headersTimeout: opts.headersTimeoutMs ?? d.headersTimeoutMs,
+      requestTimeout: opts.requestTimeoutMs ?? d.requestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? d.keepAliveTimeoutMs,
       // headers/request timeouts are checked on this tick only; Node's 30 s default is too coarse.
       connectionsCheckingInterval: 1_000,
     },
     (req, res) => serve(req, res),
   );
-  h1.setTimeout(opts.socketIdleTimeoutMs ?? 300_000);
+  h1.setTimeout(opts.socketIdleTimeoutMs ?? d.socketIdleTimeoutMs);
   // h1 never listens itself, but Node only starts connection tracking (headersTimeout, requestTimeout,
   // closeIdleConnections) on 'listening'.
   h1.emit("listening");
@@ -96,23 +158,22 @@ export function createDualProtocolServer(
   const h2 = http2.createServer(
     {
       ...opts.http2Options,
-      // Bound what one connection can hold open; Node's default is effectively unlimited. 100 is
-      // RFC 9113's recommended minimum and what grpc-go, Envoy and nginx use.
-      settings: { maxConcurrentStreams: 100, ...opts.http2Options?.settings },
+      // Bound what one connection can hold open; Node's default is effectively unlimited.
+      settings: { maxConcurrentStreams: opts.http2MaxConcurrentStreams ?? d.http2MaxConcurrentStreams, ...opts.http2Options?.settings },
     },
     (req, res) => serve(req, res),
   );
   h2.on("session", (session: http2.ServerHttp2Session) => {
     const guarded = guardSession(session, {
       idleTimeoutMs: http2IdleTimeoutMs,
-      pingIntervalMs: opts.http2PingIntervalMs ?? 10_000,
-      pingTimeoutMs: opts.http2PingTimeoutMs ?? 10_000,
-      maxResetsPerSecond: opts.http2MaxResetsPerSecond ?? 200,
-      maxBufferedBytes: opts.http2MaxBufferedBytes ?? 32 << 20,
+      pingIntervalMs: opts.http2PingIntervalMs ?? d.http2PingIntervalMs,
+      pingTimeoutMs: opts.http2PingTimeoutMs ?? d.http2PingTimeoutMs,
+      maxResetsPerSecond: opts.http2MaxResetsPerSecond ?? d.http2MaxResetsPerSecond,
+      maxBufferedBytes: opts.http2MaxBufferedBytes ?? d.http2MaxBufferedBytes,
       closeGraceMs: 1_000,
-      startsPerTurn: opts.http2StartsPerTurn ?? 4,
-      pauseBufferedBytes: opts.http2PauseBufferedBytes ?? 1 << 20,
-      stallMs: opts.http2StallMs ?? 10_000,
+      startsPerTurn: opts.http2StartsPerTurn ?? d.http2StartsPerTurn,
+      pauseBufferedBytes: opts.http2PauseBufferedBytes ?? d.http2PauseBufferedBytes,
+      stallMs: opts.http2StallMs ?? d.http2StallMs,
       ...(opts.onEvent ? { onViolation: (reason) => opts.onEvent!({ kind: "http2_session_ended", reason }) } : {}),
     });
     sessions.set(session, guarded);
@@ -218,7 +279,7 @@ export function createDualProtocolServer(
   });
 
   // Past maxConnections Node closes new connections right away ('drop').
-  tcp.maxConnections = opts.maxConnections ?? 10_000;
+  tcp.maxConnections = opts.maxConnections ?? d.maxConnections;
   tcp.on("drop", () => opts.onEvent?.({ kind: "connection_refused", reason: "max_connections" }));
 
   function sniff(socket: net.Socket): void {
@@ -290,6 +351,12 @@ export function createDualProtocolServer(
   return {
     get inFlight() {
       return inFlight;
+    },
+
+    open(): ListenerOpen {
+      let stream = 0;
+      for (const g of sessions.values()) stream += g.openStreams;
+      return { connection: sockets.size, session: sessions.size, stream, request: inFlight };
     },
 
     listen(port: number, host?: string): Promise<AddressInfo> {

@@ -224,7 +224,7 @@ describe("tokens", () => {
     expect(decodeProtectedHeader(t)).toEqual({ alg: "HS256", typ: "JWT" });
     const now = NOW / 1000;
     expect(decodeJwt(t)).toEqual({ UserID: "imAdmin", PlatformID: 10, exp: now + 7_776_000, nbf: now - 300, iat: now });
-    expect(await verifyToken(t, SECRET, NOW)).toEqual({ userId: "imAdmin", platformId: 10, issuedAt: now, expiresAt: now + 7_776_000 });
+    expect(await verifyToken(t, SECRET, NOW)).toEqual({ userId: "imAdmin", platformId: 10, issuedAt: now, expiresAt: now + 7_776_000, notBefore: now - 300 });
   });
 
   const sign = (claims: Record<string, unknown>, secret = SECRET, alg = "HS256") =>

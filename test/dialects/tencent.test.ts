@@ -415,6 +415,11 @@ describe("authentication", () => {
     }
   });
 
+  it("70013 for a UserSig accepted (and cached) for another identifier", async () => {
+    expect((await post(markUrl(env.url, { usersig: SIG }), body)).json).toMatchObject({ ActionStatus: "OK" });
+    await expectRefused({ identifier: "admin2", usersig: SIG }, 70013);
+  });
+
   it("70013 for a UserSig of another identifier, 70014 of another SDKAppID", async () => {
     await expectRefused({ usersig: tls.genUserSig("admin2", 86400) }, 70013);
     await expectRefused({ usersig: new TLSSigAPIv2.Api(1400000009, KEY).genUserSig(ADMIN, 86400) }, 70014);

@@ -6,7 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConvType, type ConversationRecord } from "../../src/domain/conversation.js";
 import { listSql, openSqliteStore } from "../../src/store/sqlite-store.js";
-import type { Change } from "../../src/store/store.js";
+import type { Change, ListFilter } from "../../src/store/store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
 
 const dir = mkdtempSync(join(tmpdir(), "convmark-sqlite-"));
@@ -219,6 +219,53 @@ describe("sqlite store", () => {
     const plan = check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("u", '["si_a_u"]', 5) as { detail: string }[];
     expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING INDEX conversations_owner_vendor_id \(owner=\? AND vendor_conv_id=\?\)/);
     check.close();
+  });
+
+  it("list pages (LIMIT CAST(? AS INTEGER)) equal the bare LIMIT ? query, every filter shape, random data", async () => {
+    const path = join(dir, "limit-cast.db");
+    const s = openSqliteStore({ path, limits: { maxMarkedPerOwner: 100_000, maxLabelsPerConversation: 32 } });
+    let seed = 99;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let b = 0; b < 20; b++) {
+      await s.applyUpdates(
+        Array.from({ length: 30 }, (_, i) =>
+          upd(key(`o${b % 3}`, `c${b}_${i}`, rand() < 0.3 ? ConvType.Group : ConvType.Direct), {
+            set: rand() < 0.5 ? [1 + Math.floor(rand() * 4)] : [],
+            ...(rand() < 0.4 ? { vendorConversationId: `v${Math.floor(rand() * 40)}` } : {}),
+            ...(rand() < 0.3 ? { settings: { pinned: rand() < 0.5 } } : {}),
+          }),
+        ),
+      );
+    }
+    await s.close();
+    const db = new Database(path, { readonly: true });
+    const shapes: ListFilter[] = [
+      { ...NO_FILTER_LIST },
+      { ...NO_FILTER_LIST, type: ConvType.Group },
+      { ...NO_FILTER_LIST, marksAny: 3n },
+      { ...NO_FILTER_LIST, pinned: true },
+      { ...NO_FILTER_LIST, vendorConversationIds: ["v1", "v2", "v3", "v7", "v30"] },
+    ];
+    let compared = 0;
+    for (const f of shapes) {
+      for (const hasBefore of [false, true]) {
+        const sql = listSql(f, hasBefore);
+        expect(sql).toMatch(/LIMIT CAST\(\? AS INTEGER\)$/);
+        const bare = sql.replace(/LIMIT CAST\(\? AS INTEGER\)$/, "LIMIT ?");
+        for (const owner of ["o0", "o1", "o2"]) {
+          for (const limit of [1, 2, 7, 50, 500]) {
+            const params: unknown[] = [owner, ...(hasBefore ? [150] : []), ...(f.marksAny ? [3] : []), ...(f.type !== undefined ? [f.type] : [])];
+            if (f.vendorConversationIds) params.push(JSON.stringify(f.vendorConversationIds));
+            params.push(limit);
+            const got = db.prepare(sql).raw().all(...params);
+            expect(got).toEqual(db.prepare(bare).raw().all(...params));
+            compared += got.length;
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(1000);
+    db.close();
   });
 
   it("hands subscribers the changes of its own commits as written, by the time the write resolves, equal to what the feed reads", async () => {

@@ -18,7 +18,9 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 const PROBE = `
 import v8 from "node:v8";
-process.channel?.unref();
+// Not in a cluster worker (it inherits these flags; the primary sets CONVMARK_CLUSTER_STATE_DIR):
+// its IPC channel to the primary must keep it alive.
+if (!process.env.CONVMARK_CLUSTER_STATE_DIR) process.channel?.unref();
 process.on("message", (m) => {
   if (m?.type === "convmark:memory") {
     for (let i = 0; i < (m.gc ?? 0) && globalThis.gc; i++) globalThis.gc();

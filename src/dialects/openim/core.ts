@@ -43,7 +43,7 @@ import type {
   GetFullConversationIdsRequest,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { apiLayerError, isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
-import { ADMIN_PLATFORM_ID, mintToken, verifyToken, type TokenClaims } from "./token.js";
+import { ADMIN_PLATFORM_ID, cachedTokenVerifier, mintToken, type TokenClaims } from "./token.js";
 import { planSetConversations, type SetPlan } from "./translate.js";
 
 /** What travels outside the body: headers `operationID` and `token` (REST) or metadata `operationid`, `token`. */
@@ -116,6 +116,9 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
   const kicked: KickRegistry = deps.kicks ?? new LRUCache<string, number>({ max: 100_000 });
   const kickKey = (userId: string, platformId: number) => `${platformId}\u0000${userId}`;
   const admins = new Set(config.adminUserIds);
+  // Tokens verified once are only checked against the clock again (the kernel's credential cache);
+  // the kick list below is checked on every call.
+  const verifyToken = config.secret === undefined ? undefined : cachedTokenVerifier(config.secret);
   // Failed get_admin_token secret checks per client address in a fixed 60 s window; past the limit
   // the address is answered 429 without its secret being checked, so guessing gets no answers.
   const secretFailures = createRateLimiter({ points: config.secretFailuresPerMinute, durationSeconds: 60, keyPrefix: "openim-secret" });
@@ -147,6 +150,12 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
     }
   }
 
+  /** A token force_logout kicked (issued at or before the kick; admins' tokens are never kicked): 1506. Every call, cached token or not. */
+  function kickedRefusal(claims: TokenClaims): OpenimError | undefined {
+    const kickedAt = admins.has(claims.userId) ? undefined : kicked.get(kickKey(claims.userId, claims.platformId));
+    return kickedAt !== undefined && (claims.issuedAt ?? 0) <= kickedAt ? openimError(OpenimCode.TokenKickedError, "token has been kicked") : undefined;
+  }
+
   /**
    * mw.GinParseToken after GinParseOperationID: the caller of a token-protected API, or its error.
    * A token force_logout kicked is TokenKickedError (admins' tokens are never kicked, as in OpenIM).
@@ -154,14 +163,13 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
   async function caller(auth: OpenimAuth): Promise<Caller | OpenimError> {
     const pre = (await rateLimited()) ?? operationIdMissing(auth);
     if (pre) return pre;
-    if (config.secret === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
+    if (verifyToken === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
     if (!auth.token) return apiLayerError(OpenimCode.ArgsError); // "header must have token"
-    const claims = await verifyToken(auth.token, config.secret, deps.now());
+    const claims = await verifyToken(auth.token, deps.now());
     if (isOpenimError(claims)) return claims;
-    const admin = admins.has(claims.userId);
-    const kickedAt = admin ? undefined : kicked.get(kickKey(claims.userId, claims.platformId));
-    if (kickedAt !== undefined && (claims.issuedAt ?? 0) <= kickedAt) return openimError(OpenimCode.TokenKickedError, "token has been kicked");
-    return { userId: claims.userId, admin, claims };
+    const out = kickedRefusal(claims);
+    if (out) return out;
+    return { userId: claims.userId, admin: admins.has(claims.userId), claims };
   }
 
   /** authverify.CheckAccessV3: an admin, or the user the request concerns. */
@@ -341,11 +349,11 @@ export function createOpenimCore(deps: DialectDeps, config: OpenimConfig): Openi
       if (pre) return pre;
       const request = await load();
       if (isOpenimError(request)) return request;
-      if (config.secret === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
-      const claims = await verifyToken(request.token, config.secret, deps.now());
+      if (verifyToken === undefined) return openimError(OpenimCode.TokenNotExistError, "OPENIM_SECRET is not configured, so no token is valid");
+      const claims = await verifyToken(request.token, deps.now());
       if (isOpenimError(claims)) return claims;
-      const kickedAt = admins.has(claims.userId) ? undefined : kicked.get(kickKey(claims.userId, claims.platformId));
-      if (kickedAt !== undefined && (claims.issuedAt ?? 0) <= kickedAt) return openimError(OpenimCode.TokenKickedError, "token has been kicked");
+      const out = kickedRefusal(claims);
+      if (out) return out;
       return { ok: { userId: claims.userId, platformId: claims.platformId, expireTimeSeconds: BigInt(claims.expiresAt ?? 0) } };
     },
 

@@ -23,7 +23,6 @@ import {
   type DeleteConversationsRequest,
   type GetIncrementalConversationsRequest,
   type GetFullConversationIdsRequest,
-  GetIncrementalConversationsRequestSchema,
 } from "../../../gen/vendor/openim/v1/conversation_service_pb.js";
 import { DEFAULT_LIMITS } from "../../domain/limits.js";
 import { isFailure, validateKey, validateVendorConversationId } from "../../domain/validate.js";
@@ -231,15 +230,41 @@ export function createReadOps(marks: Client<typeof MarkService>) {
       return { version: latest, versionId: cursor, full, delete: deleted, insert, update };
     },
 
-    /** get_full_conversation_ids: all IDs, and the feed position to continue incrementally from. */
+    /**
+     * get_full_conversation_ids: all IDs (most recently changed first, as the list reads them), and
+     * the feed position to continue incrementally from, in one walk of the owner's feed from the
+     * beginning: every live conversation is in it at its latest position, so the IDs and the cursor
+     * are of the same moment (a change committed during the walk is read again at its new position).
+     */
     async fullIds(req: GetFullConversationIdsRequest) {
       const bad = checkId("userID", req.userId);
       if (bad) return bad;
-      // The head first: a change committed meanwhile is then seen again by the next incremental call.
-      const head = await this.incremental(create(GetIncrementalConversationsRequestSchema, { userId: req.userId }));
-      if ("errCode" in head) return head;
-      const ids = (await all(req.userId)).map(conversationIdOf);
-      return { version: head.version, versionId: head.versionId, equal: false, conversationIds: ids };
+      // Live conversations by key, in ascending position of their latest change.
+      const live = new Map<string, string>();
+      let cursor = "";
+      let latest = 0n;
+      for (let i = 0; ; i++) {
+        if (i === MAX_WALK_PAGES) throw new Error(`more than ${MAX_WALK_PAGES} feed pages for one owner`);
+        const page = await marks.syncConversations({ ownerUserId: req.userId, cursor, pageSize: 1000 });
+        if (page.reset) {
+          // Older than the retained deletions (not from the beginning, but as incremental does).
+          live.clear();
+          cursor = page.nextCursor;
+          continue;
+        }
+        for (const ch of page.changes) {
+          const c = ch.conversation!;
+          const ms = c.updateTime ? c.updateTime.seconds * 1000n + BigInt(Math.floor(c.updateTime.nanos / 1e6)) : 0n;
+          if (ms > latest) latest = ms;
+          const k = c.key!;
+          const id = `${k.type}\u0000${k.conversationId}`;
+          live.delete(id);
+          if (!ch.deleted) live.set(id, conversationIdOf(c));
+        }
+        cursor = page.nextCursor;
+        if (!page.hasMore) break;
+      }
+      return { version: latest, versionId: cursor, equal: false, conversationIds: [...live.values()].reverse() };
     },
 
     /** delete_conversations: the given IDs of the owner (all when none), each removed with its marks. */

@@ -8,8 +8,9 @@
  * convmark keeps no token store, so OpenIM's 1506 (kicked) never occurs; a token without a UserID
  * (which OpenIM's token store could never hold) is 1507 TokenNotExistError.
  */
+import { createCredentialCache } from "../kernel.js";
 import { compactVerify, decodeJwt, decodeProtectedHeader, SignJWT } from "jose";
-import { OpenimCode, openimError, type OpenimError } from "./errors.js";
+import { isOpenimError, OpenimCode, openimError, type OpenimError } from "./errors.js";
 
 /** constant.AdminPlatformID in openimsdk/protocol. */
 export const ADMIN_PLATFORM_ID = 10;
@@ -25,6 +26,8 @@ export interface TokenClaims {
   /** iat and exp claims (Unix seconds), when present. */
   readonly issuedAt?: number;
   readonly expiresAt?: number;
+  /** nbf (Unix seconds), when present. */
+  readonly notBefore?: number;
 }
 
 const keyOf = (secret: string) => new TextEncoder().encode(secret);
@@ -63,15 +66,8 @@ export async function verifyToken(token: string, secret: string, nowMs: number):
   if (typeof header.alg !== "string" || !KNOWN_ALGS.has(header.alg)) {
     return openimError(OpenimCode.TokenUnknownError, `signing method ${String(header.alg)} is unavailable`);
   }
-  if (claims.exp !== undefined && !(nowMs < claims.exp * 1000)) {
-    return openimError(OpenimCode.TokenExpiredError, "token is expired");
-  }
-  if (claims.nbf !== undefined && nowMs < claims.nbf * 1000) {
-    return openimError(OpenimCode.TokenNotValidYetError, "token is not valid yet");
-  }
-  if (claims.iat !== undefined && nowMs < claims.iat * 1000) {
-    return openimError(OpenimCode.TokenUnknownError, "token used before issued");
-  }
+  const early = timeRefusal({ expiresAt: claims.exp, notBefore: claims.nbf, issuedAt: claims.iat }, nowMs);
+  if (early) return early;
   try {
     await compactVerify(token, keyOf(secret), { algorithms: ["HS256"] });
   } catch (e) {
@@ -85,5 +81,24 @@ export async function verifyToken(token: string, secret: string, nowMs: number):
     platformId: typeof platformId === "number" ? platformId : 0,
     ...(claims.iat !== undefined ? { issuedAt: claims.iat } : {}),
     ...(claims.exp !== undefined ? { expiresAt: claims.exp } : {}),
+    ...(claims.nbf !== undefined ? { notBefore: claims.nbf } : {}),
   };
+}
+
+/** The time claims' verdict at `nowMs` (golang-jwt v4's order: exp, nbf, iat); undefined: valid now. */
+export function timeRefusal(c: { readonly expiresAt?: number | undefined; readonly notBefore?: number | undefined; readonly issuedAt?: number | undefined }, nowMs: number): OpenimError | undefined {
+  if (c.expiresAt !== undefined && !(nowMs < c.expiresAt * 1000)) return openimError(OpenimCode.TokenExpiredError, "token is expired");
+  if (c.notBefore !== undefined && nowMs < c.notBefore * 1000) return openimError(OpenimCode.TokenNotValidYetError, "token is not valid yet");
+  if (c.issuedAt !== undefined && nowMs < c.issuedAt * 1000) return openimError(OpenimCode.TokenUnknownError, "token used before issued");
+  return undefined;
+}
+
+/**
+ * verifyToken through the dialect kernel's credential cache: a token verified before (same string,
+ * same secret: the secret is fixed for the process) is only checked against the clock again.
+ */
+export function cachedTokenVerifier(secret: string): (token: string, nowMs: number) => Promise<TokenClaims | OpenimError> {
+  const cache = createCredentialCache<TokenClaims>();
+  return (token, nowMs) =>
+    cache.checkAsync(token, (c) => timeRefusal(c, nowMs) === undefined, () => verifyToken(token, secret, nowMs), (r): r is TokenClaims => !isOpenimError(r));
 }

@@ -4,7 +4,6 @@
  */
 import { create, fromJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { LRUCache } from "lru-cache";
 import {
   CreateContactGroupRequestSchema,
   CreateContactGroupResponseSchema,
@@ -27,7 +26,7 @@ import {
 import { ResultView, type ConversationUpdate } from "../../../gen/convmark/v1/mark_service_pb.js";
 import { VENDOR_SERVICE_OPTIONS, type Dialect, type DialectDeps, type GatewayRequest, type GatewayResponse } from "../dialect.js";
 import { sendJson } from "../http.js";
-import { bodyLoader, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
+import { bodyLoader, createCredentialCache, createRateLimit, printJson, runCall, type Load, type VendorSpec } from "../kernel.js";
 import type { TencentConfig } from "./config.js";
 import { TencentCode, TencentError } from "./errors.js";
 import { createGroupOps } from "./groups.js";
@@ -113,7 +112,7 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
   const log = deps.logger.child({ dialect: "tencent" });
   const admins = new Set(config.adminIdentifiers);
   // Callers reuse one admin UserSig for its whole lifetime; verifying it again on every call cost ~5% CPU.
-  const verifiedSigs = new LRUCache<string, UserSigClaims>({ max: 10_000 });
+  const verifiedSigs = createCredentialCache<UserSigClaims>();
   const groups = createGroupOps(deps.marks);
 
   function authenticate(a: TencentAuthParams): TencentCaller | TencentError {
@@ -133,13 +132,20 @@ export function createTencentDialect(deps: DialectDeps, config: TencentConfig): 
     const sdkAppId = Number(a.sdkappid);
     if (sdkAppId !== config.sdkAppId) return new TencentError(TencentCode.SdkAppIdUnknown, `SDKAppID ${sdkAppId} does not exist`);
     const nowSeconds = Math.floor(deps.now() / 1000);
-    const known = verifiedSigs.get(a.usersig);
-    // A UserSig already verified with this app's key needs only its claims checked again (no zlib, no HMAC).
-    if (!known || known.sdkAppId !== sdkAppId || known.identifier !== a.identifier || known.time + known.expire <= nowSeconds) {
-      const verdict = verifyUserSig(a.usersig, { sdkAppId, identifier: a.identifier, secretKey: config.secretKey, nowSeconds });
-      if (!verdict.ok) return new TencentError(verdict.code, verdict.info);
-      verifiedSigs.set(a.usersig, verdict.claims);
-    }
+    const { identifier, usersig } = a;
+    const secretKey = config.secretKey;
+    // A UserSig already verified with this app's key needs only its claims checked again (no zlib, no
+    // HMAC); anything else is verified in full, so its refusal is the uncached one.
+    const verdict = verifiedSigs.check(
+      usersig,
+      (c) => c.sdkAppId === sdkAppId && c.identifier === identifier && c.time + c.expire > nowSeconds,
+      (): UserSigClaims | TencentError => {
+        const v = verifyUserSig(usersig, { sdkAppId, identifier, secretKey, nowSeconds });
+        return v.ok ? v.claims : new TencentError(v.code, v.info);
+      },
+      (r): r is UserSigClaims => !(r instanceof TencentError),
+    );
+    if (verdict instanceof TencentError) return verdict;
     if (!admins.has(a.identifier)) return new TencentError(TencentCode.AdminRequired, "the request needs an App admin account as identifier");
     return { sdkAppId, identifier: a.identifier };
   }
