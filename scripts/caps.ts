@@ -10,7 +10,8 @@
  *   JSON, Connect binary h2c and gRPC.
  * Afterwards everything is read back (ListConversations / GetConversation). Exact means: what was
  * acknowledged is exactly what is stored, and that is exactly the cap (the limit). Prints one JSON
- * line; exits 1 if a round is not exact.
+ * line; exits 1 if a round is not exact. Every call has a timeout (--call-timeout-ms, counted per
+ * way as `timeouts`), each round reports on stderr, and the run has a deadline (--deadline-s).
  */
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -22,7 +23,19 @@ import { ConversationType, MarkService, UpdateConversationsRequestSchema } from 
 import { FUZZ_CREDENTIALS as C, FUZZ_SERVER_ENV } from "../test/support/fuzzer.js";
 import { startServerProcess } from "../test/support/server-process.js";
 
-const { values } = parseArgs({ options: { cap: { type: "string", default: "1000" }, labels: { type: "string", default: "16" }, writers: { type: "string", default: "64" }, rounds: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: {
+    cap: { type: "string", default: "1000" },
+    labels: { type: "string", default: "16" },
+    writers: { type: "string", default: "64" },
+    rounds: { type: "string", default: "3" },
+    // Every call gets this long (a call that hangs is counted as a timeout, not waited for forever).
+    "call-timeout-ms": { type: "string", default: "30000" },
+    // The whole run: past it, what was measured so far is printed and the exit code is 1.
+    "deadline-s": { type: "string", default: "600" },
+  },
+});
+const callTimeoutMs = Number(values["call-timeout-ms"]);
 const cap = Number(values.cap);
 const labelLimit = Number(values.labels);
 const writers = Number(values.writers);
@@ -35,9 +48,13 @@ const TLS = require("tls-sig-api-v2") as { Api: new (id: number, key: string) =>
 const usersig = new TLS.Api(C.tencent.sdkAppId, C.tencent.key).genUserSig(C.tencent.admin, 86400);
 let nonce = 0;
 
-const post = async (url: string, body: unknown) => (await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })).json() as Promise<Record<string, unknown>>;
+const post = async (url: string, body: unknown) =>
+  (await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(callTimeoutMs) })).json() as Promise<Record<string, unknown>>;
 const unified = (client: typeof json) => async (owner: string, id: string, labels?: string[]) => {
-  const r = await client.updateConversations(create(UpdateConversationsRequestSchema, { updates: [{ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: id }, ...(labels ? { addLabels: labels } : { setMarks: [3] }) }] }));
+  const r = await client.updateConversations(
+    create(UpdateConversationsRequestSchema, { updates: [{ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: id }, ...(labels ? { addLabels: labels } : { setMarks: [3] }) }] }),
+    { timeoutMs: callTimeoutMs },
+  );
   return (r.results[0]?.status?.code ?? 0) === 0 && (r.results[0]?.changed ?? false);
 };
 /** One way in: true when the write was acknowledged. */
@@ -65,7 +82,9 @@ const labelWays: Record<string, Writer> = { "connect-json-h1": markWays["connect
 async function race(n: number, ways: Record<string, Writer>, job: (i: number, w: Writer) => Promise<boolean>) {
   const names = Object.keys(ways);
   const acked: number[] = [];
-  const byWay: Record<string, { sent: number; acknowledged: number; errors: number }> = Object.fromEntries(names.map((k) => [k, { sent: 0, acknowledged: 0, errors: 0 }]));
+  const byWay: Record<string, { sent: number; acknowledged: number; errors: number; timeouts: number }> = Object.fromEntries(
+    names.map((k) => [k, { sent: 0, acknowledged: 0, errors: 0, timeouts: 0 }]),
+  );
   let next = 0;
   await Promise.all(
     Array.from({ length: writers }, async () => {
@@ -78,8 +97,9 @@ async function race(n: number, ways: Record<string, Writer>, job: (i: number, w:
             acked.push(i);
             byWay[name]!.acknowledged++;
           }
-        } catch {
-          byWay[name]!.errors++;
+        } catch (e) {
+          const timedOut = (e instanceof Error && (e.name === "TimeoutError" || /deadline|timed? ?out/i.test(e.message))) || (e as { code?: number }).code === 4;
+          byWay[name]![timedOut ? "timeouts" : "errors"]++;
         }
       }
     }),
@@ -87,15 +107,22 @@ async function race(n: number, ways: Record<string, Writer>, job: (i: number, w:
   return { acked, byWay };
 }
 
-const rounds = [];
+const rounds: unknown[] = [];
 let exact = true;
 const t0 = performance.now();
+const report = () => ({ writers, exact, seconds: Math.round((performance.now() - t0) / 100) / 10, rounds });
+// Never silent for long, never forever: progress on stderr, a deadline for the whole run.
+const deadline = setTimeout(() => {
+  console.log(JSON.stringify({ ...report(), exact: false, error: `not done within --deadline-s ${values["deadline-s"]}` }));
+  void server.stop({ signal: "SIGKILL" }).finally(() => process.exit(1));
+}, Number(values["deadline-s"]) * 1000);
+deadline.unref();
 for (let round = 0; round < Number(values.rounds); round++) {
   const owner = `cap-owner-${round}`;
   const marks = await race(3 * cap, markWays, (i, w) => w(owner, `c${i}`));
   const stored = new Set<string>();
   for (let token = ""; ; ) {
-    const page = await json.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken: token });
+    const page = await json.listConversations({ ownerUserId: owner, pageSize: 1000, pageToken: token }, { timeoutMs: callTimeoutMs });
     for (const c of page.conversations) stored.add(c.key!.conversationId);
     token = page.nextPageToken;
     if (!token) break;
@@ -105,7 +132,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
 
   const lowner = `label-owner-${round}`;
   const labels = await race(3 * labelLimit, labelWays, (i, w) => w(lowner, "conv", [`l${i}`]));
-  const got = (await json.getConversation({ key: { ownerUserId: lowner, type: ConversationType.DIRECT, conversationId: "conv" } })).conversation?.labels ?? [];
+  const got = (await json.getConversation({ key: { ownerUserId: lowner, type: ConversationType.DIRECT, conversationId: "conv" } }, { timeoutMs: callTimeoutMs })).conversation?.labels ?? [];
   const ackedLabels = new Set(labels.acked.map((i) => `l${i}`));
   const labelsExact = got.length === labelLimit && ackedLabels.size === labelLimit && got.every((l) => ackedLabels.has(l));
   exact &&= marksExact && labelsExact;
@@ -114,7 +141,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
     perOwnerCap: { cap, attempted: 3 * cap, acknowledged: ackedIds.size, stored: stored.size, exact: marksExact, byWay: marks.byWay },
     labelLimit: { limit: labelLimit, attempted: 3 * labelLimit, acknowledged: ackedLabels.size, stored: got.length, exact: labelsExact, byWay: labels.byWay },
   });
+  console.error(`caps: round ${round + 1}/${values.rounds} ${marksExact && labelsExact ? "exact" : "NOT exact"} after ${Math.round((performance.now() - t0) / 1000)} s`);
 }
-console.log(JSON.stringify({ writers, exact, seconds: Math.round((performance.now() - t0) / 100) / 10, rounds }));
+clearTimeout(deadline);
+console.log(JSON.stringify(report()));
 await server.stop();
 process.exit(exact ? 0 : 1);

@@ -5,34 +5,32 @@
  * writes with concurrent Connect clients (each update sets one new conversation of its own), sends
  * SIGKILL at a random moment, restarts on the same data directory and checks that every write the
  * server acknowledged is there. Prints one JSON line; exits 1 if an acknowledged write is missing.
+ * Every call has a timeout (--call-timeout-ms); the port is a free one unless --port is given.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, startServerProcess, type ServerProcess } from "../test/support/server-process.js";
 
-const { values } = parseArgs({ options: { kills: { type: "string", default: "5" }, writers: { type: "string", default: "16" }, "seconds-between": { type: "string", default: "2" }, port: { type: "string", default: "18931" } } });
+const { values } = parseArgs({
+  options: {
+    kills: { type: "string", default: "5" },
+    writers: { type: "string", default: "16" },
+    "seconds-between": { type: "string", default: "2" },
+    // Default: a free port picked at start (a fixed one could reach a server left by another run).
+    port: { type: "string" },
+    "call-timeout-ms": { type: "string", default: "30000" },
+  },
+});
 const dataDir = mkdtempSync(join(tmpdir(), "convmark-durability-"));
-const port = Number(values.port);
+const port = values.port ? Number(values.port) : await freePort();
 const base = `http://127.0.0.1:${port}`;
+const timeout = () => AbortSignal.timeout(Number(values["call-timeout-ms"]));
 
-async function start(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", CONVMARK_DATA_DIR: dataDir, LOG_LEVEL: "silent", CONVMARK_MAX_MARKED_PER_OWNER: "10000000" },
-    stdio: "ignore",
-  });
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`${base}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-      if (r.ok) return child;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("server did not start");
-}
+// Only the variables it is given (a developer's MONGODB_URI or CONVMARK_* must not leak in); the
+// same data directory and port on every restart.
+const start = (): Promise<ServerProcess> => startServerProcess({ LOG_LEVEL: "silent", CONVMARK_MAX_MARKED_PER_OWNER: "10000000" }, { dataDir, port });
 
 const acknowledged: string[] = [];
 let seq = 0;
@@ -46,6 +44,7 @@ async function writer(stop: () => boolean): Promise<void> {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ updates: [{ key: { ownerUserId: owner, type: "CONVERSATION_TYPE_DIRECT", conversationId: id }, setMarks: [7] }] }),
+        signal: timeout(),
       });
       const j = (await r.json()) as { results?: { status?: { code?: number } }[] };
       if (r.ok && (j.results?.[0]?.status?.code ?? 0) === 0) acknowledged.push(`${owner}|${id}`);
@@ -55,34 +54,31 @@ async function writer(stop: () => boolean): Promise<void> {
   }
 }
 
-let child = await start();
+let server = await start();
 for (let k = 0; k < Number(values.kills); k++) {
   let stopped = false;
   const writers = Array.from({ length: Number(values.writers) }, () => writer(() => stopped));
   await new Promise((r) => setTimeout(r, (0.5 + Math.random()) * Number(values["seconds-between"]) * 1000));
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
+  const killed = server.stop({ signal: "SIGKILL", keepData: true });
   stopped = true;
-  await Promise.all(writers);
-  await exited;
-  child = await start();
+  await Promise.all([killed, ...writers]);
+  server = await start();
 }
-// Verify every acknowledged write.
+// Verify every acknowledged write, 16 reads at a time.
 let missing = 0;
-for (let i = 0; i < acknowledged.length; i += 500) {
-  const keys = acknowledged.slice(i, i + 500).map((k) => {
-    const [owner, id] = k.split("|");
-    return { ownerUserId: owner, type: "CONVERSATION_TYPE_DIRECT", conversationId: id };
-  });
-  for (const key of keys) {
-    const r = await fetch(`${base}/convmark.v1.MarkService/GetConversation`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }) });
-    const j = (await r.json()) as { conversation?: { marks?: number[] } };
-    if (!j.conversation?.marks?.includes(7)) missing++;
-  }
-}
-const exited = new Promise((r) => child.once("exit", r));
-child.kill("SIGTERM");
-await exited;
+let nextRead = 0;
+await Promise.all(
+  Array.from({ length: 16 }, async () => {
+    while (nextRead < acknowledged.length) {
+      const [owner, id] = acknowledged[nextRead++]!.split("|");
+      const key = { ownerUserId: owner, type: "CONVERSATION_TYPE_DIRECT", conversationId: id };
+      const r = await fetch(`${base}/convmark.v1.MarkService/GetConversation`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key }), signal: timeout() });
+      const j = (await r.json()) as { conversation?: { marks?: number[] } };
+      if (!j.conversation?.marks?.includes(7)) missing++;
+    }
+  }),
+);
+await server.stop();
 rmSync(dataDir, { recursive: true, force: true });
 console.log(JSON.stringify({ kills: Number(values.kills), acknowledged: acknowledged.length, missing }));
 process.exit(missing === 0 ? 0 : 1);

