@@ -14,17 +14,8 @@ import { conversationIdOf, createReadOps } from "../../src/dialects/openim/reads
 import { DEFAULT_LIMITS } from "../../src/domain/limits.js";
 import { createMarkService } from "../../src/service/mark-service.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { prng as rng } from "../support/prng.js";
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {

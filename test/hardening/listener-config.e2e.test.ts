@@ -8,18 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { frame, PREFACE } from "../support/h2-frames.js";
 import { freePort, startServerProcess } from "../support/server-process.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-};
 /** HEADERS (END_HEADERS, no END_STREAM: the request stays open) for POST / on `stream`: HPACK static :method POST, :scheme http, :path /, :authority "x". */
 const openRequest = (stream: number) => frame(1, 0x4, stream, Buffer.from([0x83, 0x86, 0x84, 0x41, 0x01, 0x78]));
 

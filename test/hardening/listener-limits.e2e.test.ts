@@ -3,17 +3,9 @@
 // of concurrent connections is capped.
 import * as net from "node:net";
 import { describe, expect, it } from "vitest";
+import { frame, PREFACE } from "../support/h2-frames.js";
 import { startTestServer, type TestServer } from "../support/harness.js";
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-};
 const SETTINGS = frame(4, 0, 0, Buffer.alloc(0));
 /** SETTINGS whose length is not a multiple of 6: a connection error (FRAME_SIZE_ERROR). */
 const BAD_SETTINGS = frame(4, 0, 0, Buffer.from([1, 2, 3, 4, 5]));

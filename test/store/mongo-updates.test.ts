@@ -40,6 +40,7 @@ const FILTER_OF = (id: string) => ({ owner: "o", type: ConvType.Direct, cid: id 
 import { dbNameFromUri } from "../../src/store/mongo-store.js";
 import type { ApplyOutcome, ListFilter, StoreLimits } from "../../src/store/store.js";
 import { applyMongoUpdate, applyWrites, cloneDoc, type Doc } from "./mongo-model.js";
+import { prng as rng } from "../support/prng.js";
 
 const K: ConvKey = { owner: "alice", type: ConvType.Direct, conversationId: "bob" };
 const FILTER = { owner: "alice", type: 1, cid: "bob" };
@@ -484,16 +485,6 @@ describe("planOwnerBatch", () => {
   });
 });
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("vendor conversation ID", () => {
   it("is $set when given, $unset when emptied, untouched (and not defaulted) when absent", () => {
