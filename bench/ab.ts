@@ -71,21 +71,23 @@ async function subject(name: string, root: string, workers: number, dir: string)
     const rate = ZEGO_ROUTES.includes(v) ? { overallRate: ZEGO_BENCH_RATE } : {};
     vendorRuns[v] = (s) => httpLoad({ url: server.url, connections: IN_FLIGHT, seconds: s, request: p.route.request, verify: p.route.verify, ...rate });
   }
+  // Health/Check over Connect JSON, closed loop or paced at `rate` requests/s (the ZEGO rows' pace).
+  const echoConnect = (seconds: number, rate?: number) =>
+    httpLoad({
+      url: server.url,
+      connections: IN_FLIGHT,
+      seconds,
+      request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
+      verify: (b) => b.includes('"SERVING"'),
+      ...(rate === undefined ? {} : { overallRate: rate }),
+    });
   return {
     name,
     server,
     pool,
     run: {
       ...vendorRuns,
-      echo_connect_paced: (s) =>
-        httpLoad({
-          url: server.url,
-          connections: IN_FLIGHT,
-          seconds: s,
-          request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
-          verify: (b) => b.includes('"SERVING"'),
-          overallRate: ZEGO_BENCH_RATE,
-        }),
+      echo_connect_paced: (s) => echoConnect(s, ZEGO_BENCH_RATE),
       update100: (s) =>
         closedLoop(IN_FLIGHT, s, () => {
           const specs = u100.next();
@@ -101,14 +103,7 @@ async function subject(name: string, root: string, workers: number, dir: string)
           request: connectUpdateRequest(u1),
           verify: checkUpdateJson,
         }),
-      echo_connect: (s) =>
-        httpLoad({
-          url: server.url,
-          connections: IN_FLIGHT,
-          seconds: s,
-          request: { method: "POST", path: PATHS.healthCheck, headers: connectHeaders, body: "{}" },
-          verify: (b) => b.includes('"SERVING"'),
-        }),
+      echo_connect: (s) => echoConnect(s),
     },
   };
 }
