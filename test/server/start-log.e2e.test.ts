@@ -47,8 +47,10 @@ describe("start-up lines", () => {
 
   it("are JSON when stdout is not a terminal, with URL, store, data dir, auth, dialects, console and OpenAPI", async () => {
     const port = await freePort();
-    const out = await firstLines([process.execPath, "bin/convmark.js", "serve"], env(port), /convmark listening/);
-    const line = out.split("\n").find((l) => l.includes("convmark listening"))!;
+    // The worker's start line (msg exactly "convmark listening"); with several workers the primary's
+    // "convmark listening (all workers)" may come first on the shared stdout.
+    const out = await firstLines([process.execPath, "bin/convmark.js", "serve"], env(port), /"msg":"convmark listening"/);
+    const line = out.split("\n").find((l) => l.includes('"msg":"convmark listening"'))!;
     const j = JSON.parse(line) as Record<string, unknown>;
     expect(j).toMatchObject({
       url: `http://127.0.0.1:${port}`,
