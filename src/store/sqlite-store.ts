@@ -114,6 +114,10 @@ const STATE = `${DENSE}, ${SPARSE}`;
 const PACKED_SPARSE = `CASE WHEN ${SPARSE.split(", ").map((c) => `${c} IS NULL`).join(" AND ")} THEN NULL ELSE json_array(${SPARSE}) END`;
 /** What a feed read selects after the key columns: DENSE, seq, PACKED_SPARSE. */
 const FEED_STATE = `${DENSE}, seq, ${PACKED_SPARSE}`;
+// The write path's read of a transaction's current rows hands over 100 rows per request of
+// UpdateConversations(100): packed alike (8 cells a row with conv_id, not 14), 2.5 -> 2.0 µs per row.
+/** What the write path's read of the current rows selects after conv_id: DENSE, PACKED_SPARSE. */
+const CURRENT_STATE = `${DENSE}, ${PACKED_SPARSE}`;
 type Cell = bigint | string | null;
 /** A raw row: key columns (if any), then STATE (or FEED_STATE). */
 type RawRow = readonly Cell[];
@@ -173,6 +177,12 @@ function recordOf(key: ConvKey, r: RawRow, at: number, sparse: readonly (Cell | 
 
 /** The STATE columns of `r` from index `at` on, as the record of `key`. */
 const stateToRecord = (key: ConvKey, r: RawRow, at: number): ConversationRecord => recordOf(key, r, at, r, at + 6);
+
+/** A row of the write path's read (conv_id, then CURRENT_STATE) as the record of `key`. */
+function currentRowToRecord(key: ConvKey, r: RawRow): ConversationRecord {
+  const packed = r[7] as string | null;
+  return recordOf(key, r, 1, packed === null ? null : (JSON.parse(packed) as (number | string | null)[]), 0);
+}
 
 /** The FEED_STATE columns of `r` from index `at` on, as a change of `key`. */
 function feedRowToChange(key: ConvKey, r: RawRow, at: number): Change {
@@ -359,12 +369,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     let stmt = selectStates.get(n);
     if (!stmt) {
       const list = Array.from({ length: n }, () => "?").join(", ");
-      stmt = db.prepare<unknown[], RawRow>(`SELECT conv_id, ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${list})`).safeIntegers(true).raw(true);
+      stmt = db.prepare<unknown[], RawRow>(`SELECT conv_id, ${CURRENT_STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${list})`).safeIntegers(true).raw(true);
       selectStates.set(n, stmt);
     }
     return stmt;
   };
-  /** Rows (conv_id, then STATE) by keyString; a key that is absent has no live conversation. */
+  /** Rows (conv_id, then CURRENT_STATE) by keyString; a key that is absent has no live conversation. */
   const readCurrent = (chunk: readonly WriteOp[]): Map<string, RawRow> => {
     const groups = new Map<string, { owner: string; type: number; ids: Set<string> }>();
     for (const op of chunk) {
@@ -401,7 +411,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       {
         current(k) {
           const row = stored.get(keyString(k));
-          return row ? stateToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row, 1) : undefined;
+          return row ? currentRowToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row) : undefined;
         },
         owner(owner) {
           let c = owners.get(owner);
