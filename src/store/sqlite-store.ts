@@ -35,6 +35,8 @@ export interface SqliteStoreOptions extends FeedOptions {
   readonly peers?: FeedPeers;
   /** With peers: how long a commit of another process may go unannounced before the reader reads it from the file (default 10 ms). */
   readonly peerWaitMs?: number;
+  /** How many conversations' current states the write path keeps between transactions (default 32,768; 0: none). */
+  readonly rowCacheSize?: number;
 }
 
 const SCHEMA_VERSION = 4;
@@ -360,6 +362,56 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     if (run.changes !== 1) throw new Error(`conversation ${k.owner}/${k.type}/${k.conversationId} is not where the plan read it`);
   };
 
+  // The current states the write path knows between transactions, by owner. Every change of a
+  // conversation moves its owner's stream position (owners.position) in the same transaction, in
+  // whichever process writes it (the planner gives each change the owner's next position and
+  // applyChunk writes the owner's row): so while an owner's stored position is the one the entry
+  // was taken at, none of the owner's conversations has changed since, and the entry's states
+  // (null: no live conversation) are what the file holds. applyChunk reads each owner's row in its
+  // IMMEDIATE transaction first and drops the owner's entry when the position moved (another
+  // process wrote); entries are added only after a COMMIT, and all of them dropped on any failure.
+  // The caps, versions and positions still come from the file's owner row (the planner's counters).
+  interface KnownOwner {
+    position: bigint;
+    readonly rows: Map<string, ConversationRecord | null>;
+  }
+  const rowCacheSize = Math.max(0, Math.trunc(opts.rowCacheSize ?? 32_768));
+  /** Least recently written owners first. */
+  const known = new Map<string, KnownOwner>();
+  let knownRows = 0;
+  const forgetAll = () => {
+    known.clear();
+    knownRows = 0;
+  };
+  /** What a transaction saw and wrote, learnt once it committed: owners' positions after it, then states in order. */
+  interface Learnt {
+    readonly positions: Map<string, bigint>;
+    readonly rows: [owner: string, ks: string, state: ConversationRecord | null][];
+  }
+  let learnt: Learnt | undefined;
+  const learn = () => {
+    const l = learnt;
+    learnt = undefined;
+    if (l === undefined || rowCacheSize === 0) return;
+    for (const [owner, position] of l.positions) {
+      let e = known.get(owner);
+      if (e) known.delete(owner); // to the end: most recently written
+      else e = { position, rows: new Map() };
+      e.position = position;
+      known.set(owner, e);
+    }
+    for (const [owner, ks, state] of l.rows) {
+      const rows = known.get(owner)!.rows;
+      if (!rows.has(ks)) knownRows++;
+      rows.set(ks, state);
+    }
+    for (const [owner, e] of known) {
+      if (knownRows <= rowCacheSize) break;
+      known.delete(owner);
+      knownRows -= e.rows.size;
+    }
+  };
+
   // The current rows of a chunk's conversations, read ahead of the plan: one statement per owner and
   // type for up to READ_BATCH conversations (IN lists of 1, 2, 4 ... READ_BATCH keys, the last one
   // repeated to fill the list, so a handful of statements serve every size) instead of one per key.
@@ -374,11 +426,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     }
     return stmt;
   };
-  /** Rows (conv_id, then CURRENT_STATE) by keyString; a key that is absent has no live conversation. */
+  /** Rows (conv_id, then CURRENT_STATE) by keyString of the chunk's keys not `known`; a key that is absent has no live conversation. */
   const readCurrent = (chunk: readonly WriteOp[]): Map<string, RawRow> => {
     const groups = new Map<string, { owner: string; type: number; ids: Set<string> }>();
     for (const op of chunk) {
       const k = opKey(op);
+      if (known.get(k.owner)?.rows.has(keyString(k))) continue;
       const g = `${k.owner}\u0000${k.type}`;
       let group = groups.get(g);
       if (!group) groups.set(g, (group = { owner: k.owner, type: k.type, ids: new Set() }));
@@ -404,28 +457,51 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   // front, so concurrent processes serialize instead of failing).
   const applyChunk = (chunk: readonly WriteOp[]): (ApplyOutcome | DeleteOutcome)[] => {
     const owners = new Map<string, OwnerCounters>();
+    const ownerOf = (owner: string): OwnerCounters => {
+      let c = owners.get(owner);
+      if (!c) {
+        const row = selectOwner.get(owner);
+        c = { position: row?.position ?? 0n, marked: Number(row?.marked_count ?? 0n) };
+        owners.set(owner, c);
+      }
+      return c;
+    };
+    // Each owner's row first: an owner whose position moved since its states were known has had
+    // changes this process did not make, and its known states go.
+    for (const op of chunk) {
+      const owner = opKey(op).owner;
+      if (owners.has(owner)) continue;
+      const c = ownerOf(owner);
+      const e = known.get(owner);
+      if (e !== undefined && e.position !== c.position) {
+        known.delete(owner);
+        knownRows -= e.rows.size;
+      }
+    }
     const nowMs = now();
     const stored = readCurrent(chunk);
+    const seen: Learnt["rows"] = [];
     const plan = planWrites(
       chunk,
       {
         current(k) {
-          const row = stored.get(keyString(k));
-          return row ? currentRowToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row) : undefined;
+          const ks = keyString(k);
+          const ownerRows = known.get(k.owner)?.rows;
+          const state = ownerRows?.get(ks);
+          if (state !== undefined || ownerRows?.has(ks)) return state ?? undefined;
+          const row = stored.get(ks);
+          const record = row ? currentRowToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row) : undefined;
+          seen.push([k.owner, ks, record ?? null]);
+          return record;
         },
-        owner(owner) {
-          let c = owners.get(owner);
-          if (!c) {
-            const row = selectOwner.get(owner);
-            c = { position: row?.position ?? 0n, marked: Number(row?.marked_count ?? 0n) };
-            owners.set(owner, c);
-          }
-          return c;
-        },
+        owner: ownerOf,
       },
       limits,
       nowMs,
     );
+    const positions = new Map<string, bigint>();
+    for (const [owner, c] of owners) positions.set(owner, plan.owners.get(owner)?.position ?? c.position);
+    learnt = { positions, rows: seen };
     if (plan.changes.length === 0) return plan.outcomes;
     let seq = selectFeed.get()!.seq;
     const changes: Change[] = [];
@@ -434,6 +510,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       seq += 1n;
       const r = c.record;
       changes.push({ record: r, deleted: c.kind === "delete", seq });
+      seen.push([r.key.owner, keyString(r.key), c.kind === "delete" ? null : r]);
       if (c.kind === "delete") {
         deleteConversation.run(...keyParams(r.key));
         insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq, r.vendorConversationId ?? null);
@@ -586,9 +663,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
         commit.run();
       } catch (e) {
         committed = undefined;
+        learnt = undefined;
+        forgetAll();
         if (db.inTransaction) rollback.run();
         throw e;
       }
+      learn();
       deliverCommitted();
     } catch (e) {
       const f = failure(Code.Internal, `SQLite: ${e instanceof Error ? e.message : String(e)}`);

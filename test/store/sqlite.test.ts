@@ -8,6 +8,7 @@ import { ConvType, type ConversationRecord } from "../../src/domain/conversation
 import { listSql, openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Change, ListFilter } from "../../src/store/store.js";
 import { describeStoreContract, key, upd } from "./contract.js";
+import { prng } from "../support/prng.js";
 
 const dir = mkdtempSync(join(tmpdir(), "convmark-sqlite-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,7 +85,7 @@ describe("sqlite store", () => {
     const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
     const t = 1_764_000_000_000;
     const batched = openSqliteStore({ path: join(dir, "ahead-batched.db"), limits, now: () => t });
-    const single = openSqliteStore({ path: join(dir, "ahead-single.db"), limits, now: () => t, chunkSize: 1 });
+    const single = openSqliteStore({ path: join(dir, "ahead-single.db"), limits, now: () => t, chunkSize: 1, rowCacheSize: 0 });
     const id = (i: number) => `c${String(i).padStart(4, "0")}`;
     const seed = [
       ...Array.from({ length: 300 }, (_, i) => upd(key("big", id(i)), { set: [1 + (i % 4)], ...(i % 7 === 0 ? { addLabels: ["l"], customMark: `m${i}` } : {}), ...(i % 11 === 0 ? { settings: { pinned: true } } : {}) })),
@@ -125,6 +126,62 @@ describe("sqlite store", () => {
     expect(a.feed).toEqual(b.feed);
     await batched.close();
     await single.close();
+  });
+
+  it("keeps the write path's known states only while no other connection changed the owner: same outcomes as a store that reads every row", async () => {
+    // Three stores on one file (as three processes would be: two with the default number of known
+    // states, one keeping at most 3) write seeded random batches in turn, each batch through one of
+    // them; a fourth store on its own file that keeps none (every current row read in its
+    // transaction) applies the same batches. Every outcome (versions, positions, the per-owner cap,
+    // changed or not), the stored rows and the owners' feeds must be the same.
+    const limits = { maxMarkedPerOwner: 4, maxLabelsPerConversation: 2 };
+    const t = 1_764_000_000_000;
+    const shared = join(dir, "known-shared.db");
+    const writers = [
+      openSqliteStore({ path: shared, limits, now: () => t }),
+      openSqliteStore({ path: shared, limits, now: () => t }),
+      openSqliteStore({ path: shared, limits, now: () => t, rowCacheSize: 3 }),
+    ];
+    const reference = openSqliteStore({ path: join(dir, "known-reference.db"), limits, now: () => t, rowCacheSize: 0 });
+    const rand = prng(1207);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const keys = ["u1", "u2"].flatMap((o) => ["a", "b", "c", "d"].flatMap((c) => [key(o, c), key(o, c, ConvType.Group)]));
+    const used = new Set<number>();
+    for (let round = 0; round < 400; round++) {
+      const w = Math.floor(rand() * writers.length);
+      used.add(w);
+      const writer = writers[w]!;
+      const kind = rand();
+      const batch = Array.from({ length: 1 + Math.floor(rand() * 5) }, () => pick(keys));
+      if (kind < 0.15) {
+        const [got, want] = [await writer.deleteConversations(batch), await reference.deleteConversations(batch)];
+        expect(got, `round ${round}`).toEqual(want);
+      } else if (kind < 0.22) {
+        const records: ConversationRecord[] = batch.map((k) => ({ key: k, marks: BigInt(1 + Math.floor(rand() * 4)), customMark: "", labels: [], settings: {}, version: BigInt(Math.floor(rand() * 8)), updateTimeMs: t - 1, position: 0n }));
+        const [got, want] = [await writer.restoreConversations(records), await reference.restoreConversations(records)];
+        expect(got, `round ${round}`).toEqual(want);
+      } else {
+        const updates = batch.map((k) =>
+          upd(k, {
+            set: rand() < 0.6 ? [1 + Math.floor(rand() * 3)] : [],
+            clear: rand() < 0.5 ? [1 + Math.floor(rand() * 3)] : [],
+            ...(rand() < 0.15 ? { customMark: pick(["", "m"]) } : {}),
+            ...(rand() < 0.15 ? { addLabels: [pick(["x", "y", "z"])] } : {}),
+            ...(rand() < 0.1 ? { removeLabels: [pick(["x", "y", "z"])] } : {}),
+            ...(rand() < 0.1 ? { settings: { pinned: rand() < 0.5 } } : {}),
+          }),
+        );
+        const [got, want] = [await writer.applyUpdates(updates), await reference.applyUpdates(updates)];
+        expect(got, `round ${round}`).toEqual(want);
+      }
+    }
+    expect(used.size).toBe(3);
+    expect(await writers[0]!.batchGet(keys)).toEqual(await reference.batchGet(keys));
+    for (const owner of ["u1", "u2"]) {
+      const [got, want] = [await writers[1]!.changes({ owner, after: 0n, limit: 1000 }), await reference.changes({ owner, after: 0n, limit: 1000 })];
+      expect(got.changes.map((c) => [c.record, c.deleted])).toEqual(want.changes.map((c) => [c.record, c.deleted]));
+    }
+    for (const s of [...writers, reference]) await s.close();
   });
 
   it("fails exactly the items of a transaction that hits a database error, and applies none of them", async () => {
