@@ -25,7 +25,7 @@
  * so a failing body can be found again with the same seed; only ZEGO timestamps are the clock's.
  *
  * Speed: bodies are made from a per-target generator without cloning whole documents, requests go
- * over node:http keep-alive sockets and a few HTTP/2 sessions with a fixed number in flight, and
+ * over keep-alive sockets of a small HTTP/1.1 client (h1-client.ts) and a few HTTP/2 sessions with a fixed number in flight, and
  * hangs are found by one sweeper instead of a timer per request.
  */
 import { createHash } from "node:crypto";
@@ -43,6 +43,7 @@ import { OPENIM_ADMIN_TOKEN_PATH, OPENIM_PATHS, OPENIM_SET_CONVERSATIONS_PATH } 
 import { TENCENT_PATHS } from "../../src/dialects/tencent/dialect.js";
 import { ZEGO_ACTIONS } from "../../src/dialects/zego/dialect.js";
 import { anyTypeRegistry } from "../../src/service/json-registry.js";
+import { H1Pool, type H1Response } from "./h1-client.js";
 import { SEED_BODY as OPENIM_SEED } from "./openim-seed.js";
 
 /** The credentials the fuzzer signs with, and the server environment that accepts them. */
@@ -664,11 +665,11 @@ interface SessionProgress {
   answered: number;
 }
 
-/** node:http keep-alive sockets and a few HTTP/2 sessions; one sweeper cancels what takes longer than hangMs. */
+/** Keep-alive HTTP/1.1 connections (h1-client.ts) and a few HTTP/2 sessions; one sweeper cancels what takes longer than hangMs. */
 const SWEEP_MS = 100;
 
 class Transports {
-  private readonly agent: http.Agent;
+  private readonly pool: H1Pool;
   private readonly sessions: (http2.ClientHttp2Session | undefined)[];
   private readonly pending = new Set<Pending>();
   private readonly sweeper: NodeJS.Timeout;
@@ -685,7 +686,7 @@ class Transports {
     const u = new URL(url);
     this.host = u.hostname;
     this.port = Number(u.port);
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
+    this.pool = new H1Pool(this.host, this.port, sockets);
     this.sessions = Array.from({ length: sessions }, () => undefined);
     // A sweep that comes late means this process was not running (2 cores shared under load): the
     // time it lost is added to every deadline, and a request past its deadline is cancelled only
@@ -731,11 +732,12 @@ class Transports {
     return new Promise((resolve) => {
       const body = typeof req.body === "string" ? Buffer.from(req.body) : req.body;
       let settled = false;
+      let call: { done: Promise<H1Response>; cancel(): void } | undefined;
       const p: Pending = {
         deadline: performance.now() + this.hangMs,
         cancel: () => {
           done({ status: 0, headers: {}, body: Buffer.alloc(0), hang: true });
-          r.destroy();
+          call?.cancel();
         },
       };
       const done = (a: Answer): void => {
@@ -744,30 +746,19 @@ class Transports {
         this.pending.delete(p);
         resolve(a);
       };
-      let r: http.ClientRequest;
       try {
         const method = req.method ?? "POST";
         const headers = method === "GET" && body.length === 0 ? req.headers : { ...req.headers, "content-length": String(body.length) };
-        r = http.request({ host: this.host, port: this.port, method, path: req.path, agent: this.agent, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => {
-          chunks.push(c);
-          if (stream && !settled) {
-            // A short read: the stream answered; cancel it (its socket is not reused).
-            done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), cut: true });
-            r.destroy();
-          }
-        });
-        res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on("error", (e) => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.alloc(0), error: e.message }));
-      });
+        call = this.pool.request({ method, path: req.path, headers, body, stream });
       } catch (e) {
         done({ status: 0, headers: {}, body: Buffer.alloc(0), error: (e as Error).message });
         return;
       }
-      r.on("error", (e) => done({ status: 0, headers: {}, body: Buffer.alloc(0), error: e.message }));
+      call.done.then(
+        (res) => done({ status: res.status, headers: res.headers, body: res.body, ...(res.cut ? { cut: true } : {}) }),
+        (e: Error) => done({ status: 0, headers: {}, body: Buffer.alloc(0), error: e.message }),
+      );
       this.pending.add(p);
-      r.end(body);
     });
   }
 
@@ -829,7 +820,7 @@ class Transports {
   close(): void {
     clearInterval(this.sweeper);
     for (const s of this.sessions) s?.close();
-    this.agent.destroy();
+    this.pool.close();
   }
 }
 
