@@ -20,6 +20,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 import { fromBinary, fromJsonString, type DescMethod, type JsonReadOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { withoutStack } from "../domain/stackless.js";
 
 interface CallState {
   /** Set by rejectMalformedRequests when the interceptor chain runs. */
@@ -140,7 +141,7 @@ function messagesOf(body: Uint8Array, format: Format, encoding: string | null, m
 }
 
 /** A message flagged compressed in a request without an encoding (the lean unary route answers it too). */
-export const flaggedWithoutEncoding = (): ConnectError => new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument);
+export const flaggedWithoutEncoding = (): ConnectError => withoutStack(() => new ConnectError("message flagged compressed without an encoding", Code.InvalidArgument));
 
 /**
  * Parses the message as Connect would; returns the error a client deserves, or undefined if it
@@ -148,13 +149,23 @@ export const flaggedWithoutEncoding = (): ConnectError => new ConnectError("mess
  */
 export function parseError(method: DescMethod, message: Uint8Array, binary: boolean, jsonOptions: Partial<JsonReadOptions>): ConnectError | undefined {
   try {
-    if (binary) fromBinary(method.input, message);
-    else fromJsonString(method.input, new TextDecoder("utf-8", { fatal: true }).decode(message), { ignoreUnknownFields: true, ...jsonOptions });
+    withoutStack(() => {
+      if (binary) fromBinary(method.input, message);
+      else fromJsonString(method.input, new TextDecoder("utf-8", { fatal: true }).decode(message), { ignoreUnknownFields: true, ...jsonOptions });
+    });
     return undefined;
   } catch (e) {
-    const text = e instanceof Error ? e.message : String(e);
-    return new ConnectError(binary ? `parse binary: ${text}` : text, Code.InvalidArgument);
+    return malformedMessage(e, binary);
   }
+}
+
+/**
+ * The INVALID_ARGUMENT of parseError, from the error the parse threw (its message). The lean unary
+ * route calls it with its own parse's error where that parse is protobuf-es's (see there).
+ */
+export function malformedMessage(e: unknown, binary: boolean): ConnectError {
+  const text = e instanceof Error ? e.message : String(e);
+  return withoutStack(() => new ConnectError(binary ? `parse binary: ${text}` : text, Code.InvalidArgument));
 }
 
 /** One empty message in the request's framing, uncompressed. */

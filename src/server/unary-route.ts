@@ -42,6 +42,7 @@ import { compressionNegotiate, createDeadlineSignal, type Compression } from "@c
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Readable } from "node:stream";
@@ -50,8 +51,9 @@ import type { CallAuthorizer } from "../auth/interceptor.js";
 import { peerKey, peerOf } from "../auth/peer.js";
 import { decodeMessage } from "../codec/decode.js";
 import { encodeMessage } from "../codec/encode.js";
+import { withoutStack } from "../domain/stackless.js";
 import { clientAddressContextValues } from "./client-address.js";
-import { flaggedWithoutEncoding, parseError } from "./request-errors.js";
+import { flaggedWithoutEncoding, malformedMessage, parseError } from "./request-errors.js";
 import type { NodeHandlerFn, NodeServerRequest, NodeServerResponse } from "./listener.js";
 
 export interface UnaryRouteOptions {
@@ -198,6 +200,8 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
   const { readMaxBytes, compressMinBytes } = opts;
   const jsonRead: Partial<JsonReadOptions> = { ...opts.jsonOptions, ignoreUnknownFields: opts.jsonOptions?.ignoreUnknownFields ?? true };
   const jsonWrite: Partial<JsonWriteOptions> = jsonRead as Partial<JsonWriteOptions>;
+  // parseError reads JSON with these options too (it spreads jsonOptions over ignoreUnknownFields: true).
+  const sameJsonRead = jsonRead.ignoreUnknownFields === { ignoreUnknownFields: true, ...opts.jsonOptions }.ignoreUnknownFields;
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
 
@@ -326,10 +330,14 @@ export function leanUnaryRoute(opts: UnaryRouteOptions): (next: NodeHandlerFn) =
       if (bytes.byteLength > readMaxBytes) return undefined;
       const binary = protocol !== "connect-json";
       try {
-        return { input: binary ? decodeMessage(route.method.input, bytes) : fromJsonString(route.method.input, decoder.decode(bytes), jsonRead) };
-      } catch {
-        // What connect-node answers: withRequestParseErrors' parse of the same message (protobuf-es's own).
-        const malformed = parseError(route.method, bytes, binary, opts.jsonOptions ?? {});
+        return { input: withoutStack(() => (binary ? decodeMessage(route.method.input, bytes) : fromJsonString(route.method.input, decoder.decode(bytes), jsonRead))) };
+      } catch (e) {
+        // What connect-node answers: withRequestParseErrors' parse of the same message (protobuf-es's
+        // own, parseError). Without parsing it again where this parse was that one: the generated
+        // binary decoders throw fromBinary's errors, messages included (test/codec/decode.test.ts),
+        // and JSON in valid UTF-8 is the same text for the same fromJsonString (with other bytes the
+        // strict decoder's error is the answer: parseError finds it).
+        const malformed = binary || (sameJsonRead && isUtf8(bytes)) ? malformedMessage(e, binary) : parseError(route.method, bytes, binary, opts.jsonOptions ?? {});
         return malformed === undefined ? undefined : { malformed };
       }
     };

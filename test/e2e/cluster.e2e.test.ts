@@ -8,7 +8,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -16,19 +15,11 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { APP_ID, DOC_EXAMPLE_BODY, SECRET, publicParams, setConvMarkUrl } from "../dialects/zego-fixtures.js";
+import { freePort } from "../support/ports.js";
 
 const RATE = 5;
 const CAP = 20;
 const dataDir = mkdtempSync(join(tmpdir(), "convmark-cluster-test-"));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** One request on its own connection (no keep-alive agent), so the cluster picks a worker for it. */
 function post(url: string, body: string, headers: Record<string, string> = { "content-type": "application/json" }): Promise<{ status: number; text: string }> {
@@ -68,7 +59,9 @@ const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.tes
 async function waitFor(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    // A server that has exited will not get there: say so at once, with what it printed.
+    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`the server exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}; its output:\n${out.slice(-4000)}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; the server's output:\n${out.slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -107,7 +100,7 @@ beforeAll(async () => {
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
   exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-  await waitFor(() => out.includes("convmark listening (all workers)"), "both workers listening");
+  await waitFor(() => out.includes("convmark listening (all workers)"), "both workers listening", 50_000);
 });
 
 afterAll(async () => {

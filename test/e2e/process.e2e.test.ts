@@ -1,7 +1,6 @@
 /** convmark as an operator runs it: `npm start` (tsx src/main.ts) in its own process. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -10,18 +9,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ConversationType, MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { HealthCheckResponse_ServingStatus, HealthCheckRequestSchema, HealthCheckResponseSchema, Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { grpcClient } from "../support/grpc.js";
+import { freePort } from "../support/ports.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "convmark-proc-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function start(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {

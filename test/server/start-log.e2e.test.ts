@@ -1,25 +1,16 @@
 /** First contact: `convmark serve` on a terminal prints readable lines; without one, JSON lines. */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "convmark-startlog-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 // util-linux's script(1) gives the server a pseudo-terminal as stdout.
 const hasScript = spawnSync("script", ["--version"]).status === 0;
 if (!hasScript) console.log("terminal start-log test not run: script(1) from util-linux is missing");
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts the server (command line `argv`), collects its output until `until` matches, then stops it. */
 async function firstLines(argv: string[], env: Record<string, string>, until: RegExp): Promise<string> {

@@ -9,10 +9,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -57,17 +57,7 @@ export interface ServerProcess {
   stop(opts?: { signal?: NodeJS.Signals; keepData?: boolean }): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
 }
 
-/** A free loopback port (the kernel picks one; closed again before the server binds it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export async function startServerProcess(
   env: Record<string, string> = {},
