@@ -18,7 +18,8 @@ export function keyToProto(k: ConvKey): ConversationKey {
 /** Only present fields are copied, so presence survives the round trip; undefined when none is set. */
 export function settingsToProto(s: Readonly<Settings>): ConversationSettings | undefined {
   let out: ConversationSettings | undefined;
-  for (const [field, value] of Object.entries(s)) {
+  for (const field in s) {
+    const value = s[field as keyof Settings];
     if (value === undefined) continue;
     out ??= { $typeName: "convmark.v1.ConversationSettings" };
     (out as unknown as Record<string, unknown>)[field] = value;

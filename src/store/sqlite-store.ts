@@ -373,8 +373,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   // The caps, versions and positions still come from the file's owner row (the planner's counters).
   interface KnownOwner {
     position: bigint;
-    readonly rows: Map<string, ConversationRecord | null>;
+    /** By type (ConvType: 1, 2), then conversation ID: no key string built per lookup. */
+    readonly rows: (Map<string, ConversationRecord | null> | undefined)[];
+    size: number;
   }
+  const knownState = (k: ConvKey): ConversationRecord | null | undefined => known.get(k.owner)?.rows[k.type]?.get(k.conversationId);
   const rowCacheSize = Math.max(0, Math.trunc(opts.rowCacheSize ?? 32_768));
   /** Least recently written owners first. */
   const known = new Map<string, KnownOwner>();
@@ -383,10 +386,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     known.clear();
     knownRows = 0;
   };
-  /** What a transaction saw and wrote, learnt once it committed: owners' positions after it, then states in order. */
+  /** What a transaction saw and wrote, learnt once it committed: owners' positions after it, then (key, state) pairs in order. */
   interface Learnt {
     readonly positions: Map<string, bigint>;
-    readonly rows: [owner: string, ks: string, state: ConversationRecord | null][];
+    readonly rows: (ConvKey | ConversationRecord | null)[];
   }
   let learnt: Learnt | undefined;
   const learn = () => {
@@ -396,19 +399,26 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     for (const [owner, position] of l.positions) {
       let e = known.get(owner);
       if (e) known.delete(owner); // to the end: most recently written
-      else e = { position, rows: new Map() };
+      else e = { position, rows: [], size: 0 };
       e.position = position;
       known.set(owner, e);
     }
-    for (const [owner, ks, state] of l.rows) {
-      const rows = known.get(owner)!.rows;
-      if (!rows.has(ks)) knownRows++;
-      rows.set(ks, state);
+    const rows = l.rows;
+    for (let i = 0; i < rows.length; i += 2) {
+      const k = rows[i] as ConvKey;
+      const e = known.get(k.owner)!;
+      const byId = (e.rows[k.type] ??= new Map());
+      const n = byId.size;
+      byId.set(k.conversationId, rows[i + 1] as ConversationRecord | null);
+      if (byId.size !== n) {
+        e.size++;
+        knownRows++;
+      }
     }
     for (const [owner, e] of known) {
       if (knownRows <= rowCacheSize) break;
       known.delete(owner);
-      knownRows -= e.rows.size;
+      knownRows -= e.size;
     }
   };
 
@@ -431,7 +441,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
     const groups = new Map<string, { owner: string; type: number; ids: Set<string> }>();
     for (const op of chunk) {
       const k = opKey(op);
-      if (known.get(k.owner)?.rows.has(keyString(k))) continue;
+      if (knownState(k) !== undefined) continue;
       const g = `${k.owner}\u0000${k.type}`;
       let group = groups.get(g);
       if (!group) groups.set(g, (group = { owner: k.owner, type: k.type, ids: new Set() }));
@@ -475,7 +485,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       const e = known.get(owner);
       if (e !== undefined && e.position !== c.position) {
         known.delete(owner);
-        knownRows -= e.rows.size;
+        knownRows -= e.size;
       }
     }
     const nowMs = now();
@@ -485,13 +495,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       chunk,
       {
         current(k) {
-          const ks = keyString(k);
-          const ownerRows = known.get(k.owner)?.rows;
-          const state = ownerRows?.get(ks);
-          if (state !== undefined || ownerRows?.has(ks)) return state ?? undefined;
-          const row = stored.get(ks);
+          const state = knownState(k);
+          if (state !== undefined) return state ?? undefined;
+          const row = stored.get(keyString(k));
           const record = row ? currentRowToRecord({ owner: k.owner, type: k.type, conversationId: k.conversationId }, row) : undefined;
-          seen.push([k.owner, ks, record ?? null]);
+          seen.push(k, record ?? null);
           return record;
         },
         owner: ownerOf,
@@ -510,7 +518,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
       seq += 1n;
       const r = c.record;
       changes.push({ record: r, deleted: c.kind === "delete", seq });
-      seen.push([r.key.owner, keyString(r.key), c.kind === "delete" ? null : r]);
+      seen.push(r.key, c.kind === "delete" ? null : r);
       if (c.kind === "delete") {
         deleteConversation.run(...keyParams(r.key));
         insertTombstone.run(...keyParams(r.key), r.version, r.updateTimeMs, r.position, seq, r.vendorConversationId ?? null);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_MARK, MIN_MARK, fromSigned64, isValidMark, marksOf, maskOf, toSigned64 } from "../../src/domain/marks.js";
+import { prng } from "../support/prng.js";
 
 const ALL_64 = Array.from({ length: 64 }, (_, i) => i + 1);
 const FULL_MASK = 18446744073709551615n; // 2^64 - 1
@@ -54,6 +55,17 @@ describe("maskOf / marksOf", () => {
   it("round trips assorted sets", () => {
     const sets = [[1, 64], [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61], [32, 33], [63, 64], ALL_64.filter((m) => m % 2 === 0)];
     for (const s of sets) expect(marksOf(maskOf(s))).toEqual(s);
+  });
+
+  it("marksOf of seeded random masks is the bit-by-bit reading of the mask", () => {
+    const rand = prng(64);
+    for (let i = 0; i < 2000; i++) {
+      let mask = 0n;
+      for (let k = Math.floor(rand() * 9); k > 0; k--) mask |= 1n << BigInt(Math.floor(rand() * 64));
+      if (i % 7 === 0) mask = -mask; // a signed form
+      const bits = BigInt.asUintN(64, mask).toString(2).split("").reverse();
+      expect(marksOf(mask)).toEqual(bits.flatMap((b, j) => (b === "1" ? [j + 1] : [])));
+    }
   });
 
   it("marksOf ignores bits above 64 and reads a signed value as its unsigned form", () => {
