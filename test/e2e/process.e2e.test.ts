@@ -34,28 +34,42 @@ async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
   }
 }
 
+/** Runs `fn`; a failure carries the tail of the server's output (what it logged before the failure). */
+async function withOutput(output: () => string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message += `\nthe server's output:\n${output().slice(-4000)}`;
+    throw e;
+  }
+}
+
 describe("the convmark process", () => {
   it("serves, shuts down gracefully on SIGTERM (exit 0), and keeps its data for the next start", async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const first = start({ PORT: String(port) });
-    await waitFor(() => first.output().includes("convmark listening"));
-    const g = grpcClient(url);
-    const health = await g.unary(Health, "Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service: "convmark.v1.MarkService" });
-    expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    g.close();
     const marks = createClient(MarkService, createConnectTransport({ baseUrl: url, httpVersion: "1.1" }));
     const key = { ownerUserId: "proc", type: ConversationType.GROUP, conversationId: "g" };
-    await marks.updateConversations({ updates: [{ key, setMarks: [7] }] });
-    first.child.kill("SIGTERM");
-    expect(await first.exited).toBe(0);
-    expect(first.output()).toContain("shutdown complete");
+    await withOutput(first.output, async () => {
+      await waitFor(() => first.output().includes("convmark listening"));
+      const g = grpcClient(url);
+      const health = await g.unary(Health, "Check", HealthCheckRequestSchema, HealthCheckResponseSchema, { service: "convmark.v1.MarkService" });
+      expect(health.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      g.close();
+      await marks.updateConversations({ updates: [{ key, setMarks: [7] }] });
+      first.child.kill("SIGTERM");
+      expect(await first.exited).toBe(0);
+      expect(first.output()).toContain("shutdown complete");
+    });
 
     const second = start({ PORT: String(port) });
-    await waitFor(() => second.output().includes("convmark listening"));
-    expect((await marks.getConversation({ key })).conversation?.marks).toEqual([7]);
-    second.child.kill("SIGINT");
-    expect(await second.exited).toBe(0);
+    await withOutput(second.output, async () => {
+      await waitFor(() => second.output().includes("convmark listening"));
+      expect((await marks.getConversation({ key })).conversation?.marks).toEqual([7]);
+      second.child.kill("SIGINT");
+      expect(await second.exited).toBe(0);
+    });
   });
 
   it("refuses to start on invalid configuration with a clear message", async () => {
