@@ -44,6 +44,7 @@ import { TENCENT_PATHS } from "../../src/dialects/tencent/dialect.js";
 import { ZEGO_ACTIONS } from "../../src/dialects/zego/dialect.js";
 import { anyTypeRegistry } from "../../src/service/json-registry.js";
 import { H1Pool, type H1Response } from "./h1-client.js";
+import { prng } from "./prng.js";
 import { SEED_BODY as OPENIM_SEED } from "./openim-seed.js";
 
 /** The credentials the fuzzer signs with, and the server environment that accepts them. */
@@ -71,10 +72,6 @@ export const FUZZ_SERVER_ENV: Record<string, string> = {
   // A valid WatchConversations answers (a heartbeat) within 100 ms, so the fuzzer can cancel it soon.
   CONVMARK_WATCH_HEARTBEAT_MS: "100",
 };
-
-import { prng } from "./prng.js";
-
-export { prng };
 
 export interface FuzzConfig {
   readonly url: string;

@@ -2,7 +2,7 @@
 // every field set at random with edge values (varint length boundaries, 64-bit extremes, open enum
 // numbers the schema does not name, every UTF-8 length class, lone surrogates, a leading BOM).
 import { create, ScalarType, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { prng } from "./fuzzer.js";
+import { prng } from "./prng.js";
 
 export const U32_EDGES = [0, 1, 127, 128, 16383, 16384, 0x1fffff, 0x200000, 0xfffffff, 0x10000000, 0x7fffffff, 0x80000000, 0xffffffff];
 export const I32_EDGES = [0, 1, -1, 127, 128, -128, 0x7fffffff, -0x80000000, -0x7fffffff];
