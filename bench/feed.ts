@@ -63,6 +63,14 @@ export interface SyncFigures {
   readonly client_cpu_ms_per_call: number;
   /** The bench process's event-loop delay p99 while measuring (a stalled client adds to every latency). */
   readonly client_loop_delay_p99_ms: number;
+  /**
+   * The bench process's own garbage-collection pauses while measuring (perf_hooks "gc" entries):
+   * how many took over 5 ms and the longest. The client decodes every page of 1,000 changes inside
+   * the timed call, and its scavenges of those pages land in the latencies (docs/performance.md,
+   * "Where Sync's tail comes from").
+   */
+  readonly client_gc_over_5ms: number;
+  readonly client_gc_max_ms: number;
   /** Load average (1 min) at the start and the end of the row: the machine is shared. */
   readonly load: readonly [number, number];
 }
@@ -315,7 +323,7 @@ export async function benchSync(opts: {
   minCalls?: number;
 }): Promise<SyncFigures> {
   const { loadavg } = await import("node:os");
-  const { monitorEventLoopDelay } = await import("node:perf_hooks");
+  const { monitorEventLoopDelay, PerformanceObserver } = await import("node:perf_hooks");
   const [client] = clients(opts.target, 1, "sync");
   const req = Buffer.from(toBinary(SyncConversationsRequestSchema, create(SyncConversationsRequestSchema, { ownerUserId: opts.owner, pageSize: opts.expected })));
   const call = () =>
@@ -336,6 +344,11 @@ export async function benchSync(opts: {
     const times: number[] = [];
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();
+    const gcPauses: number[] = [];
+    const gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push(e.duration);
+    });
+    gc.observe({ entryTypes: ["gc"] });
     const cpu0 = process.cpuUsage();
     const srv0 = opts.server?.cpuSeconds();
     const end = performance.now() + opts.seconds * 1000;
@@ -346,6 +359,7 @@ export async function benchSync(opts: {
       if (n !== opts.expected) throw new Error(`SyncConversations returned ${n} changes, expected ${opts.expected}`);
     }
     delay.disable();
+    gc.disconnect();
     const cpu = process.cpuUsage(cpu0);
     const srv = srv0 !== undefined ? opts.server!.cpuSeconds() - srv0 : undefined;
     const sorted = times.sort((a, b) => a - b);
@@ -359,6 +373,8 @@ export async function benchSync(opts: {
       ...(srv !== undefined ? { server_cpu_ms_per_call: round((srv * 1000) / sorted.length) } : {}),
       client_cpu_ms_per_call: round((cpu.user + cpu.system) / 1000 / sorted.length),
       client_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
+      client_gc_over_5ms: gcPauses.filter((d) => d > 5).length,
+      client_gc_max_ms: round(Math.max(0, ...gcPauses)),
       load: [round(load0), round(loadavg()[0]!)],
     };
   } finally {
@@ -447,7 +463,7 @@ export function formatFeed(w: WatchFigures | undefined, syncs: readonly SyncFigu
     const target = s.stored < 10_000_000 && s.stored >= 1_000_000 ? ` (target <= 20 at 1M) ${s.p99_ms <= 20 ? "PASS" : "MISS"}` : "";
     lines.push(
       `  sync: ${s.changes_per_call} changes of one owner, ${s.stored} stored: p50 ${s.p50_ms} ms, p99 ${s.p99_ms} ms${target}, max ${s.max_ms} ms; ${s.calls} calls; ` +
-        `server CPU ${s.server_cpu_ms_per_call ?? "?"} ms/call, client CPU ${s.client_cpu_ms_per_call} ms/call, client loop delay p99 ${s.client_loop_delay_p99_ms} ms, load ${s.load.join(" -> ")}`,
+        `server CPU ${s.server_cpu_ms_per_call ?? "?"} ms/call, client CPU ${s.client_cpu_ms_per_call} ms/call, client loop delay p99 ${s.client_loop_delay_p99_ms} ms, client GC pauses over 5 ms ${s.client_gc_over_5ms ?? "?"} (longest ${s.client_gc_max_ms ?? "?"} ms), load ${s.load.join(" -> ")}`,
     );
   }
   return lines.join("\n");
