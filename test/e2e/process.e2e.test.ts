@@ -39,8 +39,9 @@ async function withOutput(output: () => string, fn: () => Promise<void>): Promis
   try {
     await fn();
   } catch (e) {
-    if (e instanceof Error) e.message += `\nthe server's output:\n${output().slice(-4000)}`;
-    throw e;
+    // A new error, so the output is in its stack too (reporters print the stack, made with the message).
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(`${why}\nthe server's output:\n${output().slice(-2500)}`, { cause: e });
   }
 }
 
