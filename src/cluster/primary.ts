@@ -24,7 +24,10 @@ export interface PrimaryOptions {
   readonly logger: Logger;
   /** Workers get this long to drain after the shutdown request before they are killed. */
   readonly shutdownGraceMs: number;
-  /** A worker that dies is replaced; more than this many deaths within a minute stop the server. */
+  /**
+   * A worker that dies, or fails to start while another listens, is replaced; more than this many
+   * replacements within a minute stop the server. When no worker can start, the server stops.
+   */
   readonly maxRestartsPerMinute?: number;
 }
 
@@ -40,6 +43,9 @@ export function runPrimary(opts: PrimaryOptions): void {
   const listening = new Set<Worker>();
   const restarts: number[] = [];
   let allListening = false;
+  let everListening = false;
+  /** The exits of workers that failed to start before any worker listened (pid, code, signal). */
+  const failedBeforeAny: object[] = [];
   let shuttingDown = false;
   let exitCode = 0;
 
@@ -78,39 +84,58 @@ export function runPrimary(opts: PrimaryOptions): void {
 
   cluster.on("listening", (worker, address) => {
     listening.add(worker);
+    everListening = true;
     if (shuttingDown) {
       worker.send({ type: SHUTDOWN_MESSAGE });
       return;
     }
+    // Workers that failed to start before any listened: this one could, so theirs was not a fault
+    // of the configuration (port, data directory) that every worker shares; they are replaced.
+    for (const failed of failedBeforeAny.splice(0)) replace(failed, "a worker failed to start; starting a replacement now that another listens");
     if (!allListening && listening.size >= opts.workers) {
       allListening = true;
       log.info({ workers: opts.workers, port: address.port }, "convmark listening (all workers)");
     }
   });
 
-  cluster.on("exit", (worker, code, signal) => {
-    const wasListening = listening.delete(worker);
-    if (shuttingDown) {
-      if (code !== 0) exitCode = 1;
-      if (Object.keys(cluster.workers ?? {}).length === 0) finish();
-      return;
-    }
-    if (!wasListening && !allListening) {
-      // A worker that cannot start (port taken, store unreadable) will not start on a retry either.
-      log.error({ pid: worker.process.pid, code, signal }, "a worker failed to start; stopping");
-      shutdown("worker failed to start", code && code > 0 ? code : 1);
-      return;
-    }
+  /** A replacement for `worker`, within the restart budget (past it, the server stops). */
+  const replace = (exit: object, why: string) => {
     const now = Date.now();
     restarts.push(now);
     while (restarts.length && restarts[0]! < now - 60_000) restarts.shift();
     if (restarts.length > (opts.maxRestartsPerMinute ?? 5)) {
-      log.error({ pid: worker.process.pid, code, signal }, "workers keep dying; stopping");
+      log.error(exit, "workers keep dying; stopping");
       shutdown("workers keep dying", 1);
       return;
     }
-    log.error({ pid: worker.process.pid, code, signal }, "a worker died; starting a replacement");
+    log.error(exit, why);
     fork();
+  };
+  // The other workers, not yet exited (a worker may still be in cluster.workers at its own exit).
+  const othersAlive = (worker: Worker) => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w !== worker && !w.isDead());
+
+  cluster.on("exit", (worker, code, signal) => {
+    const wasListening = listening.delete(worker);
+    if (shuttingDown) {
+      if (code !== 0) exitCode = 1;
+      if (othersAlive(worker).length === 0) finish();
+      return;
+    }
+    const exit = { pid: worker.process.pid, code, signal };
+    if (!wasListening && !everListening) {
+      // No worker has listened yet. If none can (port taken, data directory unreadable: what they
+      // all share), a retry would fail alike: the server stops when the last of them has failed. If
+      // another one listens, this failure was this worker's own, and it is replaced then.
+      failedBeforeAny.push(exit);
+      if (othersAlive(worker).length === 0) {
+        log.error(exit, "no worker could start; stopping");
+        shutdown("no worker could start", code && code > 0 ? code : 1);
+      } else {
+        log.error(exit, "a worker failed to start; waiting for the others");
+      }
+      return;
+    }
+    replace(exit, wasListening ? "a worker died; starting a replacement" : "a worker failed to start; starting a replacement");
   });
 
   let signals = 0;

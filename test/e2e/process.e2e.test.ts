@@ -1,6 +1,7 @@
 /** convmark as an operator runs it: `npm start` (tsx src/main.ts) in its own process. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -14,8 +15,8 @@ import { freePort } from "../support/ports.js";
 const dataDir = mkdtempSync(join(tmpdir(), "convmark-proc-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-function start(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+function start(env: Record<string, string>, nodeArgs: string[] = []): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", "src/main.ts"], {
     env: { ...process.env, HOST: "127.0.0.1", CONVMARK_DATA_DIR: dataDir, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -29,7 +30,7 @@ function start(env: Record<string, string>): { child: ChildProcess; output: () =
 async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -77,5 +78,48 @@ describe("the convmark process", () => {
     const bad = start({ PORT: "not-a-port" });
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toMatch(/invalid configuration: PORT/);
+  });
+});
+
+/**
+ * A cluster worker that fails at once, before any worker listens (a --import module the workers
+ * inherit through execArgv; node:cluster numbers the workers it forks 1, 2, ...).
+ */
+const failWorker = (id: number) => [
+  "--import",
+  `data:text/javascript,${encodeURIComponent(`import cluster from "node:cluster"; if (cluster.worker?.id === ${id}) { console.error("planted: worker ${id} fails to start"); process.exit(3); }`)}`,
+];
+
+describe("the convmark process with two workers", () => {
+  it("replaces a worker that failed to start once another worker listens, and serves with both", async () => {
+    const port = await freePort();
+    const server = start({ PORT: String(port), CONVMARK_WORKERS: "2" }, failWorker(2));
+    await withOutput(server.output, async () => {
+      await waitFor(() => server.output().includes("convmark listening (all workers)"), 40_000);
+      expect(server.output()).toContain("planted: worker 2 fails to start");
+      expect(server.output()).toMatch(/a worker failed to start; waiting for the others/);
+      expect(server.output()).toMatch(/a worker failed to start; starting a replacement now that another listens/);
+      const marks = createClient(MarkService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }));
+      expect((await marks.listConversations({ ownerUserId: "nobody" })).conversations).toEqual([]);
+      server.child.kill("SIGTERM");
+      expect(await server.exited).toBe(0);
+    });
+  });
+
+  it("stops at once, exit 1, when no worker can start (the port is taken)", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const server = start({ PORT: String(port), CONVMARK_WORKERS: "2" });
+      await withOutput(server.output, async () => {
+        expect(await server.exited).toBe(1);
+        expect(server.output()).toMatch(/EADDRINUSE/);
+        expect(server.output()).toMatch(/no worker could start; stopping/);
+        expect(server.output()).not.toMatch(/starting a replacement/);
+      });
+    } finally {
+      taken.close();
+    }
   });
 });
