@@ -11,10 +11,10 @@ import { startServerProcess } from "../test/support/server-process.js";
 
 const { values } = parseArgs({
   options: {
-    "per-route": { type: "string", default: "500" },
+    "per-route": { type: "string", default: "700" },
     "per-shared-route": { type: "string", default: "50" },
-    "per-vendor-rpc": { type: "string", default: "25" },
-    "per-rest-route": { type: "string", default: "50" },
+    "per-vendor-rpc": { type: "string", default: "15" },
+    "per-rest-route": { type: "string", default: "30" },
     seed: { type: "string", default: "7" },
     family: { type: "string" },
     "node-arg": { type: "string", multiple: true, default: [] },

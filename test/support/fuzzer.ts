@@ -2,13 +2,14 @@
  * A seeded HTTP fuzzer for a running convmark on loopback. Used by test/hardening/fuzz.e2e.test.ts
  * (bounded, in `npm test`) and `npm run fuzz` (scripts/fuzz.ts, ≥ 100,000 bodies).
  *
- * Routes: a route is a distinct parsing path of the server, one request message behind one
- * framing: (protocol, method) for the unified API, the URL path for REST, the vendor route for the
- * dialects. Every route has its own seed body, taken from the request message of its proto (or the
- * vendor document's example where there is one):
- * - every unary method of convmark.v1.MarkService and DirectoryService as four routes: Connect JSON
- *   and Connect binary (HTTP/1.1 and h2c), gRPC frames over h2c (also frames whose length lies) and
- *   gRPC-Web (HTTP/1.1 and h2c);
+ * Routes: a route is one endpoint of the server, as its clients address it: the RPC method's path
+ * for the unified API (whatever the framing), the URL path and verb for REST, the Action or path for
+ * the dialects. A route's bodies are dealt in turn over its targets (its framings, or valid and
+ * broken auth), each with its own generator and a seed body taken from the request message of its
+ * proto (or the vendor document's example where there is one):
+ * - every unary method of convmark.v1.MarkService and DirectoryService in four framings: Connect
+ *   JSON and Connect binary (HTTP/1.1 and h2c), gRPC frames over h2c (also frames whose length lies)
+ *   and gRPC-Web (HTTP/1.1 and h2c);
  * - WatchConversations (server streaming) as gRPC (h2c), Connect streaming JSON and binary, and
  *   gRPC-Web (HTTP/1.1 and h2c): an answer is its end or its first bytes, then the fuzzer cancels;
  * - every REST operation of gen/openapi/openapi.json (/v1: path and query parameters, JSON bodies;
@@ -77,15 +78,15 @@ export interface FuzzConfig {
   readonly url: string;
   readonly seed: number;
   /**
-   * Bodies per route with a request message of its own: every MarkService method in each protocol,
-   * WatchConversations in each protocol, every ZEGO Action and Tencent route, OpenIM's writes,
-   * token and incremental routes.
+   * Bodies per route named by issue 7 (dealt over its framings or auth variants): every
+   * MarkService method (WatchConversations included), every ZEGO Action, Tencent route and OpenIM
+   * route.
    */
   readonly perRoute: number;
   /**
-   * Bodies per route whose request shape another route already covers: DirectoryService (string
-   * lists and IDs, in each protocol), the other OpenIM reads, unknown Actions and paths. Default
-   * perRoute / 10.
+   * Bodies per route whose request shapes the routes above already cover: DirectoryService's
+   * methods (string lists and IDs, over the same four framings), unknown Actions and paths.
+   * Default perRoute / 10.
    */
   readonly perSharedRoute?: number;
   /** Bodies per vendor RPC method (the REST routes' cores behind Connect's parser). Default perRoute / 20. */
@@ -109,6 +110,8 @@ export interface FuzzReport {
   requests: number;
   /** Per route: bodies sent and the statuses seen (HTTP status, or "grpc N"). */
   byRoute: Record<string, { requests: number; statuses: Record<string, number> }>;
+  /** The same per target: a route's framing ("grpc-web convmark.v1.MarkService/…") or auth ("zego SetConvMark badsig"). */
+  byTarget: Record<string, { requests: number; statuses: Record<string, number> }>;
   /** Per transport: h1, h2. */
   byTransport: Record<string, number>;
   /** Every failure counted; the first 50 are kept in failures. */
@@ -335,9 +338,6 @@ const DOC_SEEDS: Record<string, JsonValue> = {
   "convmark.v1.MarkService/ListConversations": { ownerUserId: "alice", pageSize: 10, filter: { marksAny: [1] } },
 };
 
-/** OpenIM routes with a request shape of their own; the other reads take a user ID and conversation IDs. */
-const OPENIM_OWN = new Set([OPENIM_ADMIN_TOKEN_PATH, OPENIM_SET_CONVERSATIONS_PATH, OPENIM_PATHS.deleteConversations, OPENIM_PATHS.getIncrementalConversations]);
-
 const pascal = (snake: string) => snake.replace(/(^|_)([a-z])/g, (_, __, c: string) => c.toUpperCase());
 const methodOf = (service: DescService, name: string): DescMethod => {
   const m = service.methods.find((x) => x.name === name);
@@ -436,14 +436,15 @@ export async function targets(cfg: FuzzConfig): Promise<Target[]> {
       const json = DOC_SEEDS[procedure] ?? sampleJson(m.input);
       const bin = binarySeed(m.input, json);
       const tier = service === MarkService ? "own" : "shared";
-      // One route per protocol: each is a parsing path of its own (lean route JSON, protobuf, gRPC envelopes; connect-node's gRPC-Web).
+      // One route (the method's path) in four framings, each a target of its own (lean route JSON,
+      // protobuf, gRPC envelopes, gRPC-Web): the route's bodies are dealt over them in turn.
       for (const t of [
         { protocol: "connect-json", kind: "connect", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/json" }, body: mutateJson(r, json) }) },
         { protocol: "connect-proto", kind: "connect", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/proto" }, body: mutateBinary(r, bin) }) },
         { protocol: "grpc", kind: "grpc", h2Share: 1, request: (r: Rand) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: grpcFrame(r, mutateBinary(r, bin)) }) },
         { protocol: "grpc-web", kind: "grpc-web", h2Share: 0.3, request: (r: Rand) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: grpcFrame(r, mutateBinary(r, bin)) }) },
       ] as const) {
-        list.push({ route: `${t.protocol} ${procedure}`, tier, name: `${t.protocol} ${procedure}`, kind: t.kind, h2Share: t.h2Share, request: t.request });
+        list.push({ route: procedure, tier, name: `${t.protocol} ${procedure}`, kind: t.kind, h2Share: t.h2Share, request: t.request });
       }
     }
   }
@@ -459,10 +460,10 @@ export async function targets(cfg: FuzzConfig): Promise<Target[]> {
     const bin = binarySeed(m.input, json);
     const tier = "own";
     const envelope = (r: Rand, payload: Buffer) => grpcFrame(r, payload);
-    list.push({ route: `connect-stream-json ${procedure}`, tier, name: `connect-stream-json ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+json" }, body: envelope(r, Buffer.from(mutateJson(r, json))) }) });
-    list.push({ route: `connect-stream-proto ${procedure}`, tier, name: `connect-stream-proto ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+proto" }, body: envelope(r, mutateBinary(r, bin)) }) });
-    list.push({ route: `grpc ${procedure}`, tier, name: `grpc ${procedure}`, kind: "grpc", h2Share: 1, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: envelope(r, mutateBinary(r, bin)) }) });
-    list.push({ route: `grpc-web ${procedure}`, tier, name: `grpc-web ${procedure}`, kind: "grpc-web", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: envelope(r, mutateBinary(r, bin)) }) });
+    list.push({ route: procedure, tier, name: `connect-stream-json ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+json" }, body: envelope(r, Buffer.from(mutateJson(r, json))) }) });
+    list.push({ route: procedure, tier, name: `connect-stream-proto ${procedure}`, kind: "connect-stream", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/connect+proto" }, body: envelope(r, mutateBinary(r, bin)) }) });
+    list.push({ route: procedure, tier, name: `grpc ${procedure}`, kind: "grpc", h2Share: 1, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc", te: "trailers" }, body: envelope(r, mutateBinary(r, bin)) }) });
+    list.push({ route: procedure, tier, name: `grpc-web ${procedure}`, kind: "grpc-web", h2Share: 0.5, stream: true, request: (r) => ({ path, headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: envelope(r, mutateBinary(r, bin)) }) });
   }
 
   // The REST API (/v1, google.api.http), every operation of gen/openapi/openapi.json: path
@@ -570,7 +571,7 @@ export async function targets(cfg: FuzzConfig): Promise<Target[]> {
   for (const [path, m] of openimRoutes) {
     const route = `openim ${path}`;
     const json = path === OPENIM_ADMIN_TOKEN_PATH ? { secret: cfg.openim.secret, userID: cfg.openim.admin } : (DOC_SEEDS[route] ?? (m ? sampleJson(m.input) : {}));
-    const tier = OPENIM_OWN.has(path) ? "own" : "shared";
+    const tier = m ? "own" : "shared";
     for (const valid of [true, false]) {
       list.push({ route, tier, name: `${route} ${valid ? "token" : "badtoken"}`, kind: "openim", h2Share: 0.2, request: (r) => ({ path, headers: openimHeaders(r, valid), body: mutateJson(r, json) }) });
     }
@@ -824,7 +825,7 @@ class Transports {
 /** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
   const list = (await targets(cfg)).filter((t) => !cfg.only || cfg.only.test(t.name));
-  const report: FuzzReport = { requests: 0, byRoute: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, h2Hangs: { streamStalled: 0, sessionStalled: 0 }, clientLagMaxMs: 0, maxLatencyMs: 0, elapsedMs: 0 };
+  const report: FuzzReport = { requests: 0, byRoute: {}, byTarget: {}, byTransport: {}, failureCount: 0, failures: [], hangs: 0, h2Hangs: { streamStalled: 0, sessionStalled: 0 }, clientLagMaxMs: 0, maxLatencyMs: 0, elapsedMs: 0 };
   const concurrency = cfg.concurrency ?? 32;
   const net = new Transports(cfg.url, Math.ceil(concurrency / 2), cfg.h2Sessions ?? 4, cfg.hangMs ?? 5000);
   const shared = cfg.perSharedRoute ?? Math.ceil(cfg.perRoute / 10);
@@ -852,9 +853,10 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
   const record = (t: Target, transport: string, status: string, latency: number, failure?: string, body?: Buffer | string) => {
     report.requests++;
     report.byTransport[transport] = (report.byTransport[transport] ?? 0) + 1;
-    const s = (report.byRoute[t.route] ??= { requests: 0, statuses: {} });
-    s.requests++;
-    s.statuses[status] = (s.statuses[status] ?? 0) + 1;
+    for (const s of [(report.byRoute[t.route] ??= { requests: 0, statuses: {} }), (report.byTarget[t.name] ??= { requests: 0, statuses: {} })]) {
+      s.requests++;
+      s.statuses[status] = (s.statuses[status] ?? 0) + 1;
+    }
     if (latency > report.maxLatencyMs) report.maxLatencyMs = latency;
     if (failure) {
       report.failureCount++;
