@@ -32,6 +32,7 @@ const PLATEAU_MB = 40;
 const RSS_BOUND_MB = 260;
 /** How long the server may take, idle after a burst, to give its memory back. */
 const RSS_SETTLE_MS = 20_000;
+const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
 
 describe("fuzzing every route (bounded)", () => {
   let server: ServerProcess;
@@ -69,10 +70,13 @@ describe("fuzzing every route (bounded)", () => {
     const reports: FuzzReport[] = [];
     const readings: MemoryReading[] = [];
     for (const seed of [7, 8, 9]) {
+      const fuzzerCpu0 = process.cpuUsage();
+      const serverCpu0 = server.cpuMs();
       const report = await fuzz({ url: server.url, seed, perRoute: PER_ROUTE / 3, perSharedRoute: 50, perVendorRpc: 15, perRestRoute: 30, concurrency: 32, ...FUZZ_CREDENTIALS });
+      const perBody = (us: number) => Math.round(us / report.requests);
       console.log(
         `fuzz (seed ${seed}): ${report.requests} bodies to ${Object.keys(report.byRoute).length} routes in ${(report.elapsedMs / 1000).toFixed(1)} s ` +
-          `(${JSON.stringify(report.byTransport)}), max latency ${Math.round(report.maxLatencyMs)} ms`,
+          `(${JSON.stringify(report.byTransport)}), max latency ${Math.round(report.maxLatencyMs)} ms; CPU per body: server ${perBody((server.cpuMs() - serverCpu0) * 1000)} µs, fuzzer ${perBody(cpuUs(process.cpuUsage(fuzzerCpu0)))} µs (Node ${process.versions.node})`,
       );
       expect(report.failures).toEqual([]);
       expect(report.failureCount).toBe(0);
@@ -108,7 +112,7 @@ describe("fuzzing every route (bounded)", () => {
     expect(await health.json()).toEqual({ status: "SERVING" });
     const [first, second, after] = readings as [MemoryReading, MemoryReading, MemoryReading];
     console.log(
-      `fuzz: server after GC (Node ${process.versions.node}): heap used ${mb(before.usage.heapUsed).toFixed(0)} → ${mb(first.usage.heapUsed).toFixed(0)} → ${mb(second.usage.heapUsed).toFixed(0)} → ${mb(after.usage.heapUsed).toFixed(0)} MB, ` +
+      `fuzz: ${reports.reduce((n, r) => n + r.requests, 0)} bodies in ${(reports.reduce((t, r) => t + r.elapsedMs, 0) / 1000).toFixed(1)} s of fuzzing; server after GC (Node ${process.versions.node}): heap used ${mb(before.usage.heapUsed).toFixed(0)} → ${mb(first.usage.heapUsed).toFixed(0)} → ${mb(second.usage.heapUsed).toFixed(0)} → ${mb(after.usage.heapUsed).toFixed(0)} MB, ` +
         `RSS ${mb(before.usage.rss).toFixed(0)} → ${mb(first.usage.rss).toFixed(0)} → ${mb(second.usage.rss).toFixed(0)} → ${mb(after.usage.rss).toFixed(0)} MB`,
     );
     expect(mb(after.usage.heapUsed - before.usage.heapUsed)).toBeLessThan(HEAP_BOUND_MB);
