@@ -99,7 +99,10 @@ export interface FuzzConfig {
   readonly h2Sessions?: number;
   /** A request not answered within this is a hang (and is cancelled). Default 5,000 ms. */
   readonly hangMs?: number;
-  /** Only the targets whose name (e.g. "grpc convmark.v1.MarkService/…", "zego SetConvMark signed") matches. */
+  /**
+   * Only the targets whose name (e.g. "grpc convmark.v1.MarkService/…", "zego SetConvMark signed")
+   * matches; a route keeps its count, dealt over the targets of it that are left.
+   */
   readonly only?: RegExp;
   readonly zego: { appId: number; secret: string };
   readonly tencent: { sdkAppId: number; key: string; admin: string };
@@ -822,6 +825,13 @@ class Transports {
   }
 }
 
+/** Counts one answer under `key` (a route or a target). */
+function tally(into: FuzzReport["byRoute"], key: string, status: string): void {
+  const s = (into[key] ??= { requests: 0, statuses: {} });
+  s.requests++;
+  s.statuses[status] = (s.statuses[status] ?? 0) + 1;
+}
+
 /** Sends perRoute / perSharedRoute / perVendorRpc bodies to every route, interleaved. */
 export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: number) => void): Promise<FuzzReport> {
   const list = (await targets(cfg)).filter((t) => !cfg.only || cfg.only.test(t.name));
@@ -853,10 +863,8 @@ export async function fuzz(cfg: FuzzConfig, onProgress?: (done: number, total: n
   const record = (t: Target, transport: string, status: string, latency: number, failure?: string, body?: Buffer | string) => {
     report.requests++;
     report.byTransport[transport] = (report.byTransport[transport] ?? 0) + 1;
-    for (const s of [(report.byRoute[t.route] ??= { requests: 0, statuses: {} }), (report.byTarget[t.name] ??= { requests: 0, statuses: {} })]) {
-      s.requests++;
-      s.statuses[status] = (s.statuses[status] ?? 0) + 1;
-    }
+    tally(report.byRoute, t.route, status);
+    tally(report.byTarget, t.name, status);
     if (latency > report.maxLatencyMs) report.maxLatencyMs = latency;
     if (failure) {
       report.failureCount++;
