@@ -1,11 +1,12 @@
 /**
- * `npx tsx bench/ab.ts [--base=DIR] [--workers=1,2] [--rows=update100,...] [--seconds=N] [--rounds=N]`:
+ * `npx tsx bench/ab.ts [--base=DIR] [--flags="NODE FLAGS"] [--workers=1,2] [--rows=update100,...] [--seconds=N] [--rounds=N]`:
  * server CPU per operation of a few rows, side by side, for before/after comparisons on a shared
  * machine. Every subject (this tree and DIR, each with every worker count given) runs as its own
  * server at once, as `npm start` does (bench/server.ts); the rows are driven against the subjects in
  * turn, slice after slice, so background load hits all of them alike. CPU is summed over each
  * server's processes (primary and workers, /proc), and shown per operation (per update for the
- * update rows), with the primary's share apart.
+ * update rows), with the primary's share apart. `--flags` adds this tree once more as the subject
+ * `flags`, its server run with those node flags (e.g. `--flags="--max-semi-space-size=32"`).
  *
  * Rows (the same workloads as bench/run.ts): update100 (UpdateConversations x100 over gRPC),
  * update1c (x1 over Connect JSON, HTTP/1.1), update1g (x1 over gRPC), echo_grpc and echo_connect
@@ -39,6 +40,7 @@ const warmup = Number(args.get("warmup") ?? 2);
 const workerCounts = (args.get("workers") ?? "2").split(",").map(Number);
 const rows = (args.get("rows") ?? "update100").split(",").flatMap((r) => (r === "vendors" ? [...VENDORS] : [r]));
 const base = args.get("base");
+const nodeFlags = args.get("flags")?.split(" ").filter((f) => f !== "");
 /** --profile=DIR: every server process runs under node --cpu-prof, its profiles in DIR/<subject>. */
 const profileDir = args.get("profile");
 const HERE = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -51,12 +53,13 @@ interface Subject {
   readonly run: Record<string, (s: number) => Promise<RawSlice>>;
 }
 
-async function subject(name: string, root: string, workers: number, dir: string): Promise<Subject> {
+async function subject(name: string, root: string, workers: number, dir: string, flags?: readonly string[]): Promise<Subject> {
   const server = await startServer({
     repoRoot: root,
     dataDir: join(dir, name),
     env: { ...VENDOR_SERVER_ENV, CONVMARK_WORKERS: String(workers), CONVMARK_MAX_MARKED_PER_OWNER: "10000000", CONVMARK_MAX_UPDATES_PER_REQUEST: "20000" },
     ...(profileDir ? { cpuProfileDir: join(resolve(profileDir), name.replace("/", "-")) } : {}),
+    ...(flags ? { nodeFlags: flags } : {}),
   });
   const pool = new GrpcPool(`127.0.0.1:${server.port}`, 4);
   await pool.ready();
@@ -120,9 +123,10 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "convmark-ab-"));
   const subjects: Subject[] = [];
   try {
-    const roots: [string, string][] = base ? [["base", resolve(base)], ["this", HERE]] : [["this", HERE]];
-    for (const [label, root] of roots) {
-      for (const w of workerCounts) subjects.push(await subject(`${label}/w${w}`, root, w, dir));
+    const roots: [string, string, (readonly string[])?][] = base ? [["base", resolve(base)], ["this", HERE]] : [["this", HERE]];
+    if (nodeFlags) roots.push(["flags", HERE, nodeFlags]);
+    for (const [label, root, flags] of roots) {
+      for (const w of workerCounts) subjects.push(await subject(`${label}/w${w}`, root, w, dir, flags));
     }
     const totals = new Map<string, Totals>();
     const startLoad = loadavg()[0]!;

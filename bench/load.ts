@@ -12,8 +12,10 @@ import { LatencyLog } from "./stats.js";
 export function flags(argv: readonly string[]): Map<string, string> {
   return new Map(
     argv.map((a) => {
-      const [k, v] = a.replace(/^--/, "").split("=", 2) as [string, string | undefined];
-      return [k, v ?? "true"];
+      // The value is everything after the first "=" (it may hold "=" itself: --flags="--x=1").
+      const s = a.replace(/^--/, "");
+      const eq = s.indexOf("=");
+      return eq < 0 ? [s, "true"] : [s.slice(0, eq), s.slice(eq + 1)];
     }),
   );
 }

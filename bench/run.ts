@@ -68,6 +68,8 @@ interface Settings {
   readonly grpcChannels: number;
   /** Measure only these rows (for profiling one path). */
   readonly only?: readonly RowId[];
+  /** Extra node flags for the server process (its workers inherit them): V8 settings under test. */
+  readonly nodeFlags?: readonly string[];
 }
 
 const FULL: Settings = {
@@ -146,12 +148,18 @@ const USAGE = `usage: npm run bench [-- options]
   --only=ROW,...   measure only these rows (${ALL_ROWS.join(", ")}); the feed rows (watch, sync) need
                    the full set of rows or --only=list
   --seconds=N      seconds per measured slice
-Runs with --profile or --only write bench/profiles/results.json instead of bench/results.json.`;
+  --node-flags="F" extra node flags for the server (e.g. "--max-semi-space-size=32"), recorded in
+                   the results' settings; such runs write bench/profiles/results.json
+  --levels=K,...   the List/RSS levels to fill (of 100k, 1m, 10m, in order), e.g. --levels=100k,1m
+                   with the full run's settings (1M through the API) but without the 10M copy
+Runs with --profile, --only, --node-flags or --levels write bench/profiles/results.json instead of
+bench/results.json.`;
 
 function parseArgs(argv: string[]): Settings {
   let settings: Settings = argv.includes("--quick") ? QUICK : FULL;
   for (const a of argv) {
-    const [name, value] = a.split("=", 2) as [string, string | undefined];
+    const eq = a.indexOf("=");
+    const [name, value] = eq < 0 ? [a, undefined] : [a.slice(0, eq), a.slice(eq + 1)];
     if (name === "--quick") continue;
     else if (name === "--profile") settings = { ...settings, profile: true };
     else if (name === "--workers" && value && Number.isInteger(Number(value)) && Number(value) >= 1) settings = { ...settings, workers: Number(value) };
@@ -163,6 +171,14 @@ function parseArgs(argv: string[]): Settings {
     } else if (name === "--seconds" && value && Number(value) > 0) {
       const seconds = Number(value);
       settings = { ...settings, sliceSeconds: seconds, listSeconds: seconds, routes: { ...settings.routes, sliceSeconds: seconds } };
+    }
+    else if (name === "--node-flags" && value !== undefined) settings = { ...settings, nodeFlags: value.split(" ").filter((f) => f !== "") };
+    else if (name === "--levels" && value) {
+      const keys = value.split(",").map((x) => x.trim());
+      const levels = FULL.levels.filter((l) => keys.includes(l.key));
+      const bad = keys.find((k) => !FULL.levels.some((l) => l.key === k));
+      if (bad || levels.length === 0) usage(`unknown level ${bad ?? value} (levels: ${FULL.levels.map((l) => l.key).join(", ")})`);
+      settings = { ...settings, levels };
     }
     else if (name === "--help" || name === "-h") {
       console.log(USAGE);
@@ -222,6 +238,7 @@ async function main(): Promise<void> {
         ...(settings.workers ? { CONVMARK_WORKERS: String(settings.workers) } : {}),
       },
       ...(settings.profile ? { cpuProfileDir: profileDir } : {}),
+      ...(settings.nodeFlags ? { nodeFlags: settings.nodeFlags } : {}),
     });
     const srv = server;
     const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, srv.died]);
@@ -588,6 +605,7 @@ async function main(): Promise<void> {
         listSeconds: settings.listSeconds,
         grpcChannels: settings.grpcChannels,
         ...(settings.only ? { only: settings.only.join(",") } : {}),
+        ...(settings.nodeFlags ? { node_flags: settings.nodeFlags.join(" ") } : {}),
       },
       machine,
       rows: Object.fromEntries(
@@ -609,7 +627,12 @@ async function main(): Promise<void> {
       ...(syncs.get("10m") ? { sync_10m: syncs.get("10m"), sync_p99_ms_10m: syncs.get("10m")!.p99_ms } : {}),
     };
 
-    const partial = settings.profile || settings.only !== undefined;
+    const defaultLevels = (settings.quick ? QUICK : FULL).levels;
+    const partial =
+      settings.profile ||
+      settings.only !== undefined ||
+      settings.nodeFlags !== undefined ||
+      settings.levels.map((l) => l.key).join() !== defaultLevels.map((l) => l.key).join();
     if (partial) mkdirSync(profileDir, { recursive: true });
     const outPath = partial ? join(profileDir, "results.json") : join(BENCH_DIR, "results.json");
     writeFileSync(`${outPath}.tmp`, `${JSON.stringify(withFeed, null, 2)}\n`);

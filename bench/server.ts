@@ -12,6 +12,8 @@ export interface ServerOptions {
   readonly env: Record<string, string>;
   /** Directory for `node --cpu-prof`; absent: no profiling. */
   readonly cpuProfileDir?: string;
+  /** Extra node flags for the server (its cluster workers inherit them), e.g. V8 heap settings under test. */
+  readonly nodeFlags?: readonly string[];
 }
 
 // Asks the server's inspector (loopback only) for a full GC; Node 20 has WebSocket behind a flag only.
@@ -182,6 +184,7 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
     // Idle unless the bench connects (only after the measurements, to force a GC before reading memory).
     "--inspect=127.0.0.1:0",
     ...(opts.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+    ...(opts.nodeFlags ?? []),
     "dist/src/main.js",
   ];
   // What `npm start` runs: the build must be current, so the numbers are those of the production process.
@@ -189,8 +192,17 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
   const child: ChildProcess = spawn(process.execPath, nodeArgs, { cwd: opts.repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const lines: string[] = [];
   const inspectorUrls = new Set<string>();
-  const keep = (chunk: Buffer) => {
-    for (const line of chunk.toString("utf8").split("\n")) {
+  // One partial line per stream: a chunk may end inside a line (an inspector URL cut in two would
+  // make collectGarbage fail).
+  const partial = new Map<NodeJS.ReadableStream, string>();
+  const keepFrom = (stream: NodeJS.ReadableStream) => (chunk: Buffer) => {
+    const text = (partial.get(stream) ?? "") + chunk.toString("utf8");
+    const cut = text.lastIndexOf("\n");
+    partial.set(stream, text.slice(cut + 1));
+    if (cut >= 0) keep(text.slice(0, cut));
+  };
+  const keep = (text: string) => {
+    for (const line of text.split("\n")) {
       if (!line.trim()) continue;
       const ws = /Debugger listening on (ws:\/\/\S+)/.exec(line);
       if (ws) inspectorUrls.add(ws[1]!);
@@ -198,8 +210,8 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
     }
     if (lines.length > 200) lines.splice(0, lines.length - 200);
   };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
+  child.stdout!.on("data", keepFrom(child.stdout!));
+  child.stderr!.on("data", keepFrom(child.stderr!));
   const tail = () => lines.slice(-30).join("\n");
 
   let stopping = false;
@@ -294,9 +306,17 @@ export async function startServer(opts: ServerOptions): Promise<BenchServer> {
       if (inspectorUrls.size === 0) return false;
       const one = (url: string) =>
         new Promise<boolean>((resolve) => {
-          const helper = spawn(process.execPath, [...WEBSOCKET_FLAG, "--no-warnings", "-e", GC_SCRIPT, url], { stdio: "ignore" });
-          helper.once("error", () => resolve(false));
-          helper.once("exit", (code) => resolve(code === 0));
+          const helper = spawn(process.execPath, [...WEBSOCKET_FLAG, "--no-warnings", "-e", GC_SCRIPT, url], { stdio: ["ignore", "ignore", "pipe"] });
+          let why = "";
+          helper.stderr!.on("data", (c: Buffer) => (why += c.toString("utf8")));
+          helper.once("error", (e) => {
+            process.stderr.write(`[bench] full GC through ${url}: ${e.message}\n`);
+            resolve(false);
+          });
+          helper.once("exit", (code) => {
+            if (code !== 0) process.stderr.write(`[bench] full GC through ${url} failed (exit ${code}): ${why.trim().slice(0, 300)}\n`);
+            resolve(code === 0);
+          });
         });
       const done = await Promise.all([...inspectorUrls].map(one));
       return done.every(Boolean);

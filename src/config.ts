@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { DEFAULT_LIMITS, type Limits } from "./domain/limits.js";
 import { LISTENER_DEFAULTS as L } from "./server/listener.js";
+import { DEFAULT_IDLE_COMPACT_MB, DEFAULT_SEMI_SPACE_MB } from "./server/heap.js";
 import { ConfigError, integer, oneOf, optional, parseEnv, text, withDefault, zodProblems } from "./env.js";
 
 export { ConfigError, zodProblems };
@@ -36,6 +37,8 @@ const CoreEnv = {
   CONVMARK_WATCH_HEARTBEAT_MS: withDefault(integer(10, 3_600_000), 15_000),
   CONVMARK_WATCH_MAX_BACKLOG: withDefault(integer(1, 10_000_000), 10_000),
   CONVMARK_TOMBSTONE_RETENTION_SECONDS: withDefault(integer(1, 10 * 365 * 24 * 3600), 30 * 24 * 3600),
+  CONVMARK_SEMI_SPACE_MB: withDefault(integer(0, 1024), DEFAULT_SEMI_SPACE_MB),
+  CONVMARK_IDLE_COMPACT_MB: withDefault(integer(0, 1 << 20), DEFAULT_IDLE_COMPACT_MB),
 };
 
 /** Database name in a mongodb:// or mongodb+srv:// URI path (`mongodb://h1,h2/mydb?...` → "mydb"), if any. */
@@ -75,6 +78,8 @@ export interface CoreConfig {
   readonly limits: Limits;
   /** The change feed: Watch heartbeats, a watcher's backlog limit, how long tombstones stay. */
   readonly feed: { readonly heartbeatMs: number; readonly maxBacklog: number; readonly tombstoneRetentionMs: number };
+  /** V8 heap settings of the serving processes (src/server/heap.ts); 0 leaves V8's own behaviour. */
+  readonly heap: { readonly semiSpaceMb: number; readonly idleCompactMb: number };
 }
 
 export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
@@ -114,5 +119,6 @@ export function coreConfigFromEnv(env: NodeJS.ProcessEnv): CoreConfig {
       maxBacklog: e.CONVMARK_WATCH_MAX_BACKLOG,
       tombstoneRetentionMs: e.CONVMARK_TOMBSTONE_RETENTION_SECONDS * 1000,
     },
+    heap: { semiSpaceMb: e.CONVMARK_SEMI_SPACE_MB, idleCompactMb: e.CONVMARK_IDLE_COMPACT_MB },
   };
 }

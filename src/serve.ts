@@ -10,6 +10,7 @@ import { workerCountFromEnv } from "./cluster/config.js";
 import { runPrimary, SHUTDOWN_MESSAGE, STATE_DIR_ENV } from "./cluster/primary.js";
 import { ConfigError } from "./config.js";
 import { installShutdownHandlers } from "./server/app.js";
+import { startIdleCompaction } from "./server/heap.js";
 import { createProcessLogger } from "./server/start-log.js";
 
 /** Starts convmark and stops it on SIGTERM/SIGINT; a bad configuration exits 2, a failed start 1. */
@@ -20,10 +21,16 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     const config = configFromEnv(env);
     const workers = workerCountFromEnv(env);
     if (workers > 1) {
-      runPrimary({ workers, logger: createProcessLogger(config.core.logLevel), shutdownGraceMs: config.core.shutdownGraceMs });
+      runPrimary({
+        workers,
+        logger: createProcessLogger(config.core.logLevel),
+        shutdownGraceMs: config.core.shutdownGraceMs,
+        semiSpaceMb: config.core.heap.semiSpaceMb,
+      });
       return;
     }
     const running = await startConvmark(env);
+    compactWhenIdle(running);
     installShutdownHandlers(running.app, () => running.close(), { logger: running.logger });
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -33,6 +40,17 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
     pino().fatal({ err: e }, "convmark failed to start");
     process.exit(1);
   }
+}
+
+/** The serving process's idle compaction (src/server/heap.ts), logged at debug level. */
+function compactWhenIdle(running: Awaited<ReturnType<typeof startConvmark>>): void {
+  const stop = startIdleCompaction({
+    growthBytes: running.config.heap.idleCompactMb * 2 ** 20,
+    onCompact: ({ beforeBytes, afterBytes, ms }) =>
+      running.logger.debug({ heapBeforeMb: Math.round(beforeBytes / 2 ** 20), heapAfterMb: Math.round(afterBytes / 2 ** 20), ms: Math.round(ms) }, "idle heap compaction"),
+    onError: (e) => running.logger.warn({ err: e }, "idle heap compaction is not available; it stays off"),
+  });
+  process.once("exit", stop);
 }
 
 async function serveWorker(env: NodeJS.ProcessEnv): Promise<void> {
@@ -46,6 +64,7 @@ async function serveWorker(env: NodeJS.ProcessEnv): Promise<void> {
   // The primary is gone (killed): stop serving rather than run on unsupervised.
   process.on("disconnect", () => request("primary disconnected"));
   const running = await startConvmark(env, { cluster: { stateDir, workers: workerCountFromEnv(env) } });
+  compactWhenIdle(running);
   installShutdownHandlers(running.app, () => running.close(), {
     logger: running.logger,
     triggers: [

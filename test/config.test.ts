@@ -23,6 +23,14 @@ describe("core configuration", () => {
     expect(() => coreConfigFromEnv({ CONVMARK_TOMBSTONE_RETENTION_SECONDS: "soon" })).toThrow(/CONVMARK_TOMBSTONE_RETENTION_SECONDS/);
   });
 
+  it("reads the heap settings, defaulting to 32 MiB semi-spaces and compaction after 64 MiB of growth", () => {
+    expect(coreConfigFromEnv({}).heap).toEqual({ semiSpaceMb: 32, idleCompactMb: 64 });
+    expect(coreConfigFromEnv({ CONVMARK_SEMI_SPACE_MB: "0", CONVMARK_IDLE_COMPACT_MB: "0" }).heap).toEqual({ semiSpaceMb: 0, idleCompactMb: 0 });
+    expect(coreConfigFromEnv({ CONVMARK_SEMI_SPACE_MB: " ", CONVMARK_IDLE_COMPACT_MB: "" }).heap).toEqual({ semiSpaceMb: 32, idleCompactMb: 64 });
+    expect(() => coreConfigFromEnv({ CONVMARK_SEMI_SPACE_MB: "2048" })).toThrow(/CONVMARK_SEMI_SPACE_MB: must be at most 1024/);
+    expect(() => coreConfigFromEnv({ CONVMARK_IDLE_COMPACT_MB: "-1" })).toThrow(/CONVMARK_IDLE_COMPACT_MB/);
+  });
+
   it("names the variable it refuses", () => {
     expect(() => coreConfigFromEnv({ MONGODB_URI: "http://db:27017" })).toThrow(/MONGODB_URI/);
     expect(() => coreConfigFromEnv({ PORT: "70000" })).toThrow(ConfigError);

@@ -13,6 +13,7 @@ import { startMetricsAggregator } from "./metrics.js";
 import { openSharedKickList, openSharedNonceStore } from "./nonce-store.js";
 import { isFeedMessage } from "../store/sqlite-feed.js";
 import { startRateLimiterMaster } from "./rate-limit.js";
+import { workerExecArgv } from "../server/heap.js";
 
 /** Set by the primary in each worker's environment. */
 export const STATE_DIR_ENV = "CONVMARK_CLUSTER_STATE_DIR";
@@ -29,6 +30,8 @@ export interface PrimaryOptions {
    * replacements within a minute stop the server. When no worker can start, the server stops.
    */
   readonly maxRestartsPerMinute?: number;
+  /** The workers' --max-semi-space-size in MiB (src/server/heap.ts); 0: V8's default. */
+  readonly semiSpaceMb?: number;
 }
 
 export function runPrimary(opts: PrimaryOptions): void {
@@ -39,6 +42,7 @@ export function runPrimary(opts: PrimaryOptions): void {
   openSharedKickList(join(stateDir, NONCE_FILE), 1).close();
   startRateLimiterMaster();
   startMetricsAggregator();
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env["NODE_OPTIONS"], opts.semiSpaceMb ?? 0) });
 
   const listening = new Set<Worker>();
   const restarts: number[] = [];

@@ -1,6 +1,6 @@
 /** convmark as an operator runs it: `npm start` (tsx src/main.ts) in its own process. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,21 @@ function start(env: Record<string, string>, nodeArgs: string[] = []): { child: C
   child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, output: () => out, exited };
+}
+
+/** The live child processes of `pid` (Linux /proc). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
@@ -101,6 +116,13 @@ describe("the convmark process with two workers", () => {
       expect(server.output()).toMatch(/a worker failed to start; starting a replacement now that another listens/);
       const marks = createClient(MarkService, createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "1.1" }));
       expect((await marks.listConversations({ ownerUserId: "nobody" })).conversations).toEqual([]);
+      // The workers run with the young generation the primary sized (src/server/heap.ts).
+      const workers = childPids(server.child.pid!);
+      expect(workers.length).toBeGreaterThanOrEqual(2);
+      for (const pid of workers) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        expect(argv).toEqual(expect.arrayContaining(["--min-semi-space-size=32", "--max-semi-space-size=32"]));
+      }
       server.child.kill("SIGTERM");
       expect(await server.exited).toBe(0);
     });
