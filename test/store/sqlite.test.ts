@@ -270,11 +270,64 @@ describe("sqlite store", () => {
     expect((await again.list({ owner: "u", filter: { ...NO_FILTER_LIST, vendorConversationIds: ["si_a_u"] }, limit: 5 })).records.length).toBe(1);
     await again.close();
     const check = new Database(path, { readonly: true });
-    expect(check.pragma("user_version", { simple: true })).toBe(4);
+    expect(check.pragma("user_version", { simple: true })).toBe(5);
     // The lookup by vendor ID is served by its index, not a scan of the owner's rows.
     const sql = listSql({ ...NO_FILTER_LIST, vendorConversationIds: ["si_a_u"] }, false);
     const plan = check.prepare(`EXPLAIN QUERY PLAN ${sql}`).all("u", '["si_a_u"]', 5) as { detail: string }[];
     expect(plan.map((p) => p.detail).join("\n")).toMatch(/USING INDEX conversations_owner_vendor_id \(owner=\? AND vendor_conv_id=\?\)/);
+    check.close();
+  });
+
+  it("rebuilds a version 4 file's conversations as a rowid table when it opens it, keeping every row, position and seq", async () => {
+    const path = join(dir, "v4.db");
+    const limits = { maxMarkedPerOwner: 1000, maxLabelsPerConversation: 32 };
+    const s = openSqliteStore({ path, limits });
+    await s.applyUpdates([
+      upd(key("u", "a"), { set: [1, 64], addLabels: ["work", "vip"], customMark: "note", settings: { pinned: true, receiveOption: 2 }, vendorConversationId: "si_a_u" }),
+      upd(key("u", "g", ConvType.Group), { set: [3] }),
+      upd(key("v", "a"), { set: [2] }),
+      upd(key("u", "gone"), { set: [2] }),
+    ]);
+    await s.deleteConversations([key("u", "gone")]);
+    await s.applyUpdates([upd(key("u", "a"), { clear: [1] })]);
+    const before = await s.changes({ after: 0n, limit: 100 });
+    const listed = await s.list({ owner: "u", filter: NO_FILTER_LIST, limit: 10 });
+    await s.close();
+    // Turn it back into the version 4 layout: conversations WITHOUT ROWID, keyed by its primary key.
+    const db = new Database(path);
+    db.exec(`CREATE TABLE v4 (owner TEXT NOT NULL, type INTEGER NOT NULL, conv_id TEXT NOT NULL, marks INTEGER NOT NULL, custom_mark TEXT NOT NULL,
+        labels TEXT NOT NULL, pinned INTEGER, receive_option INTEGER, private_chat INTEGER, burn_duration INTEGER, attached_info TEXT, ex TEXT,
+        version INTEGER NOT NULL, update_time INTEGER NOT NULL, position INTEGER NOT NULL, marked INTEGER NOT NULL, seq INTEGER NOT NULL DEFAULT 0,
+        vendor_conv_id TEXT, PRIMARY KEY (owner, type, conv_id)) WITHOUT ROWID;
+      INSERT INTO v4 SELECT owner, type, conv_id, marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex,
+        version, update_time, position, marked, seq, vendor_conv_id FROM conversations;
+      DROP TABLE conversations; ALTER TABLE v4 RENAME TO conversations;
+      CREATE UNIQUE INDEX conversations_owner_position_marks ON conversations (owner, position, marks);
+      CREATE INDEX conversations_seq ON conversations (seq);
+      CREATE INDEX conversations_owner_vendor_id ON conversations (owner, vendor_conv_id) WHERE vendor_conv_id IS NOT NULL;
+      PRAGMA user_version = 4;`);
+    db.close();
+    const again = openSqliteStore({ path, limits });
+    expect(await again.changes({ after: 0n, limit: 100 })).toEqual(before);
+    expect(await again.list({ owner: "u", filter: NO_FILTER_LIST, limit: 10 })).toEqual(listed);
+    expect((await again.list({ owner: "u", filter: { ...NO_FILTER_LIST, vendorConversationIds: ["si_a_u"] }, limit: 5 })).records.map((r) => r.key.conversationId)).toEqual(["a"]);
+    // Writes go on from where the file was: the next version, the owner's next position, the next seq.
+    const [w] = await again.applyUpdates([upd(key("u", "a"), { set: [5] })]);
+    const last = before.changes.at(-1)!;
+    expect(w?.ok && [w.record.version, w.record.position]).toEqual([3n, 6n]);
+    expect(await again.head()).toBe(last.seq + 1n);
+    // The key is still unique: a write of an existing key updates it, it does not add a row.
+    await again.applyUpdates([upd(key("v", "a"), { set: [9] })]);
+    await again.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma("user_version", { simple: true })).toBe(5);
+    const table = check.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'conversations'").get() as { sql: string };
+    expect(table.sql).not.toMatch(/WITHOUT ROWID/i);
+    expect(table.sql).toMatch(/UNIQUE \(owner, type, conv_id\)/);
+    expect((check.prepare("SELECT count(*) AS n FROM conversations").get() as { n: number }).n).toBe(3);
+    const indexes = (check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'conversations' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(indexes).toEqual(expect.arrayContaining(["conversations_owner_position_marks", "conversations_owner_vendor_id", "conversations_seq"]));
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE name = 'conversations_v5'").get()).toBeUndefined();
     check.close();
   });
 
