@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { closedLoop, flags, GrpcPool, httpLoad, type RawSlice } from "./load.js";
+import { closedLoop, flags, GrpcPool, httpLoad, nodeFlagList, type RawSlice } from "./load.js";
 import { procCpuSeconds, startServer, type BenchServer } from "./server.js";
 import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName } from "./vendors.js";
 import {
@@ -40,7 +40,8 @@ const warmup = Number(args.get("warmup") ?? 2);
 const workerCounts = (args.get("workers") ?? "2").split(",").map(Number);
 const rows = (args.get("rows") ?? "update100").split(",").flatMap((r) => (r === "vendors" ? [...VENDORS] : [r]));
 const base = args.get("base");
-const nodeFlags = args.get("flags")?.split(" ").filter((f) => f !== "");
+const flagsArg = args.get("flags");
+const nodeFlags = flagsArg === undefined ? undefined : nodeFlagList(flagsArg);
 /** --profile=DIR: every server process runs under node --cpu-prof, its profiles in DIR/<subject>. */
 const profileDir = args.get("profile");
 const HERE = resolve(fileURLToPath(new URL("..", import.meta.url)));

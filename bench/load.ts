@@ -12,13 +12,20 @@ import { LatencyLog } from "./stats.js";
 export function flags(argv: readonly string[]): Map<string, string> {
   return new Map(
     argv.map((a) => {
-      // The value is everything after the first "=" (it may hold "=" itself: --flags="--x=1").
-      const s = a.replace(/^--/, "");
-      const eq = s.indexOf("=");
-      return eq < 0 ? [s, "true"] : [s.slice(0, eq), s.slice(eq + 1)];
+      const [name, value] = splitArg(a.replace(/^--/, ""));
+      return [name, value ?? "true"];
     }),
   );
 }
+
+/** `name=value` as [name, value], the value everything after the first "=" (it may hold "=": --flags="--x=1"); no "=": no value. */
+export function splitArg(a: string): [string, string | undefined] {
+  const eq = a.indexOf("=");
+  return eq < 0 ? [a, undefined] : [a.slice(0, eq), a.slice(eq + 1)];
+}
+
+/** Node flags given as one option value ("--a=1 --b"), as a list. */
+export const nodeFlagList = (value: string): string[] => value.split(" ").filter((f) => f !== "");
 
 /** What one driver run measured (CPU is added by the caller, which knows the server). */
 export interface RawSlice {

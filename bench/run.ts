@@ -12,7 +12,7 @@ import { performance } from "node:perf_hooks";
 import Database from "better-sqlite3";
 import { openSqliteStore } from "../src/store/sqlite-store.js";
 import type { MarkStore } from "../src/store/store.js";
-import { closedLoop, drainTasks, GrpcPool, httpLoad, type CallOutcome, type RawSlice } from "./load.js";
+import { closedLoop, drainTasks, GrpcPool, httpLoad, nodeFlagList, splitArg, type CallOutcome, type RawSlice } from "./load.js";
 import { benchCrossProcess, benchSync, benchWatch, formatFeed, type CrossProcessFigures, type SyncFigures, type WatchFigures } from "./feed.js";
 import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
 import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from "./ceiling-server.js";
@@ -158,8 +158,7 @@ bench/results.json.`;
 function parseArgs(argv: string[]): Settings {
   let settings: Settings = argv.includes("--quick") ? QUICK : FULL;
   for (const a of argv) {
-    const eq = a.indexOf("=");
-    const [name, value] = eq < 0 ? [a, undefined] : [a.slice(0, eq), a.slice(eq + 1)];
+    const [name, value] = splitArg(a);
     if (name === "--quick") continue;
     else if (name === "--profile") settings = { ...settings, profile: true };
     else if (name === "--workers" && value && Number.isInteger(Number(value)) && Number(value) >= 1) settings = { ...settings, workers: Number(value) };
@@ -172,7 +171,7 @@ function parseArgs(argv: string[]): Settings {
       const seconds = Number(value);
       settings = { ...settings, sliceSeconds: seconds, listSeconds: seconds, routes: { ...settings.routes, sliceSeconds: seconds } };
     }
-    else if (name === "--node-flags" && value !== undefined) settings = { ...settings, nodeFlags: value.split(" ").filter((f) => f !== "") };
+    else if (name === "--node-flags" && value !== undefined) settings = { ...settings, nodeFlags: nodeFlagList(value) };
     else if (name === "--levels" && value) {
       const keys = value.split(",").map((x) => x.trim());
       const levels = FULL.levels.filter((l) => keys.includes(l.key));

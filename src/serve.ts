@@ -42,15 +42,14 @@ export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void>
   }
 }
 
-/** The serving process's idle compaction (src/server/heap.ts), logged at debug level. */
+/** The serving process's idle compaction (src/server/heap.ts), logged at debug level; its timer does not keep the process alive. */
 function compactWhenIdle(running: Awaited<ReturnType<typeof startConvmark>>): void {
-  const stop = startIdleCompaction({
+  startIdleCompaction({
     growthBytes: running.config.heap.idleCompactMb * 2 ** 20,
     onCompact: ({ beforeBytes, afterBytes, ms }) =>
       running.logger.debug({ heapBeforeMb: Math.round(beforeBytes / 2 ** 20), heapAfterMb: Math.round(afterBytes / 2 ** 20), ms: Math.round(ms) }, "idle heap compaction"),
     onError: (e) => running.logger.warn({ err: e }, "idle heap compaction is not available; it stays off"),
   });
-  process.once("exit", stop);
 }
 
 async function serveWorker(env: NodeJS.ProcessEnv): Promise<void> {

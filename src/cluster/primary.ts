@@ -30,7 +30,7 @@ export interface PrimaryOptions {
    * replacements within a minute stop the server. When no worker can start, the server stops.
    */
   readonly maxRestartsPerMinute?: number;
-  /** The workers' --max-semi-space-size in MiB (src/server/heap.ts); 0: V8's default. */
+  /** The workers' young generation: --min- and --max-semi-space-size in MiB (src/server/heap.ts); 0: V8's default. */
   readonly semiSpaceMb?: number;
 }
 

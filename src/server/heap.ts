@@ -57,13 +57,12 @@ let fullGc: (() => void) | undefined;
  * HeapProfiler.collectGarbage (a low-memory notification): that one also drops compiled code, and
  * the next requests after it ran 15-50 % slower while the code was compiled again.
  */
-function collectAllGarbage(): Promise<void> {
+function collectAllGarbage(): void {
   if (!fullGc) {
     setFlagsFromString("--expose-gc");
     fullGc = runInNewContext("gc") as () => void;
   }
   fullGc();
-  return Promise.resolve();
 }
 
 /** Starts the idle compaction of this process; returns its stop. */
@@ -79,7 +78,6 @@ export function startIdleCompaction(opts: IdleCompactionOptions): () => void {
   const committed = () => getHeapStatistics().total_heap_size;
   let baseline = committed();
   let last: EventLoopUtilization = performance.eventLoopUtilization();
-  let compacting = false;
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, last).utilization;
@@ -88,24 +86,21 @@ export function startIdleCompaction(opts: IdleCompactionOptions): () => void {
     // V8 may have given memory back itself: that is the new baseline.
     if (held < baseline) baseline = held;
     quiet = busy < idleBelow ? quiet + 1 : 0;
-    if (compacting || quiet < idleLooks || held - baseline < opts.growthBytes) return;
-    compacting = true;
+    if (quiet < idleLooks || held - baseline < opts.growthBytes) return;
     const t = performance.now();
-    collectAllGarbage().then(
-      () => {
-        compacting = false;
-        baseline = committed();
-        // The collection itself made this interval busy; the next one is measured from here.
-        last = performance.eventLoopUtilization();
-        quiet = 0;
-        opts.onCompact?.({ beforeBytes: held, afterBytes: baseline, ms: performance.now() - t });
-      },
-      (e: unknown) => {
-        // Without an inspector (node built without it) there is nothing to do: stop looking.
-        clearInterval(timer);
-        opts.onError?.(e);
-      },
-    );
+    try {
+      collectAllGarbage();
+    } catch (e) {
+      // A node whose V8 refuses the flag: nothing to do but stop looking.
+      clearInterval(timer);
+      opts.onError?.(e);
+      return;
+    }
+    baseline = committed();
+    // The collection itself made this interval busy; the next one is measured from here.
+    last = performance.eventLoopUtilization();
+    quiet = 0;
+    opts.onCompact?.({ beforeBytes: held, afterBytes: baseline, ms: performance.now() - t });
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
