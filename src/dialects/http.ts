@@ -1,4 +1,6 @@
 /** Small HTTP helpers shared by the vendor REST gateways. */
+import { isUtf8 } from "node:buffer";
+import { withoutStack } from "../domain/stackless.js";
 import type { GatewayRequest, GatewayResponse } from "./dialect.js";
 
 export type BodyResult =
@@ -51,17 +53,17 @@ export async function readJsonBody(req: GatewayRequest, maxBytes: number): Promi
     req.once("close", onClose);
   });
   if (!read.ok) return read;
-  let raw: string;
-  try {
-    raw = new TextDecoder("utf-8", { fatal: true }).decode(read.body);
-  } catch {
-    return { ok: false, problem: "not_utf8", message: "request body is not valid UTF-8" };
-  }
-  try {
-    return { ok: true, json: JSON.parse(raw) as unknown, raw };
-  } catch (e) {
-    return { ok: false, problem: "malformed_json", message: `request body is not valid JSON: ${(e as Error).message}` };
-  }
+  if (!isUtf8(read.body)) return { ok: false, problem: "not_utf8", message: "request body is not valid UTF-8" };
+  // A BOM is not part of the JSON text (as TextDecoder would drop it).
+  const raw = read.body.toString("utf8", read.body[0] === 0xef && read.body[1] === 0xbb && read.body[2] === 0xbf ? 3 : 0);
+  // JSON.parse's SyntaxError is answered to the client, never logged: no stack to capture.
+  return withoutStack(() => {
+    try {
+      return { ok: true, json: JSON.parse(raw) as unknown, raw };
+    } catch (e) {
+      return { ok: false, problem: "malformed_json", message: `request body is not valid JSON: ${(e as Error).message}` };
+    }
+  });
 }
 
 /** Writes a JSON response (HTTP/1.1 or HTTP/2 compatibility API). */

@@ -14,6 +14,7 @@ import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import { RateLimiterRes } from "rate-limiter-flexible";
 import { createRateLimiter } from "../cluster/rate-limit.js";
+import { withoutStack } from "../domain/stackless.js";
 import type { GatewayRequest } from "./dialect.js";
 import { readJsonBody, type BodyResult } from "./http.js";
 
@@ -174,12 +175,15 @@ export function bodyLoader<D extends DescMessage>(req: GatewayRequest, schema: D
 export function parseInto<D extends DescMessage>(schema: D, json: unknown, opts: ParseOptions = {}): MessageShape<D> | { parseError: string } {
   const value = json === null && opts.nullAsEmpty ? {} : json;
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { parseError: "the request body must be a JSON object" };
-  try {
-    const obj = opts.normalize ? opts.normalize(value as JsonObject) : (value as JsonObject);
-    return fromJson(schema, obj as JsonValue, { ignoreUnknownFields: true });
-  } catch (e) {
-    return { parseError: `invalid request body: ${(e as Error).message}` };
-  }
+  // protobuf-es's FieldErrors are answered to the client as the parseError, never logged: no stacks.
+  return withoutStack(() => {
+    try {
+      const obj = opts.normalize ? opts.normalize(value as JsonObject) : (value as JsonObject);
+      return fromJson(schema, obj as JsonValue, { ignoreUnknownFields: true });
+    } catch (e) {
+      return { parseError: `invalid request body: ${(e as Error).message}` };
+    }
+  });
 }
 
 interface NameTable {

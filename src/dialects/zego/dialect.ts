@@ -4,7 +4,7 @@
  * through one core function: authentication, per-AppId rate limit, validation, one
  * MarkService.UpdateConversations call, ZEGO's response.
  */
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { create, toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { ResultView, type UpdateResult } from "../../../gen/convmark/v1/mark_service_pb.js";
@@ -67,9 +67,19 @@ function authParams(get: Lookup, names: Record<keyof ZegoAuthParams, string>): Z
   };
 }
 
+/** Random bytes for request IDs, drawn 4 KiB at a time (one system call per 512 IDs, not one each). */
+const idPool = Buffer.alloc(4096);
+let idOffset = idPool.length;
+
 /** A unique request ID: a random 63-bit decimal string, the shape of ZEGO's ("343649807833778782"). */
 export function newRequestId(): string {
-  return (randomBytes(8).readBigUInt64BE() >> 1n).toString();
+  if (idOffset === idPool.length) {
+    randomFillSync(idPool);
+    idOffset = 0;
+  }
+  const id = idPool.readBigUInt64BE(idOffset) >> 1n;
+  idOffset += 8;
+  return id.toString();
 }
 
 /** ZEGO's JSON for a response: every documented field, except a user entry's empty inner FailList (as in the document's example). */
