@@ -1,8 +1,9 @@
 /**
- * `npx tsx scripts/fuzz-cpu.ts [--per-route N] [--seed S] [--node-arg F] [--family REGEX]`: the
+ * `npx tsx scripts/fuzz-cpu.ts [--per-route N] [--seed S] [--node-arg F] [--family REGEX] [--workers N] [--tsx]`: the
  * bounded fuzz suite's cost per body by route family: server CPU (utime + stime of the server
  * process, /proc), the fuzzer's own CPU (process.cpuUsage) and wall time per body, one family at a
- * time against one server (src/main.ts in its own process, as the suite runs it). Bodies per route
+ * time against one server (in its own process, built as the suite runs it; `--tsx`: src/main.ts
+ * through tsx; `--workers`: CONVMARK_WORKERS, default 1; server CPU summed over its workers). Bodies per route
  * as in one burst of the suite unless --per-route etc. are given. docs/reliability.md quotes it.
  */
 import { parseArgs } from "node:util";
@@ -18,6 +19,8 @@ const { values } = parseArgs({
     seed: { type: "string", default: "7" },
     family: { type: "string" },
     "node-arg": { type: "string", multiple: true, default: [] },
+    workers: { type: "string", default: "1" },
+    tsx: { type: "boolean", default: false },
   },
 });
 const FAMILIES: [string, RegExp | undefined][] = [
@@ -34,7 +37,7 @@ const FAMILIES: [string, RegExp | undefined][] = [
   ["OpenIM", /^openim /],
   ["vendor RPC", /^connect-json vendor\./],
 ];
-const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: values["node-arg"] });
+const server = await startServerProcess({ ...FUZZ_SERVER_ENV, CONVMARK_WORKERS: values.workers }, { exposeGc: true, nodeArgs: values["node-arg"], built: !values.tsx });
 const family = values.family === undefined ? undefined : new RegExp(values.family);
 const rows: Record<string, unknown>[] = [];
 let all = { bodies: 0, server: 0, client: 0, wall: 0 };

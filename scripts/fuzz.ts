@@ -4,8 +4,8 @@
  * route the issue names — every MarkService method over its four framings, every vendor route —,
  * 200 per shared route and per REST operation, 100 per vendor RPC method: about 103,600; routes as
  * in test/support/fuzzer.ts) against
- * the real server in its own process (src/main.ts, embedded store in a temporary directory,
- * --expose-gc). Prints the figures that docs/reliability.md records, with the server's memory after
+ * the real server in its own process (as `npm start` runs it: dist/, built first if stale; `--tsx`:
+ * src/main.ts through tsx instead), embedded store in a temporary directory, --expose-gc. Prints the figures that docs/reliability.md records, with the server's memory after
  * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
  * (seeds seed … seed+N-1) and reads its memory after each run and again 5 s after the last.
  * `--only REGEX` keeps the targets whose name matches (e.g. '^grpc ', '^(zego|tencent|openim) ');
@@ -27,9 +27,10 @@ const { values } = parseArgs({
     runs: { type: "string", default: "1" },
     only: { type: "string" },
     "node-arg": { type: "string", multiple: true, default: [] },
+    tsx: { type: "boolean", default: false },
   },
 });
-const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: values["node-arg"] });
+const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: values["node-arg"], built: !values.tsx });
 const only = values.only === undefined ? {} : { only: new RegExp(values.only) };
 const before = await server.memory();
 let rssMax = server.rss();

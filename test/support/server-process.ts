@@ -1,14 +1,15 @@
 /**
- * The real server entry point (src/main.ts, as `npm start` runs it) in its own OS process on
- * 127.0.0.1, for the fuzz suite and the scripts that need a separate process (signals, its own
- * core, its own memory). Embedded SQLite in a temporary directory unless dataDir is given.
+ * The real server entry point in its own OS process on 127.0.0.1, for the fuzz suite and the scripts
+ * that need a separate process (signals, its own core, its own memory): src/main.ts through tsx, or
+ * with `built` the tsc output as `npm start` runs it. Embedded SQLite in a temporary directory unless
+ * dataDir is given.
  *
  * The child also loads a small probe (a data: module, so nothing is added to the server): on the IPC
  * message "convmark:memory" it runs gc() when started with --expose-gc and answers with
  * process.memoryUsage() and v8.getHeapStatistics(); on "convmark:heap-snapshot" it writes one.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +50,7 @@ export interface ServerProcess {
   memory(gcs?: number): Promise<MemoryReading>;
   /** Writes a V8 heap snapshot of the server process; resolves with its file name. */
   heapSnapshot(file?: string): Promise<string>;
-  /** CPU time (user + system) the server process has used so far, in ms (/proc). */
+  /** CPU time (user + system) the server process and its cluster workers have used so far, in ms (/proc). */
   cpuMs(): number;
   /** RSS from /proc/<pid>/status, in bytes. */
   rss(): number;
@@ -59,20 +60,51 @@ export interface ServerProcess {
 
 export { freePort };
 
+/** The server as `npm start` runs it (`dist/src/cli/main.js serve`): tsc's output of src/ and gen/ (tsconfig.build.json). */
+const BUILT_CLI = join(ROOT, "dist/src/cli/main.js");
+
+/** The newest modification time among the files under `dir` (recursively), in ms. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) t = Math.max(t, statSync(join(e.parentPath, e.name)).mtimeMs);
+  return t;
+}
+
+/**
+ * Builds the server (tsc -p tsconfig.build.json, as `npm run build` does; about 10 s) unless dist/ is newer than every file of
+ * src/, gen/ and the TypeScript configuration, so that a test of the built server never runs stale code.
+ * Returns how long the build took (0: none was needed).
+ */
+export function ensureServerBuilt(): number {
+  const sources = Math.max(newest(join(ROOT, "src")), newest(join(ROOT, "gen")), ...["tsconfig.json", "tsconfig.build.json", "package-lock.json"].map((f) => statSync(join(ROOT, f)).mtimeMs));
+  if (existsSync(BUILT_CLI) && statSync(BUILT_CLI).mtimeMs > sources) return 0;
+  const t0 = performance.now();
+  execFileSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  return performance.now() - t0;
+}
+
 export async function startServerProcess(
   env: Record<string, string> = {},
-  opts: { exposeGc?: boolean; dataDir?: string; port?: number; stdio?: "ignore" | "inherit"; nodeArgs?: string[] } = {},
+  opts: {
+    exposeGc?: boolean;
+    dataDir?: string;
+    port?: number;
+    stdio?: "ignore" | "inherit";
+    nodeArgs?: string[];
+    /** Run dist/src/main.js with --enable-source-maps, as `npm start` does (built first if stale), instead of src/main.ts through tsx. */
+    built?: boolean;
+  } = {},
 ): Promise<ServerProcess> {
+  if (opts.built) ensureServerBuilt();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "convmark-proc-"));
   const port = opts.port ?? (await freePort());
   const args = [
     ...(opts.exposeGc ? ["--expose-gc"] : []),
     ...(opts.nodeArgs ?? []),
-    "--import",
-    "tsx",
+    ...(opts.built ? ["--enable-source-maps"] : ["--import", "tsx"]),
     "--import",
     `data:text/javascript,${encodeURIComponent(PROBE)}`,
-    join(ROOT, "src/main.ts"),
+    ...(opts.built ? [BUILT_CLI, "serve"] : [join(ROOT, "src/main.ts")]),
   ];
   // Only what the caller passes: a developer's shell (MONGODB_URI, CONVMARK_*) must not leak in.
   const base: Record<string, string> = {};
@@ -116,7 +148,22 @@ export async function startServerProcess(
       child.send(msg, (err) => err && reject(err));
     });
   }
-  const stat = (): string[] => readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime + stime of a process, in clock ticks (100 per second on Linux); cluster workers are its children.
+  const ticks = (pid: number): number => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      return 0; // exited meanwhile
+    }
+  };
+  const children = (pid: number): number[] => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
   return {
     url,
     port,
@@ -125,11 +172,7 @@ export async function startServerProcess(
     child,
     memory: (gcs = 2) => ask<MemoryReading>({ type: "convmark:memory", gc: gcs }, "convmark:memory"),
     heapSnapshot: async (file) => (await ask<{ file: string }>({ type: "convmark:heap-snapshot", file }, "convmark:heap-snapshot")).file,
-    // utime + stime, in clock ticks (100 per second on Linux).
-    cpuMs: () => {
-      const f = stat();
-      return (Number(f[11]) + Number(f[12])) * 10;
-    },
+    cpuMs: () => [child.pid!, ...children(child.pid!)].reduce((t, pid) => t + ticks(pid), 0) * 10,
     rss: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? 0) * 1024,
     async stop(stopOpts = {}) {
       const t0 = performance.now();
