@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { Code } from "@connectrpc/connect";
 import { keyString, type ConvKey, type ConvType, type ConversationRecord, type ReceiveOpt, type Settings } from "../domain/conversation.js";
 import { fromSigned64, toSigned64 } from "../domain/marks.js";
+import { withoutStack } from "../domain/stackless.js";
 import { failure } from "../domain/validate.js";
 import { opKey, planWrites, tombstoneOf, type OwnerCounters, type WriteOp } from "./planner.js";
 import type { FeedCommit, FeedPeers } from "./sqlite-feed.js";
@@ -603,18 +604,28 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
   const commit = db.prepare("COMMIT");
   const rollback = db.prepare("ROLLBACK");
   const isBusy = (e: unknown) => e instanceof Database.SqliteError && (e.code === "SQLITE_BUSY" || e.code.startsWith("SQLITE_BUSY_"));
-  /** true: this connection now holds the write lock; false: another connection does. */
+  /**
+   * true: this connection now holds the write lock; false: another connection does. With several
+   * workers the lock is often taken, and each refusal is a SqliteError that is dropped: it is made
+   * without a stack (capturing one walks the frames); any other error is thrown again with one.
+   */
   const tryBeginImmediate = (): boolean => {
     noBusyWait.run();
+    let failed: unknown;
     try {
-      beginImmediate.run();
-      return true;
-    } catch (e) {
-      if (isBusy(e)) return false;
-      throw e;
+      withoutStack(() => {
+        try {
+          beginImmediate.run();
+        } catch (e) {
+          failed = e;
+        }
+      });
     } finally {
       busyWait.run();
     }
+    if (failed === undefined) return true;
+    if (isBusy(failed)) return false;
+    throw new Error(`BEGIN IMMEDIATE failed: ${(failed as Error).message}`, { cause: failed });
   };
 
   const listStatements = new Map<string, Database.Statement<unknown[], RawRow>>();
