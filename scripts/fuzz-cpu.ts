@@ -7,7 +7,7 @@
  * as in one burst of the suite unless --per-route etc. are given. docs/reliability.md quotes it.
  */
 import { parseArgs } from "node:util";
-import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV } from "../test/support/fuzzer.js";
+import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV, FUZZ_SERVER_NODE_ARGS } from "../test/support/fuzzer.js";
 import { startServerProcess } from "../test/support/server-process.js";
 
 const { values } = parseArgs({
@@ -37,7 +37,7 @@ const FAMILIES: [string, RegExp | undefined][] = [
   ["OpenIM", /^openim /],
   ["vendor RPC", /^connect-json vendor\./],
 ];
-const server = await startServerProcess({ ...FUZZ_SERVER_ENV, CONVMARK_WORKERS: values.workers }, { exposeGc: true, nodeArgs: values["node-arg"], built: !values.tsx });
+const server = await startServerProcess({ ...FUZZ_SERVER_ENV, CONVMARK_WORKERS: values.workers }, { exposeGc: true, nodeArgs: [...FUZZ_SERVER_NODE_ARGS, ...values["node-arg"]], built: !values.tsx });
 const family = values.family === undefined ? undefined : new RegExp(values.family);
 const rows: Record<string, unknown>[] = [];
 let all = { bodies: 0, server: 0, client: 0, wall: 0 };

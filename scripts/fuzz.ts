@@ -9,10 +9,11 @@
  * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
  * (seeds seed … seed+N-1) and reads its memory after each run and again 5 s after the last.
  * `--only REGEX` keeps the targets whose name matches (e.g. '^grpc ', '^(zego|tencent|openim) ');
- * `--node-arg F` (repeatable) passes a flag to the server's node (e.g. --max-semi-space-size=16).
+ * `--node-arg F` (repeatable) passes a flag to the server's node, after FUZZ_SERVER_NODE_ARGS (so
+ * `--node-arg=--max-semi-space-size=16` replaces its young generation); `--tsx` runs src/main.ts through tsx.
  */
 import { parseArgs } from "node:util";
-import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV } from "../test/support/fuzzer.js";
+import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV, FUZZ_SERVER_NODE_ARGS } from "../test/support/fuzzer.js";
 import { startServerProcess } from "../test/support/server-process.js";
 
 const { values } = parseArgs({
@@ -30,7 +31,7 @@ const { values } = parseArgs({
     tsx: { type: "boolean", default: false },
   },
 });
-const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: values["node-arg"], built: !values.tsx });
+const server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, nodeArgs: [...FUZZ_SERVER_NODE_ARGS, ...values["node-arg"]], built: !values.tsx });
 const only = values.only === undefined ? {} : { only: new RegExp(values.only) };
 const before = await server.memory();
 let rssMax = server.rss();

@@ -1,6 +1,7 @@
 // Issue 7: the bounded fuzz suite. The real server runs in its own process (so that it has a core of
 // its own, and its memory is its own) as `npm start` runs it (tsc's build, dist/: the project's
-// globalSetup builds it first if any source is newer), with --expose-gc; the seeded fuzzer sends 2,100
+// globalSetup builds it first if any source is newer), with --expose-gc and the young generation
+// of npm start's workers (FUZZ_SERVER_NODE_ARGS); the seeded fuzzer sends 2,100
 // bodies to every route the issue names — each MarkService method (a route is the method's path:
 // its bodies dealt in equal parts over Connect JSON, Connect binary, gRPC over h2c and gRPC-Web;
 // WatchConversations over gRPC, Connect streaming JSON and binary, and gRPC-Web) and every vendor
@@ -12,7 +13,7 @@
 // `npm run fuzz` runs the same at ≥ 100,000. Route definition and counts: docs/reliability.md.
 // vitest.config.ts runs this file alone, after every other: it measures the server's time per body.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV, listenerOpen, type FuzzReport } from "../support/fuzzer.js";
+import { fuzz, FUZZ_CREDENTIALS, FUZZ_SERVER_ENV, FUZZ_SERVER_NODE_ARGS, listenerOpen, type FuzzReport } from "../support/fuzzer.js";
 import { startServerProcess, type MemoryReading, type ServerProcess } from "../support/server-process.js";
 import { MarkService } from "../../gen/convmark/v1/mark_service_pb.js";
 import { OPENIM_ADMIN_TOKEN_PATH, OPENIM_PATHS, OPENIM_SET_CONVERSATIONS_PATH } from "../../src/dialects/openim/index.js";
@@ -39,7 +40,7 @@ const cpuUs = (u: NodeJS.CpuUsage) => u.user + u.system;
 describe("fuzzing every route (bounded)", () => {
   let server: ServerProcess;
   beforeAll(async () => {
-    server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, built: true });
+    server = await startServerProcess(FUZZ_SERVER_ENV, { exposeGc: true, built: true, nodeArgs: [...FUZZ_SERVER_NODE_ARGS] });
   });
   afterAll(async () => {
     await server?.stop();
