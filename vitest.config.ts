@@ -1,9 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The bounded fuzz suite measures the server's cost per body on a machine of two cores (issue 7:
- * "under 30 s in all"), so it runs alone, after every other file: sharing the cores with another
- * file's server made it 20-40 % slower and its time a measure of its neighbours.
+ * The bounded fuzz suite's time is the server's cost per body on a machine of two cores (issue 7:
+ * "under 30 s in all"), so it runs alone, after every other file: beside another file's server its
+ * time would measure the neighbour too.
  */
 const ALONE = ["test/hardening/fuzz.e2e.test.ts"];
 

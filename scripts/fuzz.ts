@@ -5,8 +5,9 @@
  * 200 per shared route and per REST operation, 100 per vendor RPC method: about 103,600; routes as
  * in test/support/fuzzer.ts) against
  * the real server in its own process (as `npm start` runs it: dist/, built first if stale; `--tsx`:
- * src/main.ts through tsx instead), embedded store in a temporary directory, --expose-gc. Prints the figures that docs/reliability.md records, with the server's memory after
- * a full GC before and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
+ * src/main.ts through tsx instead), embedded store in a temporary directory, --expose-gc. Prints
+ * the figures that docs/reliability.md records, with the server's memory after a full GC before
+ * and after; exits 1 on any failure. `--runs N` fuzzes the same server N times
  * (seeds seed … seed+N-1) and reads its memory after each run and again 5 s after the last.
  * `--only REGEX` keeps the targets whose name matches (e.g. '^grpc ', '^(zego|tencent|openim) ');
  * `--node-arg F` (repeatable) passes a flag to the server's node, after FUZZ_SERVER_NODE_ARGS (so

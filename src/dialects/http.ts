@@ -56,14 +56,12 @@ export async function readJsonBody(req: GatewayRequest, maxBytes: number): Promi
   if (!isUtf8(read.body)) return { ok: false, problem: "not_utf8", message: "request body is not valid UTF-8" };
   // A BOM is not part of the JSON text (as TextDecoder would drop it).
   const raw = read.body.toString("utf8", read.body[0] === 0xef && read.body[1] === 0xbb && read.body[2] === 0xbf ? 3 : 0);
-  // JSON.parse's SyntaxError is answered to the client, never logged: no stack to capture.
-  return withoutStack(() => {
-    try {
-      return { ok: true, json: JSON.parse(raw) as unknown, raw };
-    } catch (e) {
-      return { ok: false, problem: "malformed_json", message: `request body is not valid JSON: ${(e as Error).message}` };
-    }
-  });
+  try {
+    // JSON.parse's SyntaxError is answered to the client, never logged: no stack to capture.
+    return { ok: true, json: withoutStack(() => JSON.parse(raw) as unknown), raw };
+  } catch (e) {
+    return { ok: false, problem: "malformed_json", message: `request body is not valid JSON: ${(e as Error).message}` };
+  }
 }
 
 /** Writes a JSON response (HTTP/1.1 or HTTP/2 compatibility API). */

@@ -175,15 +175,13 @@ export function bodyLoader<D extends DescMessage>(req: GatewayRequest, schema: D
 export function parseInto<D extends DescMessage>(schema: D, json: unknown, opts: ParseOptions = {}): MessageShape<D> | { parseError: string } {
   const value = json === null && opts.nullAsEmpty ? {} : json;
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { parseError: "the request body must be a JSON object" };
-  // protobuf-es's FieldErrors are answered to the client as the parseError, never logged: no stacks.
-  return withoutStack(() => {
-    try {
-      const obj = opts.normalize ? opts.normalize(value as JsonObject) : (value as JsonObject);
-      return fromJson(schema, obj as JsonValue, { ignoreUnknownFields: true });
-    } catch (e) {
-      return { parseError: `invalid request body: ${(e as Error).message}` };
-    }
-  });
+  try {
+    const obj = opts.normalize ? opts.normalize(value as JsonObject) : (value as JsonObject);
+    // protobuf-es's FieldErrors are answered to the client as the parseError, never logged: no stacks.
+    return withoutStack(() => fromJson(schema, obj as JsonValue, { ignoreUnknownFields: true }));
+  } catch (e) {
+    return { parseError: `invalid request body: ${(e as Error).message}` };
+  }
 }
 
 interface NameTable {

@@ -611,21 +611,15 @@ export function openSqliteStore(opts: SqliteStoreOptions): MarkStore {
    */
   const tryBeginImmediate = (): boolean => {
     noBusyWait.run();
-    let failed: unknown;
     try {
-      withoutStack(() => {
-        try {
-          beginImmediate.run();
-        } catch (e) {
-          failed = e;
-        }
-      });
+      withoutStack(() => beginImmediate.run());
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw new Error(`BEGIN IMMEDIATE failed: ${(e as Error).message}`, { cause: e });
     } finally {
       busyWait.run();
     }
-    if (failed === undefined) return true;
-    if (isBusy(failed)) return false;
-    throw new Error(`BEGIN IMMEDIATE failed: ${(failed as Error).message}`, { cause: failed });
   };
 
   const listStatements = new Map<string, Database.Statement<unknown[], RawRow>>();

@@ -71,8 +71,9 @@ function newest(dir: string): number {
 }
 
 /**
- * Builds the server (tsc -p tsconfig.build.json, as `npm run build` does; about 10 s) unless dist/ is newer than every file of
- * src/, gen/ and the TypeScript configuration, so that a test of the built server never runs stale code.
+ * Builds the server (tsc -p tsconfig.build.json, as `npm run build` does; about 10 s) unless dist/
+ * is newer than every file of src/, gen/ and the TypeScript configuration, so that a test of the
+ * built server never runs stale code.
  * Returns how long the build took (0: none was needed).
  */
 export function ensureServerBuilt(): number {
@@ -91,7 +92,7 @@ export async function startServerProcess(
     port?: number;
     stdio?: "ignore" | "inherit";
     nodeArgs?: string[];
-    /** Run dist/src/main.js with --enable-source-maps, as `npm start` does (built first if stale), instead of src/main.ts through tsx. */
+    /** Run `dist/src/cli/main.js serve` with --enable-source-maps, as `npm start` does (built first if stale), instead of src/main.ts through tsx. */
     built?: boolean;
   } = {},
 ): Promise<ServerProcess> {
