@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRe
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { withoutStack } from "../domain/stackless.js";
 import type { NodeHandlerFn } from "./listener.js";
 
 /** Called once per RPC when it ends: after the unary response, or when a response stream finishes or is abandoned. */
@@ -48,7 +49,8 @@ function observingInterceptor(observe: RpcObserver): Interceptor {
   };
 }
 
-const abandoned = () => new ConnectError("stream abandoned", Code.Canceled);
+/** A client that went away (counted in the metrics, never logged with a stack). */
+const abandoned = () => withoutStack(() => new ConnectError("stream abandoned", Code.Canceled));
 
 /**
  * The response stream, calling `done` once when it ends: finished, failed, or abandoned by its

@@ -67,7 +67,7 @@ async function* clientFaultOnReadError<T>(messages: AsyncIterable<T>): AsyncIter
     yield* messages;
   } catch (e) {
     const err = ConnectError.from(e);
-    if (err.code === Code.Internal) throw new ConnectError(err.rawMessage, Code.InvalidArgument, err.metadata, undefined, err.cause);
+    if (err.code === Code.Internal) throw withoutStack(() => new ConnectError(err.rawMessage, Code.InvalidArgument, err.metadata, undefined, err.cause));
     throw e;
   }
 }
@@ -89,20 +89,23 @@ function requestFormat(contentType: string | null): Format | undefined {
   return undefined;
 }
 
+/** A body that does not decompress is answered to its client: zlib's error, whose stack its stream code reads, is made without one. */
 function decompress(bytes: Uint8Array, encoding: string | null, maxBytes: number): Uint8Array {
-  const opts = { maxOutputLength: maxBytes };
-  switch ((encoding ?? "identity").toLowerCase()) {
-    case "identity":
-      return bytes;
-    case "gzip":
-      return gunzipSync(bytes, opts);
-    case "br":
-      return brotliDecompressSync(bytes, opts);
-    case "deflate":
-      return inflateSync(bytes, opts);
-    default:
-      throw new Error(`unsupported encoding ${encoding}`);
-  }
+  return withoutStack(() => {
+    const opts = { maxOutputLength: maxBytes };
+    switch ((encoding ?? "identity").toLowerCase()) {
+      case "identity":
+        return bytes;
+      case "gzip":
+        return gunzipSync(bytes, opts);
+      case "br":
+        return brotliDecompressSync(bytes, opts);
+      case "deflate":
+        return inflateSync(bytes, opts);
+      default:
+        throw new Error(`unsupported encoding ${encoding}`);
+    }
+  });
 }
 
 /**

@@ -22,6 +22,7 @@ import type { Authenticator } from "../auth/authenticate.js";
 import { peerOf } from "../auth/peer.js";
 import { decodeMessage } from "../codec/decode.js";
 import { encodeMessage } from "../codec/encode.js";
+import { withoutStack } from "../domain/stackless.js";
 import type { Change } from "../store/store.js";
 import { feedCursorEncoder } from "../service/feed-cursor.js";
 import { changeToProto, watchSpecOf, type MarkServiceDeps } from "../service/mark-service.js";
@@ -211,7 +212,7 @@ function serveWatch(req: http2.Http2ServerRequest, res: http2.Http2ServerRespons
 
   const begin = async (body: Buffer) => {
     try {
-      const msg = decodeRequest(body, encoding);
+      const msg = withoutStack(() => decodeRequest(body, encoding)); // its refusals are answered, not logged
       const caller = await opts.authenticate(req.headers.authorization, peerOf(req));
       if (finished) return;
       const spec = watchSpecOf(opts.deps, msg, caller);
