@@ -5,6 +5,9 @@
  * - `apply100`: applyUpdates of UpdateConversations(100)'s batches (one owner's 100 conversations,
  *   200 owners in turn, every update a real write), one call at a time, as the bench's storage100 row;
  * - `stmts100`: the store's own SQL for those batches without its JavaScript (storeStatements below);
+ *   `stmts100_rowid`, `stmts100_noseq` and `stmts100_rowid_noseq` (only with --only): the same with
+ *   each UPDATE by rowid instead of by key, without the conversations_seq index, and both, the two
+ *   schema changes left to the write path (docs/performance.md, "Session 13");
  * - `raw100`: the raw upsert ceiling (bench/ceiling-server.ts) on the same batch shape;
  * - `changes1000`: store.changes of one owner's 1,000 changes (what SyncConversations reads), with
  *   `--stored` conversations in the file (default 100,000);
@@ -113,7 +116,7 @@ async function subject(name: string, open: OpenStore, dir: string): Promise<Subj
  * rows read with one IN list, one marks-only UPDATE per row (the store's statement, its indexes),
  * the owner's row and the feed counter. The store's file and schema (made by openSqliteStore).
  */
-async function storeStatements(path: string, open: OpenStore): Promise<{ run: () => number; close(): void }> {
+async function storeStatements(path: string, open: OpenStore, variant: { byRowid?: boolean; noSeqIndex?: boolean } = {}): Promise<{ run: () => number; close(): void }> {
   const pool = new OwnerBatchPool("t100", 200, 100);
   const store = open({ path, limits });
   for (let i = 0; i < 200; i++) await store.applyUpdates(toValidUpdates(pool.next()));
@@ -121,10 +124,12 @@ async function storeStatements(path: string, open: OpenStore): Promise<{ run: ()
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
-  const STATE = "marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id";
+  if (variant.noSeqIndex) db.exec("DROP INDEX conversations_seq");
+  const STATE = `marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id${variant.byRowid ? ", rowid" : ""}`;
   // IN lists give rows in key order: the batch's ids are in key order too (c0000 .. c0099).
   const read = db.prepare<unknown[], unknown[]>(`SELECT conv_id, ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${Array.from({ length: 128 }, () => "?").join(", ")})`).safeIntegers(true).raw(true);
-  const update = db.prepare("UPDATE conversations SET marks = ?, version = ?, update_time = ?, position = ?, marked = ?, seq = ? WHERE owner = ? AND type = ? AND conv_id = ?");
+  const set = "UPDATE conversations SET marks = ?, version = ?, update_time = ?, position = ?, marked = ?, seq = ?";
+  const update = db.prepare(variant.byRowid ? `${set} WHERE rowid = ?` : `${set} WHERE owner = ? AND type = ? AND conv_id = ?`);
   const owner = db.prepare<[string], { position: bigint }>("SELECT position, marked_count FROM owners WHERE owner = ?").safeIntegers(true);
   const upsertOwner = db.prepare("INSERT INTO owners (owner, position, marked_count) VALUES (?, ?, ?) ON CONFLICT (owner) DO UPDATE SET position = excluded.position, marked_count = excluded.marked_count");
   const feed = db.prepare<[], { seq: bigint }>("SELECT seq FROM feed WHERE id = 1").safeIntegers(true);
@@ -140,7 +145,8 @@ async function storeStatements(path: string, open: OpenStore): Promise<{ run: ()
     for (const [i, u] of specs.entries()) {
       const r = rows[i]!;
       const marks = ((r[1] as bigint) | BigInt.asIntN(64, maskOf(u.setMarks))) & ~BigInt.asIntN(64, maskOf(u.clearMarks));
-      update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, o, 1, u.conversationId);
+      if (variant.byRowid) update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, r[14]);
+      else update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, o, 1, u.conversationId);
     }
     upsertOwner.run(o, position, specs.length);
     setFeed.run(seq);
@@ -160,6 +166,14 @@ async function main() {
     }
     subjects.push(await subject(base ? "this" : "store", here, dir));
     const stmts = await storeStatements(join(dir, "stmts.db"), here);
+    const variants = new Map<string, { run: () => number; close(): void }>();
+    for (const [row, variant] of [
+      ["stmts100_rowid", { byRowid: true }],
+      ["stmts100_noseq", { noSeqIndex: true }],
+      ["stmts100_rowid_noseq", { byRowid: true, noSeqIndex: true }],
+    ] as const) {
+      if ((args.get("only") ?? "").split(",").includes(row)) variants.set(row, await storeStatements(join(dir, `${row}.db`), here, variant));
+    }
     const rawDb = openRawSqlite(join(dir, "raw.db"));
     const raw = rawUpserter(rawDb);
     const rawPool = new OwnerBatchPool("r100", 200, 100);
@@ -176,6 +190,7 @@ async function main() {
       for (const row of rowNames) {
         if (row === "raw100") await runRow("raw100", rawRow, r);
         else if (row === "stmts100") await runRow("stmts100", stmts.run, r);
+        else if (variants.has(row)) await runRow(row, variants.get(row)!.run, r);
         else for (const s of subjects) await runRow(`${row} ${s.name}`, s.rows[row]!, r);
       }
     }
@@ -190,6 +205,7 @@ async function main() {
     for (const s of subjects) await s.close();
     rawDb.close();
     stmts.close();
+    for (const v of variants.values()) v.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
