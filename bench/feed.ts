@@ -22,6 +22,7 @@ import {
 } from "../gen/convmark/v1/mark_service_pb.js";
 import { grpcCodec } from "../src/codec/grpc-codec.js";
 import type { MarkStore } from "../src/store/store.js";
+import { watchClientStalls } from "./stats.js";
 
 export interface WatchFigures {
   readonly watchers: number;
@@ -323,7 +324,6 @@ export async function benchSync(opts: {
   minCalls?: number;
 }): Promise<SyncFigures> {
   const { loadavg } = await import("node:os");
-  const { monitorEventLoopDelay, PerformanceObserver } = await import("node:perf_hooks");
   const [client] = clients(opts.target, 1, "sync");
   const req = Buffer.from(toBinary(SyncConversationsRequestSchema, create(SyncConversationsRequestSchema, { ownerUserId: opts.owner, pageSize: opts.expected })));
   // The page is decoded in the call's callback, inside the timed call, from the bytes grpc-js hands
@@ -347,13 +347,7 @@ export async function benchSync(opts: {
     for (let warm = 0; warm < 20 || performance.now() < warmEnd; warm++) await call();
     const minCalls = opts.minCalls ?? 500;
     const times: number[] = [];
-    const delay = monitorEventLoopDelay({ resolution: 1 });
-    delay.enable();
-    const gcPauses: number[] = [];
-    const gc = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcPauses.push(e.duration);
-    });
-    gc.observe({ entryTypes: ["gc"] });
+    const stalls = watchClientStalls();
     const cpu0 = process.cpuUsage();
     const srv0 = opts.server?.cpuSeconds();
     const end = performance.now() + opts.seconds * 1000;
@@ -363,8 +357,7 @@ export async function benchSync(opts: {
       times.push(performance.now() - t);
       if (n !== opts.expected) throw new Error(`SyncConversations returned ${n} changes, expected ${opts.expected}`);
     }
-    delay.disable();
-    gc.disconnect();
+    const stalled = stalls();
     const cpu = process.cpuUsage(cpu0);
     const srv = srv0 !== undefined ? opts.server!.cpuSeconds() - srv0 : undefined;
     const sorted = times.sort((a, b) => a - b);
@@ -377,9 +370,9 @@ export async function benchSync(opts: {
       max_ms: round(sorted.at(-1)!),
       ...(srv !== undefined ? { server_cpu_ms_per_call: round((srv * 1000) / sorted.length) } : {}),
       client_cpu_ms_per_call: round((cpu.user + cpu.system) / 1000 / sorted.length),
-      client_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
-      client_gc_over_5ms: gcPauses.filter((d) => d > 5).length,
-      client_gc_max_ms: round(Math.max(0, ...gcPauses)),
+      client_loop_delay_p99_ms: stalled.loopDelayP99Ms,
+      client_gc_over_5ms: stalled.gcOver5ms,
+      client_gc_max_ms: stalled.gcMaxMs,
       load: [round(load0), round(loadavg()[0]!)],
     };
   } finally {

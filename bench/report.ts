@@ -1,7 +1,7 @@
 /** The results: bench/results.json and the printed table with ratios and targets. */
 import { readFileSync } from "node:fs";
 import * as os from "node:os";
-import { round, type RowTotals } from "./stats.js";
+import { round, type ClientStalls, type RowTotals } from "./stats.js";
 import { VENDORS, VENDOR_LABELS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName } from "./vendors.js";
 
 export type RowId =
@@ -112,6 +112,10 @@ export interface LevelFigures {
   readonly listP50Ms: number;
   readonly listP99Ms: number;
   readonly listErrors: number;
+  /** What stalled the bench process during the level's List row (its latencies include them). */
+  readonly listClient?: ClientStalls;
+  /** The share of the level's List calls the server itself handled within 10 ms (its grpc_server_handling_seconds histogram). */
+  readonly listServerWithin10ms?: number;
 }
 
 interface HeapFigures {
@@ -208,6 +212,10 @@ export interface Results {
   readonly cpu_us_per_op: Partial<Record<RowId, number>>;
   readonly list_p99_ms: Partial<Record<LevelKey, number>>;
   readonly list_p50_ms: Partial<Record<LevelKey, number>>;
+  /** The bench process's own stalls during each level's List row: event-loop delay p99, GC pauses over 5 ms, the longest (absent in older results). */
+  readonly list_client?: Partial<Record<LevelKey, { loop_delay_p99_ms: number; gc_over_5ms: number; gc_max_ms: number }>>;
+  /** The share of each level's List calls the server handled within 10 ms, by its own histogram (absent in older results). */
+  readonly list_server_within_10ms?: Partial<Record<LevelKey, number>>;
   /** Per server process (the largest), after loading each level. */
   readonly rss_mb: Partial<Record<LevelKey, number>>;
   /** Per server process (the largest), after two forced full GCs at each level: the live footprint. */
@@ -349,6 +357,10 @@ export function buildResults(input: {
     cpu_us_per_op: cpuPerOp,
     list_p99_ms: listP99,
     list_p50_ms: byLevel((l) => round(l.listP50Ms, 3)),
+    list_server_within_10ms: Object.fromEntries(input.levels.flatMap((l) => (l.listServerWithin10ms !== undefined ? [[l.key, round(l.listServerWithin10ms, 4)]] : []))),
+    list_client: Object.fromEntries(
+      input.levels.flatMap((l) => (l.listClient ? [[l.key, { loop_delay_p99_ms: l.listClient.loopDelayP99Ms, gc_over_5ms: l.listClient.gcOver5ms, gc_max_ms: l.listClient.gcMaxMs }]] : [])),
+    ),
     rss_mb: rssMb,
     rss_after_gc_mb: Object.fromEntries(Object.entries(rssAfterGc).filter(([, v]) => v !== null)) as Partial<Record<LevelKey, number>>,
     stored_at_level: byLevel((l) => l.stored),
@@ -456,7 +468,13 @@ export function formatReport(r: Results): string {
       : "server RSS: not measured (no bulk load in this run)",
     `by stored conversations: ${
       (Object.keys(r.list_p99_ms ?? {}) as LevelKey[])
-        .map((k) => `${k}: List p99 ${num(r.list_p99_ms[k], 2)} ms (p50 ${num(r.list_p50_ms[k], 2)}), RSS ${num(r.rss_mb[k], 1)} MB (${num(r.rss_after_gc_mb?.[k], 1)} after full GC)`)
+        .map((k) => {
+          const c = r.list_client?.[k];
+          const w = r.list_server_within_10ms?.[k];
+          const server = w !== undefined ? `, ${num(w * 100, 2)} % within 10 ms in the server's own histogram` : "";
+          const client = c ? `, client loop delay p99 ${num(c.loop_delay_p99_ms, 2)} ms, client GC pauses over 5 ms ${c.gc_over_5ms} (longest ${num(c.gc_max_ms, 2)} ms)` : "";
+          return `${k}: List p99 ${num(r.list_p99_ms[k], 2)} ms (p50 ${num(r.list_p50_ms[k], 2)})${server}${client}, RSS ${num(r.rss_mb[k], 1)} MB (${num(r.rss_after_gc_mb?.[k], 1)} after full GC)`;
+        })
         .join("; ") || "not measured"
     }`,
     `ceilings: node:http echo ${num(r.ceilings?.node_http_echo_rps ?? undefined)} req/s, bare connect-node ${num(r.ceilings?.connect_echo_rps ?? undefined)} req/s, raw SQLite ${num(r.ceilings?.sqlite_upserts_per_s ?? undefined)} upserts/s; server CPU per update (x100) ${num(r.cpu_us_per_update_100 ?? undefined, 1)} µs`,

@@ -18,8 +18,8 @@ import { formatProfile, newestProfile, summarizeProfile } from "./profile.js";
 import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from "./ceiling-server.js";
 import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelKey, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
 import { copyOwners } from "./replicate.js";
-import { buildServer, heapFromMetrics, startServer, type BenchServer } from "./server.js";
-import { RowTotals } from "./stats.js";
+import { buildServer, handledWithin, heapFromMetrics, startServer, type BenchServer } from "./server.js";
+import { RowTotals, watchClientStalls } from "./stats.js";
 import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName, type VendorRoute } from "./vendors.js";
 import {
   bulkSpecs,
@@ -515,7 +515,13 @@ async function main(): Promise<void> {
         log(`measure list (${level.key}, ${settings.listSeconds} s)`);
         const before = totals.get("list");
         totals.delete("list");
+        const handled0 = await handledWithin(srv.url, "ListConversations", 0.01);
+        const stalls = watchClientStalls();
         await measure("list", () => closedLoop(1, settings.listSeconds, listCall));
+        const listClient = stalls();
+        const handled1 = await handledWithin(srv.url, "ListConversations", 0.01);
+        const listServerWithin10ms =
+          handled0 && handled1 && handled1.count > handled0.count ? (handled1.within - handled0.within) / (handled1.count - handled0.count) : undefined;
         const lt = totals.get("list")!;
         if (i < settings.levels.length - 1 && before) totals.set("list", before);
         // The live footprint at this size: V8 returns memory on its own schedule (after a long quiet
@@ -524,7 +530,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 500));
         const rssAfterGcMb = gcOk ? srv.memory().rssMb : Number.NaN;
         log(`level ${level.key}: server RSS after a full GC ${rssAfterGcMb.toFixed(1)} MiB`);
-        figures.push({ key: level.key, stored, rssMb: mem.rssMb, rssAfterGcMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors });
+        figures.push({ key: level.key, stored, rssMb: mem.rssMb, rssAfterGcMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors, listClient, ...(listServerWithin10ms !== undefined ? { listServerWithin10ms } : {}) });
         await syncAtLevel(level.key, stored);
       }
 

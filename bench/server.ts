@@ -351,3 +351,25 @@ export async function heapFromMetrics(url: string): Promise<{ heapUsedMb: number
     return undefined;
   }
 }
+
+/**
+ * From the server's /metrics (summed over its workers): how many calls of a method it has handled
+ * (grpc_server_handling_seconds_count) and how many within `le` seconds (the bucket of that bound,
+ * which must be one of the histogram's: 0.001 … 10). Undefined if /metrics cannot be read.
+ */
+export async function handledWithin(url: string, method: string, le: number): Promise<{ count: number; within: number } | undefined> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    let count = 0;
+    let within = 0;
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("grpc_server_handling_seconds_") || !line.includes(`grpc_method="${method}"`)) continue;
+      const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+      if (line.startsWith("grpc_server_handling_seconds_count")) count += value;
+      else if (line.startsWith("grpc_server_handling_seconds_bucket") && line.includes(`le="${le}"`)) within += value;
+    }
+    return { count, within };
+  } catch {
+    return undefined;
+  }
+}

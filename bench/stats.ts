@@ -1,4 +1,5 @@
 /** Latency and throughput bookkeeping shared by the load drivers. */
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 
 /** Latencies in milliseconds, growable without boxing. */
 export class LatencyLog {
@@ -82,3 +83,32 @@ export const round = (x: number, digits = 2): number => {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 };
+
+/** What stalled the bench process (the client) while a latency row ran: a stalled client adds to every latency it measures. */
+export interface ClientStalls {
+  /** Event-loop delay p99, ms. */
+  readonly loopDelayP99Ms: number;
+  /** GC pauses over 5 ms, and the longest, ms. */
+  readonly gcOver5ms: number;
+  readonly gcMaxMs: number;
+}
+
+/** Starts watching this process's event-loop delay and GC pauses; the returned function stops and reports. */
+export function watchClientStalls(): () => ClientStalls {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const pauses: number[] = [];
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push(e.duration);
+  });
+  gc.observe({ entryTypes: ["gc"] });
+  return () => {
+    delay.disable();
+    gc.disconnect();
+    return {
+      loopDelayP99Ms: round(delay.percentile(99) / 1e6),
+      gcOver5ms: pauses.filter((d) => d > 5).length,
+      gcMaxMs: round(pauses.reduce((a, b) => Math.max(a, b), 0)),
+    };
+  };
+}

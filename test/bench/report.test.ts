@@ -1,8 +1,13 @@
-/** bench/report.ts: the vendor ratios against convmark's own echo and against the bare connect-node ceiling. */
+/** bench/report.ts: the vendor ratios against convmark's own echo and against the bare connect-node ceiling; the List levels' client stalls. */
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
-import { buildResults, type RowId, type RowInfo } from "../../bench/report.js";
-import { LatencyLog, RowTotals } from "../../bench/stats.js";
+import { buildResults, formatReport, type LevelFigures, type RowId, type RowInfo } from "../../bench/report.js";
+import { LatencyLog, RowTotals, watchClientStalls } from "../../bench/stats.js";
+import { handledWithin } from "../../bench/server.js";
 import { VENDORS, ZEGO_ROUTES } from "../../bench/vendors.js";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { startApp } from "../server/helpers.js";
 
 /** A row measured for 10 s: `rps` requests per second, `cpuUs` server CPU µs per request. */
 function row(rps: number, cpuUs: number): RowInfo {
@@ -14,9 +19,9 @@ function row(rps: number, cpuUs: number): RowInfo {
 
 const OTHER_ROWS: RowId[] = ["node_http_echo", "bare_connect_echo", "echo_grpc", "echo_connect", "echo_connect_paced", "update1_grpc", "update1_connect", "update100_grpc", "storage100", "sqlite_raw100", "bulk", "list"];
 
-function results(rows: Partial<Record<RowId, RowInfo>>) {
+function results(rows: Partial<Record<RowId, RowInfo>>, levels: LevelFigures[] = []) {
   const all = Object.fromEntries([...OTHER_ROWS, ...VENDORS].map((id) => [id, rows[id as RowId] ?? { totals: undefined, unavailable: undefined }])) as Record<RowId, RowInfo>;
-  return buildResults({ settings: {}, machine: { os: "", cpu_model: "", cores: 2, node: "", mem_total_gb: 1, loadavg_at_start: [0, 0, 0] } as never, rows: all, stored: 0, memory: undefined, levels: [], seconds: 1 });
+  return buildResults({ settings: {}, machine: { os: "", cpu_model: "", cores: 2, node: "", mem_total_gb: 1, loadavg_at_start: [0, 0, 0] } as never, rows: all, stored: 0, memory: undefined, levels, seconds: 1 });
 }
 
 describe("vendor route ratios", () => {
@@ -37,5 +42,64 @@ describe("vendor route ratios", () => {
     const again = results(rows).targets.find((x) => x.name.includes("bare connect-node echo (ZEGO"))!;
     expect(again.name).toContain("zego");
     expect(again).toMatchObject({ value: 0.625, pass: true });
+  });
+});
+
+describe("List levels", () => {
+  it("carry what stalled the bench process during the List row, in results.json and in the printed line", () => {
+    const level = (key: LevelFigures["key"], listClient?: LevelFigures["listClient"]): LevelFigures => ({
+      key,
+      stored: 100_000,
+      rssMb: 200,
+      rssAfterGcMb: 110,
+      listP50Ms: 2,
+      listP99Ms: 9,
+      listErrors: 0,
+      ...(listClient ? { listClient } : {}),
+    });
+    const r = results({}, [{ ...level("100k", { loopDelayP99Ms: 4.5, gcOver5ms: 3, gcMaxMs: 17.25 }), listServerWithin10ms: 0.99876 }, level("1m")]);
+    expect(r.list_client).toEqual({ "100k": { loop_delay_p99_ms: 4.5, gc_over_5ms: 3, gc_max_ms: 17.25 } });
+    expect(r.list_server_within_10ms).toEqual({ "100k": 0.9988 });
+    const line = formatReport(r).split("\n").find((l) => l.startsWith("by stored conversations:"))!;
+    expect(line).toContain("100k: List p99 9.00 ms (p50 2.00), 99.88 % within 10 ms in the server's own histogram, client loop delay p99 4.50 ms, client GC pauses over 5 ms 3 (longest 17.25 ms), RSS");
+    expect(line).toContain("1m: List p99 9.00 ms (p50 2.00), RSS");
+  });
+
+  it("watchClientStalls sees a blocked event loop and the collections of a burst of garbage", async () => {
+    const stop = watchClientStalls();
+    // Several blocked turns of the loop (the histogram's p99 needs more than one sample of them).
+    for (let i = 0; i < 20; i++) {
+      const until = performance.now() + 30;
+      while (performance.now() < until);
+      await new Promise((r) => setImmediate(r));
+    }
+    // Garbage enough for several young-generation collections (each one a "gc" performance entry).
+    let kept = 0;
+    for (let round = 0; round < 2000; round++) kept += Array.from({ length: 1000 }, (_, i) => ({ i, s: String(round * 1000 + i) })).length;
+    await new Promise((r) => setTimeout(r, 50)); // GC entries are delivered asynchronously
+    const s = stop();
+    expect(kept).toBeGreaterThan(0);
+    expect(s.loopDelayP99Ms).toBeGreaterThanOrEqual(25);
+    expect(s.gcMaxMs).toBeGreaterThan(0);
+  });
+});
+
+describe("handledWithin", () => {
+  it("reads a method's handled calls, and those within a bucket's bound, from a real server's /metrics", async () => {
+    const s = await startApp();
+    try {
+      const client = createClient(Health, createGrpcTransport({ baseUrl: s.baseUrl }));
+      expect(await handledWithin(s.baseUrl, "Check", 10)).toEqual({ count: 0, within: 0 });
+      for (let i = 0; i < 3; i++) await client.check({});
+      const after = await handledWithin(s.baseUrl, "Check", 10);
+      expect(after).toEqual({ count: 3, within: 3 });
+      const fast = (await handledWithin(s.baseUrl, "Check", 0.001))!;
+      expect(fast.count).toBe(3);
+      expect(fast.within).toBeLessThanOrEqual(3);
+      expect(await handledWithin(s.baseUrl, "ListConversations", 10)).toEqual({ count: 0, within: 0 });
+    } finally {
+      await s.app.close(1000);
+    }
+    expect(await handledWithin(s.baseUrl, "Check", 10)).toBeUndefined(); // closed: nothing to read
   });
 });
