@@ -19,16 +19,15 @@ import { openRawSqlite, rawUpserter, startCeilings, type CeilingServer } from ".
 import { buildResults, formatReport, machineInfo, type LevelFigures, type LevelKey, type MemoryFigures, type RowInfo, type RowId } from "./report.js";
 import { copyOwners } from "./replicate.js";
 import { buildServer, handledWithin, heapFromMetrics, startServer, type BenchServer } from "./server.js";
-import { RowTotals, watchClientStalls } from "./stats.js";
+import { runListClient } from "./list-client.js";
+import { RowTotals, type ClientStalls } from "./stats.js";
 import { prepareVendor, VENDOR_SERVER_ENV, VENDORS, ZEGO_BENCH_RATE, ZEGO_ROUTES, type VendorName, type VendorRoute } from "./vendors.js";
 import {
   bulkSpecs,
   checkHealthResponse,
-  listResponseChecker,
   checkUpdateJson,
   checkUpdateResponse,
   healthCheckBytes,
-  listRequestBytes,
   OwnerBatchPool,
   PATHS,
   SingleUpdatePool,
@@ -485,9 +484,6 @@ async function main(): Promise<void> {
       let afterBulk = srv.memory();
       let heap: Awaited<ReturnType<typeof heapFromMetrics>>;
       const figures: LevelFigures[] = [];
-      const listBytes = listRequestBytes(LIST_OWNER, LIST_FILTER_MARKS, LIST_PAGE_SIZE);
-      const checkList = listResponseChecker(LIST_PAGE_SIZE);
-      const listCall = () => grpcCall(PATHS.list, listBytes, checkList);
       let stored = countRows();
       for (const [i, level] of settings.levels.entries()) {
         // Bulk conversations are numbered from 0 (owner bulk-0000 first); the update pools' rows come on top.
@@ -509,16 +505,18 @@ async function main(): Promise<void> {
         }
         log(`level ${level.key}: server RSS ${mem.rssMb.toFixed(1)} MiB (largest serving process; peak ${mem.hwmMb.toFixed(1)} MiB)`);
 
-        // List latency: one request in flight, so the percentiles are service time, not queueing.
-        log(`warm-up list (${level.key})`);
-        await guard(closedLoop(1, settings.warmupSeconds, listCall));
-        log(`measure list (${level.key}, ${settings.listSeconds} s)`);
+        // List latency: one request in flight, so the percentiles are service time, not queueing,
+        // from a client process of its own (bench/list-client.ts), whose stalls are its own.
+        log(`warm-up and measure list (${level.key}, ${settings.warmupSeconds} + ${settings.listSeconds} s, bench/list-client.ts)`);
         const before = totals.get("list");
         totals.delete("list");
         const handled0 = await handledWithin(srv.url, "ListConversations", 0.01);
-        const stalls = watchClientStalls();
-        await measure("list", () => closedLoop(1, settings.listSeconds, listCall));
-        const listClient = stalls();
+        let listClient: ClientStalls | undefined;
+        await measure("list", async () => {
+          const out = await runListClient({ port: srv.port, owner: LIST_OWNER, mark: LIST_FILTER_MARKS[0]!, pageSize: LIST_PAGE_SIZE, warmupSeconds: settings.warmupSeconds, seconds: settings.listSeconds });
+          listClient = out.stalls;
+          return out.slice;
+        });
         const handled1 = await handledWithin(srv.url, "ListConversations", 0.01);
         const listServerWithin10ms =
           handled0 && handled1 && handled1.count > handled0.count ? (handled1.within - handled0.within) / (handled1.count - handled0.count) : undefined;
@@ -530,7 +528,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 500));
         const rssAfterGcMb = gcOk ? srv.memory().rssMb : Number.NaN;
         log(`level ${level.key}: server RSS after a full GC ${rssAfterGcMb.toFixed(1)} MiB`);
-        figures.push({ key: level.key, stored, rssMb: mem.rssMb, rssAfterGcMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors, listClient, ...(listServerWithin10ms !== undefined ? { listServerWithin10ms } : {}) });
+        figures.push({ key: level.key, stored, rssMb: mem.rssMb, rssAfterGcMb, listP50Ms: lt.latencies.percentile(50), listP99Ms: lt.latencies.percentile(99), listErrors: lt.errors, ...(listClient ? { listClient } : {}), ...(listServerWithin10ms !== undefined ? { listServerWithin10ms } : {}) });
         await syncAtLevel(level.key, stored);
       }
 

@@ -19,6 +19,11 @@ export class LatencyLog {
     return this.n;
   }
 
+  /** The latencies added, in order. */
+  toArray(): number[] {
+    return Array.from(this.data.subarray(0, this.n));
+  }
+
   addAll(other: LatencyLog): void {
     for (let i = 0; i < other.n; i++) this.add(other.data[i]!);
   }
