@@ -31,15 +31,17 @@ export async function runListClient(o: { port: number; owner: string; mark: numb
   const args = [o.port, o.owner, o.mark, o.pageSize, o.warmupSeconds, o.seconds].map(String);
   const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), ...args], {
     cwd: fileURLToPath(new URL("..", import.meta.url)),
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
+  let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", resolve);
   });
-  if (code !== 0) throw new Error(`bench/list-client.ts exited with code ${code}`);
+  if (code !== 0) throw new Error(`bench/list-client.ts exited with code ${code}: ${stderr.trim().split("\n", 1)[0] ?? ""}`);
   const out = JSON.parse(stdout.trim()) as ListClientOutput;
   const latencies = new LatencyLog();
   for (const ms of out.latenciesMs) latencies.add(ms);
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   }
   const [p, m, size, warm, secs] = numbers as [number, number, number, number, number];
   const pool = new GrpcPool(`127.0.0.1:${p}`, 1);
-  await pool.ready();
+  await pool.ready(3000); // the server is up: the bench started it
   const request = listRequestBytes(owner, [m], size);
   const check = listResponseChecker(size);
   const call = () => pool.unary(PATHS.list, request).then(check, (e: unknown) => ({ error: String(e) }));
