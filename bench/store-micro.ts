@@ -7,7 +7,9 @@
  * - `stmts100`: the store's own SQL for those batches without its JavaScript (storeStatements below);
  *   `stmts100_rowid`, `stmts100_noseq` and `stmts100_rowid_noseq` (only with --only): the same with
  *   each UPDATE by rowid instead of by key, without the conversations_seq index, and both, the two
- *   schema changes left to the write path (docs/performance.md, "Session 13");
+ *   schema changes left to the write path (docs/performance.md, "Session 13"); `stmts100_log` and
+ *   `stmts100_rowid_log`: without the index, each change appended to a feed log (seq, rowid)
+ *   instead, unpruned (what the index's replacement would cost at least);
  * - `raw100`: the raw upsert ceiling (bench/ceiling-server.ts) on the same batch shape;
  * - `changes1000`: store.changes of one owner's 1,000 changes (what SyncConversations reads), with
  *   `--stored` conversations in the file (default 100,000);
@@ -116,7 +118,7 @@ async function subject(name: string, open: OpenStore, dir: string): Promise<Subj
  * rows read with one IN list, one marks-only UPDATE per row (the store's statement, its indexes),
  * the owner's row and the feed counter. The store's file and schema (made by openSqliteStore).
  */
-async function storeStatements(path: string, open: OpenStore, variant: { byRowid?: boolean; noSeqIndex?: boolean } = {}): Promise<{ run: () => number; close(): void }> {
+async function storeStatements(path: string, open: OpenStore, variant: { byRowid?: boolean; noSeqIndex?: boolean; feedLog?: boolean } = {}): Promise<{ run: () => number; close(): void }> {
   const pool = new OwnerBatchPool("t100", 200, 100);
   const store = open({ path, limits });
   for (let i = 0; i < 200; i++) await store.applyUpdates(toValidUpdates(pool.next()));
@@ -124,8 +126,11 @@ async function storeStatements(path: string, open: OpenStore, variant: { byRowid
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
-  if (variant.noSeqIndex) db.exec("DROP INDEX conversations_seq");
-  const STATE = `marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id${variant.byRowid ? ", rowid" : ""}`;
+  if (variant.noSeqIndex || variant.feedLog) db.exec("DROP INDEX conversations_seq");
+  // The feed's replacement for the index: an append-only log of (seq, the row's rowid), unpruned.
+  if (variant.feedLog) db.exec("CREATE TABLE feed_log (seq INTEGER PRIMARY KEY, conversation INTEGER NOT NULL)");
+  const appendLog = variant.feedLog ? db.prepare("INSERT INTO feed_log (seq, conversation) VALUES (?, ?)") : undefined;
+  const STATE = `marks, custom_mark, labels, pinned, receive_option, private_chat, burn_duration, attached_info, ex, version, update_time, position, vendor_conv_id${variant.byRowid || variant.feedLog ? ", rowid" : ""}`;
   // IN lists give rows in key order: the batch's ids are in key order too (c0000 .. c0099).
   const read = db.prepare<unknown[], unknown[]>(`SELECT conv_id, ${STATE} FROM conversations WHERE owner = ? AND type = ? AND conv_id IN (${Array.from({ length: 128 }, () => "?").join(", ")})`).safeIntegers(true).raw(true);
   const set = "UPDATE conversations SET marks = ?, version = ?, update_time = ?, position = ?, marked = ?, seq = ?";
@@ -147,6 +152,7 @@ async function storeStatements(path: string, open: OpenStore, variant: { byRowid
       const marks = ((r[1] as bigint) | BigInt.asIntN(64, maskOf(u.setMarks))) & ~BigInt.asIntN(64, maskOf(u.clearMarks));
       if (variant.byRowid) update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, r[14]);
       else update.run(marks, (r[10] as bigint) + 1n, now, ++position, 1, ++seq, o, 1, u.conversationId);
+      appendLog?.run(seq, r[14]);
     }
     upsertOwner.run(o, position, specs.length);
     setFeed.run(seq);
@@ -171,6 +177,8 @@ async function main() {
       ["stmts100_rowid", { byRowid: true }],
       ["stmts100_noseq", { noSeqIndex: true }],
       ["stmts100_rowid_noseq", { byRowid: true, noSeqIndex: true }],
+      ["stmts100_log", { feedLog: true }],
+      ["stmts100_rowid_log", { byRowid: true, feedLog: true }],
     ] as const) {
       if ((args.get("only") ?? "").split(",").includes(row)) variants.set(row, await storeStatements(join(dir, `${row}.db`), here, variant));
     }
