@@ -16,15 +16,8 @@ import { closedLoop, GrpcPool, type RawSlice } from "./load.js";
 import { LatencyLog, watchClientStalls, type ClientStalls } from "./stats.js";
 import { listRequestBytes, listResponseChecker, PATHS } from "./workloads.js";
 
-export interface ListClientOutput {
-  readonly requests: number;
-  readonly units: number;
-  readonly errors: number;
-  readonly seconds: number;
-  readonly latenciesMs: number[];
-  readonly firstError?: string;
-  readonly stalls: ClientStalls;
-}
+/** The child's one line: its slice, latencies as an array, and its stalls. */
+type ListClientOutput = Omit<RawSlice, "latencies"> & { readonly latenciesMs: number[]; readonly stalls: ClientStalls };
 
 /** Runs the List client in its own process against the server on 127.0.0.1:port; resolves with its slice and stalls. */
 export async function runListClient(o: { port: number; owner: string; mark: number; pageSize: number; warmupSeconds: number; seconds: number }): Promise<{ slice: RawSlice; stalls: ClientStalls }> {
@@ -42,11 +35,10 @@ export async function runListClient(o: { port: number; owner: string; mark: numb
     child.once("exit", resolve);
   });
   if (code !== 0) throw new Error(`bench/list-client.ts exited with code ${code}: ${stderr.trim().split("\n", 1)[0] ?? ""}`);
-  const out = JSON.parse(stdout.trim()) as ListClientOutput;
+  const { latenciesMs, stalls, ...rest } = JSON.parse(stdout.trim()) as ListClientOutput;
   const latencies = new LatencyLog();
-  for (const ms of out.latenciesMs) latencies.add(ms);
-  const slice: RawSlice = { requests: out.requests, units: out.units, errors: out.errors, seconds: out.seconds, latencies, ...(out.firstError !== undefined ? { firstError: out.firstError } : {}) };
-  return { slice, stalls: out.stalls };
+  for (const ms of latenciesMs) latencies.add(ms);
+  return { slice: { ...rest, latencies }, stalls };
 }
 
 async function main(): Promise<void> {
@@ -66,16 +58,8 @@ async function main(): Promise<void> {
   const slice = await closedLoop(1, secs, call);
   const stalls = stop();
   pool.close();
-  const latenciesMs = slice.latencies.toArray();
-  const out: ListClientOutput = {
-    requests: slice.requests,
-    units: slice.units,
-    errors: slice.errors,
-    seconds: slice.seconds,
-    latenciesMs,
-    ...(slice.firstError !== undefined ? { firstError: slice.firstError } : {}),
-    stalls,
-  };
+  const { latencies, ...rest } = slice;
+  const out: ListClientOutput = { ...rest, latenciesMs: latencies.toArray(), stalls };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 

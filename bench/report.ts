@@ -112,7 +112,7 @@ export interface LevelFigures {
   readonly listP50Ms: number;
   readonly listP99Ms: number;
   readonly listErrors: number;
-  /** What stalled the bench process during the level's List row (its latencies include them). */
+  /** What stalled the List client (bench/list-client.ts) during the level's List row (its latencies include them). */
   readonly listClient?: ClientStalls;
   /** The share of the level's List calls the server itself handled within 10 ms (its grpc_server_handling_seconds histogram). */
   readonly listServerWithin10ms?: number;
@@ -212,7 +212,7 @@ export interface Results {
   readonly cpu_us_per_op: Partial<Record<RowId, number>>;
   readonly list_p99_ms: Partial<Record<LevelKey, number>>;
   readonly list_p50_ms: Partial<Record<LevelKey, number>>;
-  /** The bench process's own stalls during each level's List row: event-loop delay p99, GC pauses over 5 ms, the longest (absent in older results). */
+  /** The List client's own stalls during each level's List row: event-loop delay p99, GC pauses over 5 ms, the longest (absent in older results). */
   readonly list_client?: Partial<Record<LevelKey, { loop_delay_p99_ms: number; gc_over_5ms: number; gc_max_ms: number }>>;
   /** The share of each level's List calls the server handled within 10 ms, by its own histogram (absent in older results). */
   readonly list_server_within_10ms?: Partial<Record<LevelKey, number>>;

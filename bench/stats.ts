@@ -89,7 +89,7 @@ export const round = (x: number, digits = 2): number => {
   return Math.round(x * f) / f;
 };
 
-/** What stalled the bench process (the client) while a latency row ran: a stalled client adds to every latency it measures. */
+/** What stalled a load-driving process (the client) while a latency row ran: a stalled client adds to every latency it measures. */
 export interface ClientStalls {
   /** Event-loop delay p99, ms. */
   readonly loopDelayP99Ms: number;

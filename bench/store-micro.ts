@@ -172,6 +172,7 @@ async function main() {
     }
     subjects.push(await subject(base ? "this" : "store", here, dir));
     const stmts = await storeStatements(join(dir, "stmts.db"), here);
+    const rowNames = (args.get("only") ?? "apply100,stmts100,raw100,changes1000,list100").split(",");
     const variants = new Map<string, { run: () => number; close(): void }>();
     for (const [row, variant] of [
       ["stmts100_rowid", { byRowid: true }],
@@ -180,14 +181,13 @@ async function main() {
       ["stmts100_log", { feedLog: true }],
       ["stmts100_rowid_log", { byRowid: true, feedLog: true }],
     ] as const) {
-      if ((args.get("only") ?? "").split(",").includes(row)) variants.set(row, await storeStatements(join(dir, `${row}.db`), here, variant));
+      if (rowNames.includes(row)) variants.set(row, await storeStatements(join(dir, `${row}.db`), here, variant));
     }
     const rawDb = openRawSqlite(join(dir, "raw.db"));
     const raw = rawUpserter(rawDb);
     const rawPool = new OwnerBatchPool("r100", 200, 100);
     const rawRow = () => raw(rawPool.next());
 
-    const rowNames = (args.get("only") ?? "apply100,stmts100,raw100,changes1000,list100").split(",");
     const totals = new Map<string, Figures>();
     const runRow = async (label: string, fn: () => Promise<number> | number, s: number) => {
       const f = await slice(fn);
